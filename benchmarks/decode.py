@@ -1,0 +1,128 @@
+"""How long decoding a response body takes: bytes -> AsyncAction, per payload.
+
+Runs over the 22 example responses of the seed (tests/data/seed_examples.json) and times,
+in the same process and the same way (``timeit``, several repeats, best and median):
+
+* ``json.loads`` alone on the same bytes (the baseline every ratio is against),
+* ``orjson.loads`` alone, when orjson is installed (our decoder's parser then),
+* ``decode_async_action``: bytes -> typed AsyncAction with its typed result,
+* the same with the stdlib ``json`` parser, and the structuring step alone,
+* the official ``voucherify`` SDK's ``AsyncActionGetResponseBody.from_json``, when it is
+  importable (its ``result`` stays an untyped dict).
+
+Usage::
+
+    python benchmarks/decode.py [--quick] [--sdk-site DIR]
+
+``--sdk-site`` appends a directory (a throwaway venv's site-packages holding ``voucherify``)
+to ``sys.path``, after this environment's own packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import timeit
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "tests" / "data" / "seed_examples.json"
+
+try:
+    import voucherify_async  # noqa: F401
+except ImportError:  # running from a checkout without installing it
+    sys.path.insert(0, str(ROOT))
+
+from voucherify_async import _json  # noqa: E402
+from voucherify_async._converter import (  # noqa: E402
+    decode_async_action,
+    structure_async_action,
+)
+
+
+def _sdk_from_json() -> Callable[[str], Any] | None:
+    try:
+        from voucherify.models.async_action_get_response_body import (
+            AsyncActionGetResponseBody,
+        )
+    except ImportError:
+        return None
+    from_json: Callable[[str], Any] = AsyncActionGetResponseBody.from_json
+    return from_json
+
+
+def _measure(
+    decode: Callable[[Any], Any], inputs: list[Any], number: int, repeat: int
+) -> tuple[float, float]:
+    """(best, median) microseconds per payload for ``decode`` over every input."""
+
+    def run() -> None:
+        for item in inputs:
+            decode(item)
+
+    run()  # warm up: hooks are built on first use
+    totals = timeit.repeat(run, number=number, repeat=repeat)
+    per_payload = [total / number / len(inputs) * 1e6 for total in totals]
+    return min(per_payload), statistics.median(per_payload)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer loops and repeats")
+    parser.add_argument("--sdk-site", type=Path, help="a site-packages dir holding voucherify")
+    args = parser.parse_args(argv)
+    if args.sdk_site:
+        sys.path.append(str(args.sdk_site))
+
+    payloads = list(json.loads(SEED.read_text(encoding="utf-8")).values())
+    bodies = [json.dumps(payload).encode() for payload in payloads]
+    texts = [body.decode() for body in bodies]
+    number, repeat = (200, 3) if args.quick else (2000, 7)
+
+    rows: list[tuple[str, Callable[[Any], Any], list[Any]]] = [
+        ("json.loads (stdlib)", json.loads, bodies),
+    ]
+    if _json.BACKEND == "orjson":
+        rows.append(("orjson.loads", _json.loads, bodies))
+    rows += [
+        (f"decode_async_action ({_json.BACKEND})", decode_async_action, bodies),
+        (
+            "decode_async_action (stdlib json)",
+            lambda body: structure_async_action(_json.stdlib_loads(body)),
+            bodies,
+        ),
+        ("structure only (dict -> AsyncAction)", structure_async_action, payloads),
+    ]
+    sdk = _sdk_from_json()
+    if sdk is not None:
+        for text in texts:  # check it accepts every example before timing it
+            sdk(text)
+        rows.append(("voucherify SDK from_json", sdk, texts))
+
+    print(
+        f"{len(bodies)} seed payloads, {sum(map(len, bodies)) // len(bodies)} bytes on average; "
+        f"best and median of {repeat} x {number} loops; Python {sys.version.split()[0]}"
+    )
+    print(f"{'':40} {'best us':>9} {'median us':>10} {'x json.loads':>13}")
+    results: dict[str, float] = {}
+    baseline = 0.0
+    for name, decode, inputs in rows:
+        best, median = _measure(decode, inputs, number, repeat)
+        baseline = baseline or best
+        results[name] = best
+        print(f"{name:40} {best:9.2f} {median:10.2f} {best / baseline:12.2f}x")
+
+    ours = results[f"decode_async_action ({_json.BACKEND})"]
+    if sdk is not None:
+        sdk_best = results["voucherify SDK from_json"]
+        print(f"decode_async_action / SDK from_json: {ours / sdk_best:.2f}x (best times)")
+    else:
+        print("voucherify SDK not importable: no SDK figure (see --sdk-site)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Pins the public typing: type-checked by `nox -s mypy` (mypy --strict), never run."""
+
+from __future__ import annotations
+
+from voucherify_async import (
+    AsyncAction,
+    AsyncActionHandle,
+    AsyncActionList,
+    AsyncActionStatus,
+    PollPolicy,
+    VoucherifyClient,
+    converter,
+)
+
+
+async def uses() -> None:
+    async with VoucherifyClient("id", "token", requests_per_minute=100) as client:
+        action: AsyncAction = await client.async_actions.get("aa_1")
+        page: AsyncActionList = await client.async_actions.list(limit=10)
+        items: list[AsyncAction] = page.async_actions
+        more: bool = page.has_more
+        handle: AsyncActionHandle = client.async_actions.handle("aa_1", policy=PollPolicy(timeout=60))
+        done: AsyncAction = await handle
+        again: AsyncAction = await handle.result(timeout=1.0)
+        status: AsyncActionStatus | str | None = handle.status
+        progress: int | None = handle.progress
+        waited: AsyncAction = await client.async_actions.wait("aa_1", timeout=5)
+        many: list[AsyncAction] = await client.async_actions.wait_all(["a", "b"])
+        mixed: list[AsyncAction | BaseException] = await client.async_actions.wait_all(
+            ["a"], return_exceptions=True
+        )
+        async for h in client.async_actions.as_completed(["a", handle]):
+            finished: AsyncAction = await h
+        async for snapshot in handle.updates():
+            latest: AsyncAction = snapshot
+        async for item in client.async_actions.iterate():
+            listed: AsyncAction = item
+        cancelled: bool = handle.cancel()
+        payload = converter.unstructure(action)
+        back: AsyncAction = converter.structure(payload, AsyncAction)
+        del items, more, done, again, status, progress, waited, many, mixed, finished
+        del latest, listed, cancelled, back
+

@@ -1,0 +1,334 @@
+"""``client.async_actions``: get, list, iterate, and the waiting helpers over handles."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Final, Literal, overload
+from urllib.parse import quote
+
+from yarl import URL
+
+from ._config import PollPolicy
+from ._converter import decode_async_action, decode_async_action_list
+from ._errors import PollTimeout
+from ._handle import AsyncActionHandle
+from ._models import AsyncAction, AsyncActionList
+from ._transport import Transport
+
+__all__ = ["AsyncActions"]
+
+logger: Final = logging.getLogger("voucherify_async")
+
+_COLLECTION: Final = "/v1/async-actions"
+
+
+def action_path(action_id: str) -> str:
+    """``/v1/async-actions/<id>`` with the id percent-encoded as exactly one path segment."""
+    if not isinstance(action_id, str):
+        raise TypeError(f"an async action id is a str, got {type(action_id).__name__}")
+    if not action_id:
+        raise ValueError("an async action id must not be empty")
+    segment = quote(action_id, safe="")
+    if segment.strip(".") == "":  # "." and ".." are dot-segments: a URL resolver would eat them
+        segment = segment.replace(".", "%2E")
+    return f"{_COLLECTION}/{segment}"
+
+
+def format_end_date(end_date: dt.datetime | dt.date | str) -> str:
+    """``end_date`` as the API takes it: ISO-8601 UTC with milliseconds and ``Z``, or a date."""
+    if isinstance(end_date, dt.datetime):
+        if end_date.tzinfo is None:
+            raise ValueError("end_date must be timezone-aware (a naive datetime is ambiguous)")
+        utc = end_date.astimezone(dt.UTC)
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    if isinstance(end_date, dt.date):
+        return end_date.isoformat()
+    if isinstance(end_date, str) and end_date:
+        return end_date
+    raise TypeError("end_date must be a datetime, a date or a non-empty ISO-8601 string")
+
+
+class AsyncActions:
+    """The async actions API of one client. Reach it as ``client.async_actions``."""
+
+    def __init__(self, transport: Transport, default_policy: PollPolicy) -> None:
+        self._transport = transport
+        self._default_policy = default_policy
+        self._handles: dict[str, AsyncActionHandle] = {}
+        self._closing = False
+
+    # -- plain requests -----------------------------------------------------------------
+
+    async def get(self, action_id: str) -> AsyncAction:
+        """One ``GET /v1/async-actions/{id}``: the action as it is now, with its typed result.
+
+        Raises :class:`ValueError` for an empty id (before any request), :class:`NotFoundError`
+        for an unknown one, and the other documented errors after retries.
+        """
+        path = action_path(action_id)
+        transport = self._transport
+        body = await transport.get(URL(transport.root + path, encoded=True), path=path)
+        return decode_async_action(body)
+
+    async def list(
+        self, limit: int = 50, end_date: dt.datetime | dt.date | str | None = None
+    ) -> AsyncActionList:
+        """One ``GET /v1/async-actions``: up to *limit* (1-100, default 50) actions, newest first.
+
+        *end_date* (a timezone-aware datetime, a date, or the API's own string) keeps only the
+        actions scheduled before it. Items carry no ``result``.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise ValueError(f"limit must be an integer from 1 to 100, got {limit!r}")
+        query = {"limit": str(limit)}
+        if end_date is not None:
+            query["end_date"] = format_end_date(end_date)
+        transport = self._transport
+        url = URL(transport.root + _COLLECTION, encoded=True).with_query(query)
+        body = await transport.get(url, path=_COLLECTION)
+        return decode_async_action_list(body)
+
+    async def iterate(
+        self, end_date: dt.datetime | dt.date | str | None = None, *, page_size: int = 100
+    ) -> AsyncIterator[AsyncAction]:
+        """Every action scheduled before *end_date* (default: all), newest first, page by page.
+
+        The API has no cursor: each next page is asked with ``end_date`` one millisecond after
+        the oldest ``created_at`` of the page before, and ids already yielded are dropped, so
+        nothing is skipped or repeated. *page_size* is 1-100 (default 100).
+        """
+        seen: set[str] = set()
+        cursor = end_date
+        while True:
+            page = await self.list(limit=page_size, end_date=cursor)
+            fresh = [item for item in page.async_actions if item.id not in seen]
+            for item in fresh:
+                seen.add(item.id)
+                yield item
+            if not page.has_more or not page.async_actions:
+                return
+            dated = [item.created_at for item in page.async_actions if item.created_at is not None]
+            if not dated:
+                logger.warning("async actions list page without created_at; cannot page further")
+                return
+            oldest = min(dated)
+            # Inclusive of the oldest millisecond, unless a whole page shares it: then move on.
+            step = dt.timedelta(milliseconds=1) if fresh else dt.timedelta(0)
+            if not fresh:
+                logger.warning(
+                    "a whole page of async actions shares created_at %s; some may be skipped",
+                    oldest,
+                )
+            cursor = oldest + step
+
+    # -- handles ------------------------------------------------------------------------
+
+    def handle(self, action_id: str, policy: PollPolicy | None = None) -> AsyncActionHandle:
+        """The live handle for *action_id*, starting one (and its polling) if there is none.
+
+        *policy* applies only when a handle is started (default: the client's poll_policy).
+        Must be called with an event loop running.
+        """
+        handle = self._handle(action_id, policy)
+        handle._helper_owned = False  # the user holds it now: helpers must not cancel it
+        return handle
+
+    def _handle(self, action_id: str, policy: PollPolicy | None) -> AsyncActionHandle:
+        action_path(action_id)  # validate before any work
+        if self._closing or self._transport.closed:
+            raise RuntimeError("this VoucherifyClient is closed")
+        handle = self._handles.get(action_id)
+        if handle is None or handle.done():
+            handle = AsyncActionHandle(
+                action_id,
+                fetch=self.get,
+                policy=policy if policy is not None else self._default_policy,
+                on_finish=self._forget,
+            )
+            self._handles[action_id] = handle
+            handle._helper_owned = True
+        return handle
+
+    def _forget(self, handle: AsyncActionHandle) -> None:
+        if self._handles.get(handle.id) is handle:
+            del self._handles[handle.id]
+
+    def _helper_handles(
+        self, ids_or_handles: Iterable[str | AsyncActionHandle], policy: PollPolicy | None
+    ) -> builtins.list[AsyncActionHandle]:
+        handles: builtins.list[AsyncActionHandle] = []
+        try:
+            for item in ids_or_handles:
+                handles.append(item if isinstance(item, AsyncActionHandle) else self._handle(item, policy))
+        except BaseException:
+            for handle in handles:
+                if handle._helper_owned and handle._waiters == 0:
+                    handle.cancel()
+            raise
+        return handles
+
+    async def wait(
+        self, action_id: str, timeout: float | None = None, *, policy: PollPolicy | None = None
+    ) -> AsyncAction:
+        """Wait for *action_id* to end and return the terminal action: ``handle`` + ``await``.
+
+        Raises :class:`PollTimeout` after *timeout* seconds (None: no limit),
+        :class:`AsyncActionFailed` when the action failed. A handle this call started is
+        cancelled when it returns or raises and nobody else waits on it.
+        """
+        handles = self._helper_handles([action_id], policy)
+        try:
+            return await handles[0].result(timeout)
+        finally:
+            await _release(handles)
+
+    @overload
+    async def wait_all(
+        self,
+        ids: Iterable[str | AsyncActionHandle],
+        timeout: float | None = ...,
+        return_exceptions: Literal[False] = ...,
+        *,
+        policy: PollPolicy | None = ...,
+    ) -> builtins.list[AsyncAction]: ...
+
+    @overload
+    async def wait_all(
+        self,
+        ids: Iterable[str | AsyncActionHandle],
+        timeout: float | None = ...,
+        return_exceptions: bool = ...,
+        *,
+        policy: PollPolicy | None = ...,
+    ) -> builtins.list[AsyncAction | BaseException]: ...
+
+    async def wait_all(
+        self,
+        ids: Iterable[str | AsyncActionHandle],
+        timeout: float | None = None,
+        return_exceptions: bool = False,
+        *,
+        policy: PollPolicy | None = None,
+    ) -> builtins.list[AsyncAction] | builtins.list[AsyncAction | BaseException]:
+        """Wait for every action (ids or handles) and return their terminal actions, in order.
+
+        The first failure raises (like :func:`asyncio.gather`) unless *return_exceptions*, which
+        puts each exception, a :class:`PollTimeout` included, in the list in its place.
+        *timeout* (seconds, None: no limit) bounds the whole wait.
+        """
+        handles = self._helper_handles(ids, policy)
+        try:
+            futures = [h._future for h in handles]
+            for h in handles:
+                h._waiters += 1
+            try:
+                pending = {f for f in futures if not f.done()}
+                when: Literal["FIRST_EXCEPTION", "ALL_COMPLETED"] = (
+                    "ALL_COMPLETED" if return_exceptions else "FIRST_EXCEPTION"
+                )
+                if pending:
+                    _, pending = await asyncio.wait(pending, timeout=timeout, return_when=when)
+                if not return_exceptions:
+                    for f in futures:
+                        if f.done() and (f.cancelled() or f.exception() is not None):
+                            return [f.result()]  # raises it
+                    if pending:
+                        raise _timeout(handles, timeout)
+                    return [f.result() for f in futures]
+                results: builtins.list[AsyncAction | BaseException] = []
+                for h, f in zip(handles, futures, strict=True):
+                    if not f.done():
+                        results.append(_timeout([h], timeout))
+                    elif f.cancelled():
+                        results.append(asyncio.CancelledError())
+                    else:
+                        error = f.exception()
+                        results.append(error if error is not None else f.result())
+                return results
+            finally:
+                for h in handles:
+                    h._waiters -= 1
+        finally:
+            await _release(handles)
+
+    async def as_completed(
+        self,
+        ids_or_handles: Iterable[str | AsyncActionHandle],
+        timeout: float | None = None,
+        *,
+        policy: PollPolicy | None = None,
+    ) -> AsyncIterator[AsyncActionHandle]:
+        """Yield each handle as it gets its outcome; await the handle for its action or error.
+
+        Raises :class:`PollTimeout` when *timeout* seconds (None: no limit) pass first. Handles
+        this call started are cancelled when the loop ends early, unless someone else waits on
+        them; wrap it in :func:`contextlib.aclosing` to have that happen at once on ``break``.
+        """
+        handles = self._helper_handles(ids_or_handles, policy)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout is not None else None
+        ready: asyncio.Queue[AsyncActionHandle] = asyncio.Queue()
+        callbacks: builtins.list[Callable[[asyncio.Future[AsyncAction]], None]] = []
+        for h in handles:
+            h._waiters += 1
+            callback = _enqueue_on_done(ready, h)
+            h._future.add_done_callback(callback)
+            callbacks.append(callback)
+        try:
+            for _ in range(len(handles)):
+                remaining = None if deadline is None else max(0.0, deadline - loop.time())
+                try:
+                    async with asyncio.timeout(remaining):
+                        handle = await ready.get()
+                except TimeoutError:
+                    left = [h for h in handles if not h.done()]
+                    raise _timeout(left, timeout) from None
+                yield handle
+        finally:
+            for h, callback in zip(handles, callbacks, strict=True):
+                h._future.remove_done_callback(callback)
+                h._waiters -= 1
+            await _release(handles)
+
+    async def _close(self) -> None:
+        self._closing = True
+        handles = builtins.list(self._handles.values())
+        for handle in handles:
+            handle.cancel()
+        for handle in handles:
+            await handle._stopped()
+        self._handles.clear()
+
+
+def _enqueue_on_done(
+    queue: asyncio.Queue[AsyncActionHandle], handle: AsyncActionHandle
+) -> Callable[[asyncio.Future[AsyncAction]], None]:
+    def callback(_: object) -> None:
+        queue.put_nowait(handle)
+
+    return callback
+
+
+async def _release(handles: Sequence[AsyncActionHandle]) -> None:
+    """Cancel the handles a helper started that nobody waits on any more, and let them stop."""
+    cancelled = [
+        handle
+        for handle in handles
+        if handle._helper_owned and handle._waiters == 0 and handle.cancel()
+    ]
+    for handle in cancelled:
+        await handle._stopped()
+
+
+def _timeout(handles: Sequence[AsyncActionHandle], timeout: float | None) -> PollTimeout:
+    first = handles[0] if handles else None
+    ids = ", ".join(h.id for h in handles[:5]) + (" ..." if len(handles) > 5 else "")
+    return PollTimeout(
+        f"{len(handles)} async action(s) did not end within {timeout} s: {ids}",
+        handle=first,
+        latest=first.latest if first is not None else None,
+    )

@@ -1,0 +1,250 @@
+"""The argument parser of ``voucherify-async``: subcommands, options, help and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+from ._commands import run_demo, run_emulator, run_get, run_list, run_wait
+from ._exit import EXIT_CODES_HELP
+
+__all__ = ["build_parser"]
+
+_DESCRIPTION = (
+    "Follow Voucherify async actions (imports, bulk and metadata updates) from the command "
+    "line, or try the library against its built-in emulator."
+)
+
+
+def _action_id(value: str) -> str:
+    if not value:
+        raise argparse.ArgumentTypeError("an async action id must not be empty")
+    return value
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {value!r}")
+    return number
+
+
+def _port(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {value!r}")
+    return number
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value!r}")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = _count(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value!r}")
+    return number
+
+
+def _limit(value: str) -> int:
+    number = _positive_int(value)
+    if number > 100:
+        raise argparse.ArgumentTypeError(f"must be 1-100, got {value!r}")
+    return number
+
+
+def _end_date(value: str) -> dt.datetime | dt.date:
+    """``2024-05-01`` (a date) or an ISO-8601 date-time; one without an offset is UTC."""
+    try:
+        if len(value) == 10:
+            return dt.date.fromisoformat(value)
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO-8601 date or date-time: {value!r} (e.g. 2024-05-01 or "
+            "2024-05-01T12:00:00Z)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def _client_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("connection")
+    group.add_argument(
+        "--app-id", metavar="ID", help="application id (default: $VOUCHERIFY_APP_ID)"
+    )
+    group.add_argument(
+        "--app-token",
+        metavar="TOKEN",
+        help="secret key (default: $VOUCHERIFY_APP_TOKEN; prefer the variable: "
+        "arguments show in the process list)",
+    )
+    group.add_argument(
+        "--cluster",
+        default="api",
+        metavar="NAME",
+        help='"api" (Europe, the default), "us1.api" or "as1.api"',
+    )
+    group.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="API root, overriding --cluster, e.g. http://127.0.0.1:8080 "
+        "(default: $VOUCHERIFY_BASE_URL)",
+    )
+    return parent
+
+
+def _json_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help=f"print {what} as JSON, one object per line, in the API's own shape",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``voucherify-async`` parser; each subcommand sets ``run`` to its coroutine."""
+    parser = argparse.ArgumentParser(
+        prog="voucherify-async",
+        description=_DESCRIPTION,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    client = [_client_options()]
+
+    get = _add(commands, "get", "show one async action", "Show one async action (one GET).", client)
+    get.add_argument("id", type=_action_id, metavar="ID", help="the async action id (aa_...)")
+    _json_option(get, "the action")
+    get.set_defaults(run=run_get)
+
+    wait = _add(
+        commands,
+        "wait",
+        "wait for async actions to end",
+        "Wait for async actions to end, with live progress, then summarize them.",
+        client,
+    )
+    wait.add_argument("ids", nargs="+", type=_action_id, metavar="ID", help="async action ids")
+    wait.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="S",
+        help="give up after S seconds (exit 3); default: wait as long as it takes",
+    )
+    _json_option(wait, "each action when it ends")
+    wait.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress and no summary: the exit code says"
+    )
+    wait.set_defaults(run=run_wait)
+
+    listing = _add(
+        commands,
+        "list",
+        "list recent async actions",
+        "List async actions, newest first (items carry no result).",
+        client,
+    )
+    listing.add_argument(
+        "--limit",
+        type=_limit,
+        metavar="N",
+        help="actions per page, 1-100 (default 50; with --all, 100)",
+    )
+    listing.add_argument(
+        "--end-date",
+        type=_end_date,
+        metavar="D",
+        help="only actions created before D: 2024-05-01 or 2024-05-01T12:00:00Z",
+    )
+    listing.add_argument("--all", action="store_true", help="every page, not just the first")
+    _json_option(listing, "each action")
+    listing.set_defaults(run=run_list)
+
+    emulator = _add(
+        commands,
+        "emulator",
+        "serve the built-in emulator",
+        "Serve the built-in emulator of the Async Actions API until Ctrl-C or SIGTERM "
+        "(then exit 0). It prints its base URL and the ids of the demo jobs it scheduled, "
+        "and accepts any non-empty app id and token.",
+    )
+    emulator.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    emulator.add_argument(
+        "--port", type=_port, default=8080, help="port (default 8080; 0: any free)"
+    )
+    emulator.add_argument(
+        "--jobs", type=_count, default=0, metavar="N", help="schedule N demo jobs (default 0)"
+    )
+    emulator.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host that is not loopback (the emulator checks no real credentials)",
+    )
+    emulator.add_argument(
+        "--rpm",
+        type=_positive_int,
+        metavar="N",
+        help="enforce a budget of N requests per minute with 429s (default: none)",
+    )
+    emulator.set_defaults(run=run_emulator)
+
+    demo = _add(
+        commands,
+        "demo",
+        "watch a mix of simulated jobs on the built-in emulator",
+        "Start the emulator on loopback, schedule a realistic mix of jobs across the 22 "
+        "action types (short ones, a few long ones, one scripted failure) and wait for all "
+        "of them under a request budget. Exits 0 when everything went as scripted.",
+    )
+    demo.add_argument(
+        "--jobs", type=_positive_int, default=25, metavar="N", help="how many jobs (default 25)"
+    )
+    demo.add_argument(
+        "--rpm",
+        type=_positive_int,
+        metavar="N",
+        help="the client's budget in requests per minute (default 100)",
+    )
+    demo.set_defaults(run=run_demo)
+    return parser
+
+
+def _add(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    description: str,
+    parents: list[argparse.ArgumentParser] | None = None,
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        parents=parents or [],
+        help=summary,
+        description=description,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("voucherify-async")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"

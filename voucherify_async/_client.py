@@ -1,0 +1,199 @@
+"""VoucherifyClient: configuration, the session's lifetime, and the async actions resource."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from types import TracebackType
+from typing import Final, Self
+
+import aiohttp
+
+from ._actions import AsyncActions
+from ._config import (
+    DEFAULT_BUDGET_WINDOW,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    ENV_APP_ID,
+    ENV_APP_TOKEN,
+    PollPolicy,
+    resolve_base_url,
+)
+from ._errors import ConfigurationError
+from ._pacing import RequestGate
+from ._transport import Transport
+
+__all__ = ["VoucherifyClient"]
+
+_DEFAULT_POLICY: Final = PollPolicy()
+
+
+def _library_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("voucherify-async")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+USER_AGENT: Final = f"voucherify-async/{_library_version()}"
+
+
+class VoucherifyClient:
+    """An asyncio client for Voucherify's async actions.
+
+    Use it as an async context manager, or call :meth:`close` yourself. Every request of the
+    client, gets, lists and polls alike, passes one gate: at most *max_concurrency* in flight,
+    at most *requests_per_minute* in any sliding window of *budget_window* seconds, and
+    paused whenever the server says the budget is spent.
+
+    :param app_id: The application id; default ``$VOUCHERIFY_APP_ID``.
+    :param app_token: The secret key; default ``$VOUCHERIFY_APP_TOKEN``. Never logged or shown.
+    :param oauth_token: An OAuth access token, sent as ``Authorization: Bearer``, instead of keys.
+    :param cluster: ``"api"`` (EU, default), ``"us1.api"`` or ``"as1.api"``.
+    :param base_url: Overrides *cluster*; default ``$VOUCHERIFY_BASE_URL``.
+    :param session: An :class:`aiohttp.ClientSession` to borrow; it is never closed here.
+    :param timeout: Seconds per HTTP request (default 30), or an :class:`aiohttp.ClientTimeout`.
+    :param max_retries: Extra attempts on connection errors, timeouts, 429 and 5xx (default 4).
+    :param max_concurrency: HTTP requests in flight at once (default 16).
+    :param requests_per_minute: The client-wide budget; ``None`` (default): no local cap.
+    :param budget_window: The window of that budget in seconds (default 60; change it only to
+        time-scale tests and benchmarks).
+    :param poll_policy: The default :class:`PollPolicy` of handles.
+    :param api_version: Sent as ``X-Voucherify-API-Version`` when set.
+    :param allow_insecure_http: Allow credentials over plain http to hosts other than loopback.
+    :param user_agent: Appended to ``voucherify-async/<version>`` in the User-Agent.
+    """
+
+    def __init__(
+        self,
+        app_id: str | None = None,
+        app_token: str | None = None,
+        *,
+        oauth_token: str | None = None,
+        cluster: str = "api",
+        base_url: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        requests_per_minute: int | None = None,
+        budget_window: float = DEFAULT_BUDGET_WINDOW,
+        poll_policy: PollPolicy = _DEFAULT_POLICY,
+        api_version: str | None = None,
+        allow_insecure_http: bool = False,
+        user_agent: str | None = None,
+    ) -> None:
+        headers = _auth_headers(app_id, app_token, oauth_token)
+        if max_retries < 0:
+            raise ConfigurationError(f"max_retries must be >= 0, got {max_retries!r}")
+        if not isinstance(poll_policy, PollPolicy):
+            raise ConfigurationError("poll_policy must be a PollPolicy")
+        self._base_url = resolve_base_url(cluster, base_url, allow_insecure_http=allow_insecure_http)
+        agent = f"{USER_AGENT} {user_agent}" if user_agent else USER_AGENT
+        headers.update(
+            {
+                "Accept": "application/json",
+                "User-Agent": agent,
+                "X-Voucherify-Channel": USER_AGENT,
+            }
+        )
+        if api_version is not None:
+            headers["X-Voucherify-API-Version"] = api_version
+        for name, value in headers.items():
+            _check_header(name, value)
+        if isinstance(timeout, aiohttp.ClientTimeout):
+            client_timeout = timeout
+        elif isinstance(timeout, int | float) and timeout > 0:
+            client_timeout = aiohttp.ClientTimeout(total=float(timeout))
+        else:
+            raise ConfigurationError(f"timeout must be > 0 seconds or a ClientTimeout, got {timeout!r}")
+        try:
+            gate = RequestGate(
+                concurrency=max_concurrency, limit=requests_per_minute, window=budget_window
+            )
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        self._auth_kind = "oauth" if "Authorization" in headers else "app keys"
+        self._gate = gate
+        self._transport = Transport(
+            base_url=self._base_url,
+            headers=headers,
+            timeout=client_timeout,
+            max_retries=max_retries,
+            gate=gate,
+            concurrency=max_concurrency,
+            session=session,
+        )
+        self.poll_policy = poll_policy
+        #: The async actions resource: get, list, iterate, handle, wait, wait_all, as_completed.
+        self.async_actions = AsyncActions(self._transport, poll_policy)
+
+    @property
+    def base_url(self) -> str:
+        """The API root the client talks to, e.g. ``https://api.voucherify.io``."""
+        return self._base_url
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._transport.closed
+
+    def __repr__(self) -> str:
+        return f"<VoucherifyClient {self._base_url} auth={self._auth_kind}{' closed' if self.closed else ''}>"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop every handle's polling, wait for it to end, and close an owned session.
+
+        Awaiters of handles still polling get :class:`asyncio.CancelledError`. Calling it
+        twice is fine.
+        """
+        await self.async_actions._close()
+        await self._transport.close()
+        # Let aiohttp finish closing its transports before the loop moves on.
+        await asyncio.sleep(0)
+
+
+def _auth_headers(
+    app_id: str | None, app_token: str | None, oauth_token: str | None
+) -> dict[str, str]:
+    if oauth_token is not None:
+        if not oauth_token:
+            raise ConfigurationError("oauth_token is empty")
+        if app_id is not None or app_token is not None:
+            raise ConfigurationError("pass either app_id and app_token, or oauth_token, not both")
+        return {"Authorization": f"Bearer {oauth_token}"}
+    app_id = app_id if app_id is not None else os.environ.get(ENV_APP_ID)
+    app_token = app_token if app_token is not None else os.environ.get(ENV_APP_TOKEN)
+    missing = [
+        name
+        for name, value in (("app_id", app_id), ("app_token", app_token))
+        if not value
+    ]
+    if missing:
+        raise ConfigurationError(
+            f"missing credentials: {' and '.join(missing)} (pass them, set {ENV_APP_ID} and "
+            f"{ENV_APP_TOKEN}, or pass oauth_token)"
+        )
+    assert app_id is not None and app_token is not None
+    return {"X-App-Id": app_id, "X-App-Token": app_token}
+
+
+def _check_header(name: str, value: str) -> None:
+    if not isinstance(value, str) or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        # Never echo the value: it may be a secret.
+        raise ConfigurationError(f"the value for header {name} must be text without control characters")
+

@@ -1,0 +1,175 @@
+"""Configuration: defaults as named constants, the polling policy, and the testing switch."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+from collections.abc import Generator, Iterator
+from ipaddress import ip_address
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import attrs
+import backoff
+
+from ._errors import ConfigurationError
+
+__all__ = ["PollPolicy", "fast_polling"]
+
+#: Seconds allowed for one HTTP request (connect, send, read the whole body).
+DEFAULT_TIMEOUT: Final = 30.0
+#: Extra attempts after a transient failure (connection error, timeout, 429, 5xx).
+DEFAULT_MAX_RETRIES: Final = 4
+#: HTTP requests in flight at once, client-wide.
+DEFAULT_MAX_CONCURRENCY: Final = 16
+#: The length of the window ``requests_per_minute`` counts in, in seconds.
+DEFAULT_BUDGET_WINDOW: Final = 60.0
+#: Clusters that name a Voucherify region.
+CLUSTERS: Final = ("api", "us1.api", "as1.api")
+
+#: First retry delay in seconds; the delays grow x2 with full jitter up to RETRY_MAX_DELAY.
+RETRY_BASE_DELAY: Final = 0.5
+#: The longest single retry delay of our own, in seconds (the server may ask for longer).
+RETRY_MAX_DELAY: Final = 8.0
+#: The longest a single call spends retrying, in seconds, server-demanded waits included.
+RETRY_MAX_TIME: Final = 120.0
+#: The longest client-wide pause a rate-limit header can impose, in seconds (guards clock skew).
+MAX_SERVER_PAUSE: Final = 3_600.0
+
+ENV_APP_ID: Final = "VOUCHERIFY_APP_ID"
+ENV_APP_TOKEN: Final = "VOUCHERIFY_APP_TOKEN"
+ENV_BASE_URL: Final = "VOUCHERIFY_BASE_URL"
+
+
+def resolve_base_url(cluster: str, base_url: str | None, *, allow_insecure_http: bool) -> str:
+    """The API root for a client: *base_url*, else ``$VOUCHERIFY_BASE_URL``, else the cluster's.
+
+    Plain ``http`` is refused for any host but loopback unless *allow_insecure_http*.
+    """
+    url = base_url or os.environ.get(ENV_BASE_URL) or None
+    if url is None:
+        if not cluster or "/" in cluster or ":" in cluster:
+            raise ConfigurationError(f"invalid cluster {cluster!r}: use one of {', '.join(CLUSTERS)}")
+        return f"https://{cluster}.voucherify.io"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"base_url must be an http(s) URL with a host, got {url!r}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigurationError("base_url must not carry a query, a fragment or credentials")
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"refusing to send credentials over plain http to {parts.hostname}; "
+            "use https, or pass allow_insecure_http=True"
+        )
+    return url.rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and the loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# fast_polling(): a process-wide cap on every delay of the library's own (polls and retries).
+_fast_polling_cap: float | None = None
+
+
+@contextlib.contextmanager
+def fast_polling(max_delay: float = 0.001) -> Iterator[None]:
+    """Make every poll and retry delay of the library's own at most *max_delay* seconds.
+
+    For test suites: handles resolve as soon as the server says so, retries are instant.
+    Waits that the server demands (``Retry-After``, ``X-Rate-Limit-Retry``) and the
+    ``requests_per_minute`` budget are still honoured. Default cap: 0.001 s.
+    """
+    global _fast_polling_cap
+    previous = _fast_polling_cap
+    _fast_polling_cap = max_delay
+    try:
+        yield
+    finally:
+        _fast_polling_cap = previous
+
+
+def own_delay(seconds: float) -> float:
+    """*seconds*, cut down to the :func:`fast_polling` cap when it is active."""
+    cap = _fast_polling_cap
+    return seconds if cap is None else min(seconds, cap)
+
+
+def retry_delays() -> Generator[float, None, None]:
+    """Retry waits in seconds: exponential from RETRY_BASE_DELAY, x2, capped, full jitter."""
+    gen = backoff.expo(base=2, factor=RETRY_BASE_DELAY, max_value=RETRY_MAX_DELAY)
+    next(gen)  # backoff's wait generators are primed with one send(None)
+    for value in gen:
+        yield own_delay(backoff.full_jitter(value))
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and (not math.isfinite(value) or value < 0):
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+def _positive(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise ValueError(f"{attribute.name} must be a finite number > 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class PollPolicy:
+    """How a handle polls: when, how often, and for how long.
+
+    The default schedule polls once at once, then after 0.6 s, 0.9 s, 1.35 s... (x1.5, capped at
+    30 s, +/-10 % jitter): a job of the usual 0.1-1.3 s costs two or three GETs. Once a job
+    reports progress, the adaptive mode predicts its finish from the progress rate and aims the
+    next poll at it, so a twenty-minute import costs a few dozen GETs, not a thousand.
+
+    All times are in seconds.
+    """
+
+    #: Delay before the first GET. Default 0: the first snapshot comes at once.
+    first_poll_after: float = attrs.field(default=0.0, validator=_non_negative)
+    #: Delay after the first GET; later delays grow from it. Default 0.6 s.
+    initial_delay: float = attrs.field(default=0.6, validator=_positive)
+    #: Growth factor of the delays (a ``backoff.expo`` generator underneath). Default 1.5.
+    multiplier: float = attrs.field(default=1.5)
+    #: The longest delay between two polls. Default 30 s.
+    max_delay: float = attrs.field(default=30.0, validator=_positive)
+    #: The shortest delay the adaptive mode may choose. Default 0.25 s.
+    min_delay: float = attrs.field(default=0.25, validator=_positive)
+    #: Each delay is multiplied by a random factor in ``[1 - jitter, 1 + jitter]``. Default 0.1.
+    jitter: float = attrs.field(default=0.1)
+    #: Overall deadline from the handle's start (monotonic clock); ``None`` (default) waits forever.
+    timeout: float | None = attrs.field(default=None, validator=_positive)
+    #: Give up when neither status nor progress changed for this long; ``None`` (default): never.
+    stall_timeout: float | None = attrs.field(default=None, validator=_positive)
+    #: Aim polls at the finish predicted from the observed progress rate. Default True.
+    adaptive: bool = True
+
+    @multiplier.validator
+    def _check_multiplier(self, _: attrs.Attribute[float], value: float) -> None:
+        if not math.isfinite(value) or value < 1:
+            raise ValueError(f"multiplier must be a finite number >= 1, got {value!r}")
+
+    @jitter.validator
+    def _check_jitter(self, _: attrs.Attribute[float], value: float) -> None:
+        if not 0 <= value < 1:
+            raise ValueError(f"jitter must be in [0, 1), got {value!r}")
+
+    def delays(self) -> Generator[float, None, None]:
+        """The plain growth schedule: the delays after each poll, in seconds, before jitter."""
+        gen = backoff.expo(base=self.multiplier, factor=self.initial_delay, max_value=self.max_delay)
+        next(gen)  # prime: backoff's wait generators expect one send(None) first
+        yield from gen
+
+    def jittered(self, delay: float, rng: random.Random | None = None) -> float:
+        """*delay* with this policy's jitter applied, never above :attr:`max_delay`."""
+        if self.jitter:
+            delay *= (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
+        return min(delay, self.max_delay)

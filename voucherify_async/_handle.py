@@ -1,0 +1,308 @@
+"""AsyncActionHandle: an awaitable that resolves when a background poll sees a terminal status."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import Any, Final
+
+from ._config import PollPolicy, own_delay
+from ._errors import (
+    AsyncActionFailed,
+    PollTimeout,
+    RateLimitError,
+    ServerError,
+    TransportError,
+)
+from ._models import AsyncAction, AsyncActionStatus
+from ._schedule import PollSchedule
+from .instrumentation import PollEvent, StatusChangeEvent, emit_poll, emit_status_change
+
+__all__ = ["AsyncActionHandle"]
+
+logger: Final = logging.getLogger("voucherify_async")
+
+#: Errors a poll survives: the handle logs them and polls again on its schedule.
+TRANSIENT_ERRORS: Final = (TransportError, ServerError, RateLimitError)
+
+_END: Final = object()  # marks the end of an updates() stream
+
+
+class AsyncActionHandle:
+    """A live view of one async action, polled in the background until it ends.
+
+    Await it for the terminal :class:`AsyncAction` (``action = await handle``). Get one from
+    ``client.async_actions.handle(id)``: every waiter of an id shares one handle and one poll.
+    """
+
+    def __init__(
+        self,
+        action_id: str,
+        *,
+        fetch: Callable[[str], Awaitable[AsyncAction]],
+        policy: PollPolicy,
+        on_finish: Callable[[AsyncActionHandle], object] | None = None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self._id = action_id
+        self._fetch = fetch
+        self._policy = policy
+        self._on_finish = on_finish
+        self._future: asyncio.Future[AsyncAction] = loop.create_future()
+        self._latest: AsyncAction | None = None
+        self._subscribers: list[collections.deque[object]] = []
+        self._wakeups: list[asyncio.Event] = []
+        self._waiters = 0
+        self._helper_owned = False  # started by wait()/wait_all()/as_completed(), not by the user
+        self._task = loop.create_task(self._poll(), name=f"voucherify-async poll {action_id}")
+
+    # -- the state a user reads ---------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The async action's id."""
+        return self._id
+
+    @property
+    def policy(self) -> PollPolicy:
+        """The polling policy this handle runs under."""
+        return self._policy
+
+    @property
+    def latest(self) -> AsyncAction | None:
+        """The newest snapshot seen, or ``None`` before the first answer."""
+        return self._latest
+
+    @property
+    def status(self) -> AsyncActionStatus | str | None:
+        """The newest status seen (an unknown one stays a plain ``str``), or ``None``."""
+        return self._latest.status if self._latest is not None else None
+
+    @property
+    def progress(self) -> int | None:
+        """The newest progress seen, 0-100, or ``None``."""
+        return self._latest.progress if self._latest is not None else None
+
+    def done(self) -> bool:
+        """True once the handle has an outcome: terminal snapshot, error, deadline or cancel."""
+        return self._future.done()
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "polling"
+        return f"<AsyncActionHandle {self._id!r} {state} status={self.status} progress={self.progress}>"
+
+    # -- waiting ------------------------------------------------------------------------
+
+    def __await__(self) -> Generator[Any, None, AsyncAction]:
+        return self.result().__await__()
+
+    async def result(self, timeout: float | None = None) -> AsyncAction:
+        """The terminal :class:`AsyncAction`, waiting at most *timeout* seconds (None: no limit).
+
+        Raises :class:`AsyncActionFailed` for a failed action, :class:`PollTimeout` when
+        *timeout* passes (the handle keeps polling), the permanent error that ended the handle,
+        or :class:`asyncio.CancelledError` when the handle was cancelled. Cancelling the task
+        that waits cancels this wait only.
+        """
+        future = self._future
+        if future.done():
+            return future.result()
+        self._waiters += 1
+        try:
+            if timeout is None:
+                return await asyncio.shield(future)
+            try:
+                async with asyncio.timeout(timeout):
+                    return await asyncio.shield(future)
+            except TimeoutError:
+                if future.done():
+                    return future.result()
+                raise PollTimeout(
+                    f"async action {self._id} did not end within {timeout} s "
+                    f"(latest status {self.status}, progress {self.progress})",
+                    handle=self,
+                    latest=self._latest,
+                ) from None
+        finally:
+            self._waiters -= 1
+
+    def cancel(self) -> bool:
+        """Stop polling; pending awaiters get :class:`asyncio.CancelledError`.
+
+        Returns False when the handle already had an outcome, True otherwise.
+        """
+        if self._future.done():
+            return False
+        self._task.cancel()
+        self._future.cancel()
+        self._finish()
+        return True
+
+    def add_done_callback(self, fn: Callable[[AsyncActionHandle], object]) -> None:
+        """Call ``fn(handle)`` once, on the event loop, when the handle gets its outcome."""
+        self._future.add_done_callback(lambda _: fn(self))
+
+    async def updates(self) -> AsyncIterator[AsyncAction]:
+        """Each snapshot whose status or progress changed, the newest one seen first.
+
+        Ends after the terminal snapshot (FAILED included: the verdict comes from awaiting
+        the handle), or quietly when the handle is cancelled. A permanent error, or the
+        policy's deadline, raises here.
+        """
+        queue: collections.deque[object] = collections.deque()
+        wakeup = asyncio.Event()
+        if self._latest is not None:
+            queue.append(self._latest)
+        if self._future.done():
+            queue.append(_END)
+        self._subscribers.append(queue)
+        self._wakeups.append(wakeup)
+        self._waiters += 1
+        try:
+            while True:
+                while not queue:
+                    wakeup.clear()
+                    await wakeup.wait()
+                item = queue.popleft()
+                if item is _END:
+                    break
+                assert isinstance(item, AsyncAction)
+                yield item
+        finally:
+            self._waiters -= 1
+            self._subscribers.remove(queue)
+            self._wakeups.remove(wakeup)
+        future = self._future
+        if not future.cancelled() and future.exception() is not None:
+            error = future.exception()
+            if not isinstance(error, AsyncActionFailed):
+                assert error is not None
+                raise error
+
+    # -- the poll -----------------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        loop = asyncio.get_running_loop()
+        policy = self._policy
+        started = loop.time()
+        deadline = started + policy.timeout if policy.timeout is not None else None
+        last_change = started
+        schedule = PollSchedule(policy)
+        last_error: BaseException | None = None
+        attempt = 0
+        try:
+            if policy.first_poll_after:
+                await asyncio.sleep(own_delay(policy.first_poll_after))
+            while True:
+                attempt += 1
+                error: BaseException | None = None
+                try:
+                    snapshot: AsyncAction | None = await self._fetch(self._id)
+                except TRANSIENT_ERRORS as exc:
+                    snapshot, error = None, exc
+                    last_error = exc
+                    logger.warning("polling async action %s: %s; will poll again", self._id, exc)
+                now = loop.time()
+                if snapshot is not None and self._observe(snapshot):
+                    last_change = now
+                if snapshot is not None and snapshot.is_terminal:
+                    emit_poll(PollEvent(self._id, attempt, snapshot.status, snapshot.progress, 0.0, "done"))
+                    if snapshot.is_failed:
+                        self._settle(exception=AsyncActionFailed(snapshot))
+                    else:
+                        self._settle(result=snapshot)
+                    return
+                in_progress = snapshot is not None and snapshot.status == AsyncActionStatus.IN_PROGRESS
+                delay, reason = schedule.next_delay(
+                    now, in_progress, snapshot.progress if snapshot is not None else None
+                )
+                wake_at = now + delay
+                limit, why = _nearest_limit(deadline, policy.stall_timeout, last_change)
+                if limit is not None and wake_at >= limit:
+                    delay, reason = max(0.0, limit - now), "deadline"
+                emit_poll(
+                    PollEvent(
+                        self._id,
+                        attempt,
+                        snapshot.status if snapshot is not None else None,
+                        snapshot.progress if snapshot is not None else None,
+                        delay,
+                        reason,
+                        error,
+                    )
+                )
+                if reason == "deadline":
+                    await asyncio.sleep(delay)
+                    raise PollTimeout(
+                        f"async action {self._id}: {why} "
+                        f"(latest status {self.status}, progress {self.progress})",
+                        handle=self,
+                        latest=self._latest,
+                    ) from last_error
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            self._future.cancel()
+            self._finish()
+            raise
+        except Exception as exc:
+            # Permanent: 401/403/404/other 4xx, an undecodable body, a deadline, or a bug.
+            self._settle(exception=exc)
+
+    def _observe(self, snapshot: AsyncAction) -> bool:
+        """Keep *snapshot*; tell subscribers and hooks when status or progress changed."""
+        previous = self._latest
+        self._latest = snapshot
+        if (
+            previous is not None
+            and previous.status == snapshot.status
+            and previous.progress == snapshot.progress
+        ):
+            return False
+        for queue in self._subscribers:
+            queue.append(snapshot)
+        for wakeup in self._wakeups:
+            wakeup.set()
+        emit_status_change(StatusChangeEvent(self._id, previous, snapshot))
+        return True
+
+    def _settle(
+        self, *, result: AsyncAction | None = None, exception: BaseException | None = None
+    ) -> None:
+        future = self._future
+        if not future.done():
+            if exception is not None:
+                future.set_exception(exception)
+                # A handle nobody awaits must not log "exception was never retrieved".
+                future.exception()
+            else:
+                assert result is not None
+                future.set_result(result)
+        self._finish()
+
+    def _finish(self) -> None:
+        for queue in self._subscribers:
+            queue.append(_END)
+        for wakeup in self._wakeups:
+            wakeup.set()
+        on_finish, self._on_finish = self._on_finish, None
+        if on_finish is not None:
+            on_finish(self)
+
+    async def _stopped(self) -> None:
+        """Wait until the polling task has really ended (used by ``client.close()``)."""
+        if not self._task.done():
+            await asyncio.wait([self._task])
+
+
+def _nearest_limit(
+    deadline: float | None, stall_timeout: float | None, last_change: float
+) -> tuple[float | None, str]:
+    stall = last_change + stall_timeout if stall_timeout is not None else None
+    if stall is not None and (deadline is None or stall < deadline):
+        return stall, f"no change in status or progress for {stall_timeout} s"
+    if deadline is not None:
+        return deadline, "the polling policy's timeout passed"
+    return None, ""
+
