@@ -21,6 +21,7 @@ to ``sys.path``, after this environment's own packages.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import statistics
 import sys
@@ -45,13 +46,12 @@ from voucherify_async._converter import (  # noqa: E402
 
 
 def _sdk_from_json() -> Callable[[str], Any] | None:
+    """The official SDK's decoder, when ``voucherify`` is importable (it is optional)."""
     try:
-        from voucherify.models.async_action_get_response_body import (
-            AsyncActionGetResponseBody,
-        )
+        module = importlib.import_module("voucherify.models.async_action_get_response_body")
     except ImportError:
         return None
-    from_json: Callable[[str], Any] = AsyncActionGetResponseBody.from_json
+    from_json: Callable[[str], Any] = module.AsyncActionGetResponseBody.from_json
     return from_json
 
 

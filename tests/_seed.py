@@ -84,12 +84,7 @@ def type_names() -> list[str]:
 def result_schemas() -> dict[str, dict[str, Any]]:
     """Type name -> its result schema (resolved); each schema's title is its type name."""
     variants = _schemas()["AsyncAction"]["allOf"][1]["properties"]["result"]["oneOf"]
-    out = {}
-    for variant in variants:
-        schema = resolve(variant)
-        title = schema.get("title") or resolve({"$ref": variant["$ref"]}).get("title")
-        out[title] = schema
-    return out
+    return {resolve(variant)["title"]: resolve(variant) for variant in variants}
 
 
 # --- hypothesis strategies from the schemas -----------------------------------------------

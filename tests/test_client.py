@@ -6,10 +6,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from urllib.parse import quote
 
 import aiohttp
 import pytest
+from conftest import APP_ID, APP_TOKEN
 
 from voucherify_async import (
     APIError,
@@ -33,8 +33,6 @@ from voucherify_async.testing import (
     fast_polling,
 )
 
-from conftest import APP_ID, APP_TOKEN
-
 MakeClient = Callable[..., VoucherifyClient]
 
 
@@ -43,7 +41,9 @@ def gets(emulator: VoucherifyEmulator, action_id: str) -> list[float]:
     return [r.time for r in emulator.requests if r.action_id == action_id]
 
 
-async def test_get_returns_typed_action(emulator: VoucherifyEmulator, client: VoucherifyClient) -> None:
+async def test_get_returns_typed_action(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
     """A GET of a finished job gives the typed action with its result."""
     action_id = emulator.add_action(type="VOUCHERS.IMPORT", duration=0.01)
     emulator.finish(action_id)
@@ -70,10 +70,14 @@ async def test_request_headers(emulator: VoucherifyEmulator, make_client: MakeCl
     assert headers["Accept"] == "application/json"
 
 
-async def test_oauth_token_sent_as_bearer(make_client: MakeClient, emulator: VoucherifyEmulator) -> None:
+async def test_oauth_token_sent_as_bearer(
+    make_client: MakeClient, emulator: VoucherifyEmulator
+) -> None:
     """An oauth_token goes out as Authorization: Bearer, with no app keys."""
     async with VoucherifyEmulator(oauth_token="oauth-SECRET") as emu:
-        client = make_client(app_id=None, app_token=None, oauth_token="oauth-SECRET", base_url=emu.base_url)
+        client = make_client(
+            app_id=None, app_token=None, oauth_token="oauth-SECRET", base_url=emu.base_url
+        )
         action_id = emu.add_action(duration=None)
         await client.async_actions.get(action_id)
         assert emu.requests[-1].headers["Authorization"] == "***"
@@ -107,29 +111,44 @@ async def test_wrong_token_is_authentication_error_without_retry(
     assert "wrong-token-SECRET" not in str(info.value) + repr(info.value)
 
 
-async def test_bad_request_is_api_error(emulator: VoucherifyEmulator, client: VoucherifyClient) -> None:
+async def test_bad_request_is_api_error(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
     """A 400 is a plain APIError with the body's fields; never retried."""
     action_id = emulator.add_action(duration=None)
-    body = b'{"code":400,"key":"invalid_query_params","message":"Invalid query params","request_id":"v-1"}'
+    body = (
+        b'{"code":400,"key":"invalid_query_params","message":"Invalid query params",'
+        b'"request_id":"v-1"}'
+    )
     emulator.inject(Status(400, body=body), times=1)
     with pytest.raises(APIError) as info:
         await client.async_actions.get(action_id)
     assert type(info.value) is APIError
-    assert (info.value.status, info.value.key, info.value.request_id) == (400, "invalid_query_params", "v-1")
+    assert (info.value.status, info.value.key, info.value.request_id) == (
+        400,
+        "invalid_query_params",
+        "v-1",
+    )
     assert emulator.count(action_id) == 1
 
 
-async def test_html_502_then_success(emulator: VoucherifyEmulator, client: VoucherifyClient) -> None:
+async def test_html_502_then_success(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
     """A proxy's HTML 502 is retried and the next 200 wins."""
     action_id = emulator.add_action(duration=None)
-    emulator.inject(Status(502, body=b"<html><body>Bad Gateway</body></html>", content_type="text/html"))
+    emulator.inject(
+        Status(502, body=b"<html><body>Bad Gateway</body></html>", content_type="text/html")
+    )
     with fast_polling():
         action = await client.async_actions.get(action_id)
     assert action.id == action_id
     assert emulator.count(action_id) == 2
 
 
-async def test_persistent_503_exhausts_retries(emulator: VoucherifyEmulator, make_client: MakeClient) -> None:
+async def test_persistent_503_exhausts_retries(
+    emulator: VoucherifyEmulator, make_client: MakeClient
+) -> None:
     """A 503 that never ends is a ServerError after exactly max_retries + 1 requests."""
     client = make_client(max_retries=3)
     action_id = emulator.add_action(duration=None)
@@ -140,7 +159,9 @@ async def test_persistent_503_exhausts_retries(emulator: VoucherifyEmulator, mak
     assert emulator.count(action_id) == 4
 
 
-async def test_429_retry_after_is_obeyed(emulator: VoucherifyEmulator, client: VoucherifyClient) -> None:
+async def test_429_retry_after_is_obeyed(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
     """After a 429 with Retry-After: 1, the next request reaches the server at least 1 s later."""
     action_id = emulator.add_action(duration=None)
     emulator.inject(Status(429, headers={"Retry-After": "1"}))
@@ -150,7 +171,9 @@ async def test_429_retry_after_is_obeyed(emulator: VoucherifyEmulator, client: V
     assert second - first >= 1.0
 
 
-async def test_429_pauses_the_whole_client(emulator: VoucherifyEmulator, client: VoucherifyClient) -> None:
+async def test_429_pauses_the_whole_client(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
     """A 429 for one request holds back every other request of the client until Retry-After."""
     limited = emulator.add_action(duration=None)
     other = emulator.add_action(duration=None)
@@ -162,8 +185,10 @@ async def test_429_pauses_the_whole_client(emulator: VoucherifyEmulator, client:
     assert gets(emulator, other)[0] - first_429 >= 1.0
 
 
-async def test_remaining_zero_pauses_until_retry(emulator: VoucherifyEmulator, client: VoucherifyClient) -> None:
-    """X-Rate-Limit-Remaining: 0 pauses the client until X-Rate-Limit-Retry, though the call succeeded."""
+async def test_remaining_zero_pauses_until_retry(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
+    """X-Rate-Limit-Remaining: 0 pauses the client until X-Rate-Limit-Retry, even on a 200."""
     action_id = emulator.add_action(duration=None)
     retry_at = int(time.time()) + 2
     emulator.inject(
@@ -195,7 +220,9 @@ async def test_rate_limit_error_when_retries_run_out(
     [b'{"id": "aa_1", "type": "VOUCHERS.IMPORT", "status": "DO', b"not json at all", b"[1, 2, 3]"],
     ids=["truncated", "invalid", "not-an-object"],
 )
-async def test_undecodable_2xx_body(emulator: VoucherifyEmulator, client: VoucherifyClient, body: bytes) -> None:
+async def test_undecodable_2xx_body(
+    emulator: VoucherifyEmulator, client: VoucherifyClient, body: bytes
+) -> None:
     """A 2xx body that is not an async action is a ResponseDecodeError, not retried."""
     action_id = emulator.add_action(duration=None)
     emulator.inject(Body(body))
@@ -228,7 +255,9 @@ async def test_connection_refused_is_transport_error(unused_tcp_port: int) -> No
     assert isinstance(info.value.__cause__, aiohttp.ClientError)
 
 
-async def test_budget_window_never_exceeded(emulator: VoucherifyEmulator, make_client: MakeClient) -> None:
+async def test_budget_window_never_exceeded(
+    emulator: VoucherifyEmulator, make_client: MakeClient
+) -> None:
     """70 concurrent gets under 60 per window: no window on the server ever holds more than 60."""
     window = 1.5  # time-scaled: the same limiter as 60 s, checked in seconds
     client = make_client(requests_per_minute=60, budget_window=window, max_concurrency=100)
@@ -241,7 +270,9 @@ async def test_budget_window_never_exceeded(emulator: VoucherifyEmulator, make_c
     assert times[60] - times[0] >= window  # the 61st waited for the first to leave the window
 
 
-@pytest.mark.parametrize("action_id", ["../vouchers", "a/b?c#d", "%2F", "ąę-ü-日本", "x\r\nX-Injected: 1", "..", "."])
+@pytest.mark.parametrize(
+    "action_id", ["../vouchers", "a/b?c#d", "%2F", "ąę-ü-日本", "x\r\nX-Injected: 1", "..", "."]
+)
 async def test_ids_stay_in_their_segment(
     emulator: VoucherifyEmulator, client: VoucherifyClient, action_id: str
 ) -> None:
@@ -267,7 +298,7 @@ async def test_empty_id_is_value_error_before_any_request(
 
 
 async def test_list_and_limits(emulator: VoucherifyEmulator, client: VoucherifyClient) -> None:
-    """list() returns a page without results; a limit outside 1-100 is refused before any request."""
+    """list() gives a page without results; a limit outside 1-100 is refused before any request."""
     for _ in range(3):
         emulator.add_action(duration=None)
     page = await client.async_actions.list(limit=2)
@@ -279,7 +310,9 @@ async def test_list_and_limits(emulator: VoucherifyEmulator, client: VoucherifyC
     assert len(emulator.requests) == 1
 
 
-async def test_iterate_neither_skips_nor_repeats(emulator: VoucherifyEmulator, client: VoucherifyClient) -> None:
+async def test_iterate_neither_skips_nor_repeats(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
     """iterate() pages by end_date and yields every action once, newest first."""
     ids = [emulator.add_action(duration=None) for _ in range(23)]
     seen = [action.id async for action in client.async_actions.iterate(page_size=5)]

@@ -417,7 +417,8 @@ def test_unstructure_a_hand_built_action() -> None:
     assert type(out["type"]) is str
     assert type(out["status"]) is str
     again = converter.structure(out, AsyncAction)
-    assert again == attrs.evolve(action, created_at=action.created_at.replace(microsecond=123000))
+    in_milliseconds = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    assert again == attrs.evolve(action, created_at=in_milliseconds)
 
 
 # --- lists ----------------------------------------------------------------------------------

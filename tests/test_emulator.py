@@ -232,7 +232,17 @@ async def test_other_routes_and_methods(session: aiohttp.ClientSession) -> None:
 
 
 @pytest.mark.parametrize(
-    "action_id", ["../vouchers", "a/b?c#d", "100%", "with space", "ünï/cødé", "%2F", "aa_1"]
+    "action_id",
+    [
+        "../vouchers",
+        "a/b?c#d",
+        "100%",
+        "with space",
+        "ünï/cødé",
+        "%2F",
+        "x\r\nX-Injected: 1",
+        "aa_1",
+    ],
 )
 async def test_ids_travel_as_one_encoded_segment(
     voucherify_emulator: VoucherifyEmulator, session: aiohttp.ClientSession, action_id: str

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 
 import pytest
+from conftest import APP_ID, APP_TOKEN
 
 from voucherify_async import (
     AsyncAction,
@@ -31,7 +33,9 @@ def our_tasks() -> list[asyncio.Task[object]]:
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("voucherify-async")]
 
 
-async def test_job_resolves_to_typed_result(emulator: VoucherifyEmulator, make_client: MakeClient) -> None:
+async def test_job_resolves_to_typed_result(
+    emulator: VoucherifyEmulator, make_client: MakeClient
+) -> None:
     """ENQUEUED -> IN_PROGRESS -> DONE resolves to the terminal action with its typed result."""
     client = make_client(poll_policy=QUICK)
     action_id = emulator.add_action(type="VOUCHERS.IMPORT", duration=0.3, enqueued=0.05)
@@ -55,7 +59,7 @@ async def test_failures_raise_with_snapshot(
     status: str,
     operation_status: str | None,
 ) -> None:
-    """FAILED, and DONE with operation_status FAILED, raise AsyncActionFailed holding the snapshot."""
+    """FAILED, and DONE with operation_status FAILED, raise AsyncActionFailed with the snapshot."""
     client = make_client(poll_policy=QUICK)
     action_id = emulator.add_action(
         type=action_type, duration=0.05, status=status, operation_status=operation_status
@@ -66,7 +70,9 @@ async def test_failures_raise_with_snapshot(
     assert info.value.action.status == status
 
 
-async def test_partial_failure_is_a_result(emulator: VoucherifyEmulator, make_client: MakeClient) -> None:
+async def test_partial_failure_is_a_result(
+    emulator: VoucherifyEmulator, make_client: MakeClient
+) -> None:
     """DONE with failed rows is a result, not an error."""
     client = make_client(poll_policy=QUICK)
     action_id = emulator.add_action(
@@ -79,7 +85,9 @@ async def test_partial_failure_is_a_result(emulator: VoucherifyEmulator, make_cl
     assert action.result is not None and action.result.failed_count == 1  # type: ignore[union-attr]
 
 
-async def test_thousand_handles_resolve(emulator: VoucherifyEmulator, make_client: MakeClient) -> None:
+async def test_thousand_handles_resolve(
+    emulator: VoucherifyEmulator, make_client: MakeClient
+) -> None:
     """1,000 handles gathered at once all resolve."""
     client = make_client(poll_policy=PollPolicy(initial_delay=0.2, jitter=0.2), max_concurrency=32)
     ids = [emulator.add_action(duration=0.1, enqueued=0.0) for _ in range(1000)]
@@ -107,14 +115,16 @@ async def test_one_poll_per_id_however_many_wait(
     print(f"\nshared id: {emulator.count(shared)} GETs; lone job: {emulator.count(lone)} GETs")
 
 
-async def test_updates_strictly_change_and_end(emulator: VoucherifyEmulator, make_client: MakeClient) -> None:
+async def test_updates_strictly_change_and_end(
+    emulator: VoucherifyEmulator, make_client: MakeClient
+) -> None:
     """updates() yields only changed snapshots and ends after the terminal one."""
     client = make_client(poll_policy=QUICK)
     action_id = emulator.add_action(duration=0.4, enqueued=0.05)
     handle = client.async_actions.handle(action_id)
     snapshots = [s async for s in handle.updates()]
     pairs = [(s.status, s.progress) for s in snapshots]
-    assert all(a != b for a, b in zip(pairs, pairs[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(pairs))
     progress = [s.progress or 0 for s in snapshots]
     assert progress == sorted(progress)
     assert snapshots[-1].status == "DONE"
@@ -135,7 +145,7 @@ async def test_updates_yield_failed_terminal_then_end(
 
 
 async def test_result_timeout(emulator: VoucherifyEmulator, make_client: MakeClient) -> None:
-    """result(timeout=0.2) on a job that never ends raises PollTimeout (a TimeoutError) with latest."""
+    """result(timeout=0.2) on a never-ending job raises PollTimeout (a TimeoutError) with latest."""
     client = make_client(poll_policy=QUICK)
     handle = client.async_actions.handle(emulator.add_action(duration=None))
     with pytest.raises(PollTimeout) as info:
@@ -166,7 +176,9 @@ async def test_cancel_stops_polling(emulator: VoucherifyEmulator, make_client: M
     assert handle.done()
 
 
-async def test_cancelling_a_waiter_leaves_others(emulator: VoucherifyEmulator, make_client: MakeClient) -> None:
+async def test_cancelling_a_waiter_leaves_others(
+    emulator: VoucherifyEmulator, make_client: MakeClient
+) -> None:
     """Cancelling one task that awaits a handle cancels that wait only."""
     client = make_client(poll_policy=QUICK)
     action_id = emulator.add_action(duration=None)
@@ -182,8 +194,7 @@ async def test_cancelling_a_waiter_leaves_others(emulator: VoucherifyEmulator, m
 
 async def test_close_leaves_no_task(emulator: VoucherifyEmulator) -> None:
     """After client.close(), no task of ours is left and waiters are cancelled."""
-    client = VoucherifyClient("test-app-id", "test-app-token-SECRET-7f3a", base_url=emulator.base_url,
-                              poll_policy=QUICK)  # fmt: skip
+    client = VoucherifyClient(APP_ID, APP_TOKEN, base_url=emulator.base_url, poll_policy=QUICK)
     handles = [client.async_actions.handle(emulator.add_action(duration=None)) for _ in range(5)]
     waiter = asyncio.ensure_future(asyncio.gather(*handles))
     await emulator.wait_for_requests(5)
@@ -230,21 +241,29 @@ async def test_permanent_errors_end_the_handle(
         [s async for s in handle.updates()]
 
 
-async def test_policy_deadline_and_stall(emulator: VoucherifyEmulator, make_client: MakeClient) -> None:
+async def test_policy_deadline_and_stall(
+    emulator: VoucherifyEmulator, make_client: MakeClient
+) -> None:
     """The policy's timeout and stall_timeout end the handle with PollTimeout."""
     client = make_client()
     stuck = emulator.add_action(duration=None)
     emulator.set_progress(stuck, 40)
-    stalled = client.async_actions.handle(stuck, policy=QUICK.__class__(initial_delay=0.02, stall_timeout=0.1))
+    stalled = client.async_actions.handle(
+        stuck, policy=QUICK.__class__(initial_delay=0.02, stall_timeout=0.1)
+    )
     with pytest.raises(PollTimeout, match="no change"):
         await stalled
-    late = client.async_actions.handle(emulator.add_action(duration=None), policy=PollPolicy(timeout=0.1))
+    late = client.async_actions.handle(
+        emulator.add_action(duration=None), policy=PollPolicy(timeout=0.1)
+    )
     with pytest.raises(PollTimeout, match="timeout"):
         await late
     assert late.done() and late.latest is not None
 
 
-async def test_deadline_chains_last_error(emulator: VoucherifyEmulator, make_client: MakeClient) -> None:
+async def test_deadline_chains_last_error(
+    emulator: VoucherifyEmulator, make_client: MakeClient
+) -> None:
     """A deadline reached during an outage is chained to the last transient error."""
     client = make_client(max_retries=0)
     action_id = emulator.add_action(duration=None)
@@ -254,7 +273,9 @@ async def test_deadline_chains_last_error(emulator: VoucherifyEmulator, make_cli
     assert info.value.__cause__ is not None
 
 
-async def test_unknown_status_is_not_terminal(emulator: VoucherifyEmulator, make_client: MakeClient) -> None:
+async def test_unknown_status_is_not_terminal(
+    emulator: VoucherifyEmulator, make_client: MakeClient
+) -> None:
     """A status the library does not know keeps the handle polling."""
     client = make_client(poll_policy=QUICK)
     action_id = emulator.add_action(duration=None)
@@ -305,7 +326,9 @@ async def test_wait_all(emulator: VoucherifyEmulator, make_client: MakeClient) -
     never = emulator.add_action(duration=None)
     with pytest.raises(AsyncActionFailed):
         await client.async_actions.wait_all([ok[0], bad, never])
-    results = await client.async_actions.wait_all([ok[1], bad, never], timeout=0.2, return_exceptions=True)
+    results = await client.async_actions.wait_all(
+        [ok[1], bad, never], timeout=0.2, return_exceptions=True
+    )
     assert isinstance(results[0], AsyncAction)
     assert isinstance(results[1], AsyncActionFailed)
     assert isinstance(results[2], PollTimeout)
@@ -321,14 +344,20 @@ async def test_as_completed(emulator: VoucherifyEmulator, make_client: MakeClien
     assert order == [fast, slow]
     never = emulator.add_action(duration=None)
     got: list[str] = []
-    with pytest.raises(PollTimeout):
+
+    async def consume() -> None:
         async for h in client.async_actions.as_completed([fast, never], timeout=0.2):
             got.append((await h).id)
+
+    with pytest.raises(PollTimeout):
+        await consume()
     assert got == [fast]
     assert our_tasks() == []
 
 
-async def test_as_completed_break_cleans_up(emulator: VoucherifyEmulator, make_client: MakeClient) -> None:
+async def test_as_completed_break_cleans_up(
+    emulator: VoucherifyEmulator, make_client: MakeClient
+) -> None:
     """Leaving as_completed early (aclosing) cancels the handles it started."""
     import contextlib
 
@@ -340,7 +369,9 @@ async def test_as_completed_break_cleans_up(emulator: VoucherifyEmulator, make_c
     assert our_tasks() == []
 
 
-async def test_done_callback_and_hooks(emulator: VoucherifyEmulator, make_client: MakeClient) -> None:
+async def test_done_callback_and_hooks(
+    emulator: VoucherifyEmulator, make_client: MakeClient
+) -> None:
     """A done callback runs once with the handle; hooks see every poll and status change."""
     client = make_client(poll_policy=QUICK)
     polls: list[instrumentation.PollEvent] = []

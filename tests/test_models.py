@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import enum
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ def test_async_action_defaults() -> None:
     with pytest.raises(TypeError):
         AsyncAction(id="aa_1", type="X")  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        AsyncAction("aa_1", "X", "DONE")  # type: ignore[misc]
+        AsyncAction("aa_1", "X", "DONE")  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(
@@ -178,12 +179,12 @@ def _model_classes() -> list[type]:
 
 
 @pytest.mark.parametrize("cls", _model_classes(), ids=lambda cls: cls.__name__)
-def test_result_and_item_classes(cls: type) -> None:
+def test_result_and_item_classes(cls: type[Any]) -> None:
     """Every result and item class is frozen, keyword-only, all-optional, with ``extra``."""
     instance = cls()
-    assert instance.extra == {}  # type: ignore[attr-defined]
+    assert instance.extra == {}
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        instance.extra = {}  # type: ignore[attr-defined]
+        instance.extra = {}
     public = [f for f in attrs.fields(cls) if not f.name.startswith("_") and f.name != "extra"]
     assert all(f.default is None and f.kw_only for f in public)
     assert cls.__doc__
@@ -256,3 +257,30 @@ def test_data_layer_imports_no_aiohttp(module: str) -> None:
             assert not name.startswith("aiohttp"), (module, name)
             if name.startswith("."):
                 assert name.lstrip(".") in DATA_MODULES or name == ".", (module, name)
+
+
+def test_models_pickle() -> None:
+    """Decoded actions (with extras, nulls and results) survive pickling, as errors need."""
+    payload = {**examples()["ORDERS.IMPORT"], "user": {"id": "u"}}
+    action = converter.structure(payload, AsyncAction)
+    again = pickle.loads(pickle.dumps(action))
+    assert again == action
+    assert converter.unstructure(again) == payload
+
+
+def test_extra_is_read_only_and_owned() -> None:
+    """``extra`` cannot be changed, and shares no container with the input or the output."""
+    payload: dict[str, Any] = {"id": "aa_1", "type": "NEW", "status": "DONE"}
+    payload.update(user={"id": "u"}, result={})
+    action = converter.structure(payload, AsyncAction)
+    with pytest.raises(TypeError):
+        action.extra["user"] = None  # type: ignore[index]
+    payload["user"]["id"] = "changed"
+    payload["result"]["x"] = 1
+    assert action.extra == {"user": {"id": "u"}}
+    assert action.result == UnknownResult(raw={})
+    out = converter.unstructure(action)
+    out["user"]["id"] = "changed again"
+    out["result"]["y"] = 2
+    assert action.extra == {"user": {"id": "u"}}
+    assert action.result == UnknownResult(raw={})

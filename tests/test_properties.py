@@ -29,7 +29,7 @@ from voucherify_async import (
     converter,
     result_type_for,
 )
-from voucherify_async._converter import decode_async_action, structure_async_action
+from voucherify_async._converter import _hooks, decode_async_action, structure_async_action
 from voucherify_async._json import dumps
 
 
@@ -147,3 +147,16 @@ def test_any_json_object_structures_or_raises_response_decode_error(payload: Any
     else:
         assert isinstance(outcome.id, str)
         assert converter.unstructure(outcome) == payload
+
+
+_slow_action = _hooks._make_slow_structure(AsyncAction, _hooks._field_table(AsyncAction))
+
+
+@FAST
+@given(actions(extra_keys=True, nulls=True, singular_objects=True))
+def test_fast_and_slow_paths_agree(payload: dict[str, Any]) -> None:
+    """The generated fast path builds exactly what the generic slow path builds."""
+    fast = converter.structure(payload, AsyncAction)
+    slow = _slow_action(payload)
+    assert fast == slow
+    assert converter.unstructure(fast) == converter.unstructure(slow) == payload

@@ -163,7 +163,9 @@ class AsyncActions:
         handles: builtins.list[AsyncActionHandle] = []
         try:
             for item in ids_or_handles:
-                handles.append(item if isinstance(item, AsyncActionHandle) else self._handle(item, policy))
+                handles.append(
+                    item if isinstance(item, AsyncActionHandle) else self._handle(item, policy)
+                )
         except BaseException:
             for handle in handles:
                 if handle._helper_owned and handle._waiters == 0:

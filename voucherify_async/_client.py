@@ -91,7 +91,9 @@ class VoucherifyClient:
             raise ConfigurationError(f"max_retries must be >= 0, got {max_retries!r}")
         if not isinstance(poll_policy, PollPolicy):
             raise ConfigurationError("poll_policy must be a PollPolicy")
-        self._base_url = resolve_base_url(cluster, base_url, allow_insecure_http=allow_insecure_http)
+        self._base_url = resolve_base_url(
+            cluster, base_url, allow_insecure_http=allow_insecure_http
+        )
         agent = f"{USER_AGENT} {user_agent}" if user_agent else USER_AGENT
         headers.update(
             {
@@ -109,7 +111,9 @@ class VoucherifyClient:
         elif isinstance(timeout, int | float) and timeout > 0:
             client_timeout = aiohttp.ClientTimeout(total=float(timeout))
         else:
-            raise ConfigurationError(f"timeout must be > 0 seconds or a ClientTimeout, got {timeout!r}")
+            raise ConfigurationError(
+                f"timeout must be > 0 seconds or a ClientTimeout, got {timeout!r}"
+            )
         try:
             gate = RequestGate(
                 concurrency=max_concurrency, limit=requests_per_minute, window=budget_window
@@ -142,7 +146,8 @@ class VoucherifyClient:
         return self._transport.closed
 
     def __repr__(self) -> str:
-        return f"<VoucherifyClient {self._base_url} auth={self._auth_kind}{' closed' if self.closed else ''}>"
+        closed = " closed" if self.closed else ""
+        return f"<VoucherifyClient {self._base_url} auth={self._auth_kind}{closed}>"
 
     async def __aenter__(self) -> Self:
         return self
@@ -178,11 +183,7 @@ def _auth_headers(
         return {"Authorization": f"Bearer {oauth_token}"}
     app_id = app_id if app_id is not None else os.environ.get(ENV_APP_ID)
     app_token = app_token if app_token is not None else os.environ.get(ENV_APP_TOKEN)
-    missing = [
-        name
-        for name, value in (("app_id", app_id), ("app_token", app_token))
-        if not value
-    ]
+    missing = [name for name, value in (("app_id", app_id), ("app_token", app_token)) if not value]
     if missing:
         raise ConfigurationError(
             f"missing credentials: {' and '.join(missing)} (pass them, set {ENV_APP_ID} and "
@@ -195,5 +196,6 @@ def _auth_headers(
 def _check_header(name: str, value: str) -> None:
     if not isinstance(value, str) or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         # Never echo the value: it may be a secret.
-        raise ConfigurationError(f"the value for header {name} must be text without control characters")
-
+        raise ConfigurationError(
+            f"the value for header {name} must be text without control characters"
+        )

@@ -51,7 +51,9 @@ def resolve_base_url(cluster: str, base_url: str | None, *, allow_insecure_http:
     url = base_url or os.environ.get(ENV_BASE_URL) or None
     if url is None:
         if not cluster or "/" in cluster or ":" in cluster:
-            raise ConfigurationError(f"invalid cluster {cluster!r}: use one of {', '.join(CLUSTERS)}")
+            raise ConfigurationError(
+                f"invalid cluster {cluster!r}: use one of {', '.join(CLUSTERS)}"
+            )
         return f"https://{cluster}.voucherify.io"
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -164,7 +166,9 @@ class PollPolicy:
 
     def delays(self) -> Generator[float, None, None]:
         """The plain growth schedule: the delays after each poll, in seconds, before jitter."""
-        gen = backoff.expo(base=self.multiplier, factor=self.initial_delay, max_value=self.max_delay)
+        gen = backoff.expo(
+            base=self.multiplier, factor=self.initial_delay, max_value=self.max_delay
+        )
         next(gen)  # prime: backoff's wait generators expect one send(None) first
         yield from gen
 

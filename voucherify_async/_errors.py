@@ -4,7 +4,8 @@
 
     VoucherifyError
     ├── ConfigurationError
-    ├── APIError            .status .code .key .message .details .request_id .resource_id .resource_type .body
+    ├── APIError            .status .code .key .message .details .request_id
+    │   │                   .resource_id .resource_type .body
     │   ├── AuthenticationError   401, 403
     │   ├── NotFoundError         404
     │   ├── RateLimitError        429   .retry_after (seconds or None)
@@ -177,7 +178,9 @@ class RateLimitError(APIError):
 
     retry_after: float | None
 
-    def __init__(self, status: int = 429, *, retry_after: float | None = None, **fields: Any) -> None:
+    def __init__(
+        self, status: int = 429, *, retry_after: float | None = None, **fields: Any
+    ) -> None:
         self.retry_after = retry_after
         super().__init__(status, **fields)
 
@@ -255,9 +258,7 @@ class AsyncActionFailed(VoucherifyError):
         self.action = action
         operation = getattr(action, "operation_status", None)
         detail = f", operation_status {operation}" if operation is not None else ""
-        super().__init__(
-            f"async action {action.id} ({action.type}) ended {action.status}{detail}"
-        )
+        super().__init__(f"async action {action.id} ({action.type}) ended {action.status}{detail}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.action,))
@@ -270,7 +271,9 @@ class PollTimeout(VoucherifyError, TimeoutError):
     :attr:`latest` the newest snapshot seen (``None`` before the first answer).
     """
 
-    def __init__(self, message: str, *, handle: Any = None, latest: AsyncAction | None = None) -> None:
+    def __init__(
+        self, message: str, *, handle: Any = None, latest: AsyncAction | None = None
+    ) -> None:
         self.handle = handle
         self.latest = latest
         super().__init__(message)

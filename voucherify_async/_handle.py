@@ -91,7 +91,10 @@ class AsyncActionHandle:
 
     def __repr__(self) -> str:
         state = "done" if self.done() else "polling"
-        return f"<AsyncActionHandle {self._id!r} {state} status={self.status} progress={self.progress}>"
+        return (
+            f"<AsyncActionHandle {self._id!r} {state} "
+            f"status={self.status} progress={self.progress}>"
+        )
 
     # -- waiting ------------------------------------------------------------------------
 
@@ -208,13 +211,19 @@ class AsyncActionHandle:
                 if snapshot is not None and self._observe(snapshot):
                     last_change = now
                 if snapshot is not None and snapshot.is_terminal:
-                    emit_poll(PollEvent(self._id, attempt, snapshot.status, snapshot.progress, 0.0, "done"))
+                    emit_poll(
+                        PollEvent(
+                            self._id, attempt, snapshot.status, snapshot.progress, 0.0, "done"
+                        )
+                    )
                     if snapshot.is_failed:
                         self._settle(exception=AsyncActionFailed(snapshot))
                     else:
                         self._settle(result=snapshot)
                     return
-                in_progress = snapshot is not None and snapshot.status == AsyncActionStatus.IN_PROGRESS
+                in_progress = (
+                    snapshot is not None and snapshot.status == AsyncActionStatus.IN_PROGRESS
+                )
                 delay, reason = schedule.next_delay(
                     now, in_progress, snapshot.progress if snapshot is not None else None
                 )
@@ -305,4 +314,3 @@ def _nearest_limit(
     if deadline is not None:
         return deadline, "the polling policy's timeout passed"
     return None, ""
-

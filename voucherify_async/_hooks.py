@@ -31,7 +31,7 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
-from ._models import EMPTY_EXTRA, JsonModel
+from ._models import EMPTY_EXTRA, FrozenDict, JsonModel
 from ._registry import _RESULT_TYPES
 from ._results import UnknownResult
 
@@ -143,14 +143,29 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def copy_json(value: Any) -> Any:
+    """A deep copy of a JSON value (dicts and lists copied, the rest shared: immutable)."""
+    cls = value.__class__
+    if cls is dict:
+        return {key: copy_json(item) for key, item in value.items()}
+    if cls is list:
+        return [copy_json(item) for item in value]
+    return value
+
+
+def copy_extra(obj: Mapping[str, Any], known: frozenset[str]) -> FrozenDict:
+    """The keys of *obj* not in *known*, copied: a model never shares its input's containers."""
+    return FrozenDict({key: copy_json(item) for key, item in obj.items() if key not in known})
+
+
 def structure_unknown(value: Any) -> UnknownResult:
-    """Any JSON value as an :class:`UnknownResult`."""
-    return UnknownResult(raw=value)
+    """Any JSON value as an :class:`UnknownResult` (a copy: the model owns its data)."""
+    return UnknownResult(raw=copy_json(value))
 
 
 def unstructure_unknown(value: UnknownResult) -> Any:
-    """An :class:`UnknownResult` back to the JSON it holds."""
-    return value.raw
+    """An :class:`UnknownResult` back to (a copy of) the JSON it holds."""
+    return copy_json(value.raw)
 
 
 def is_model(cls: Any) -> bool:
@@ -172,7 +187,7 @@ class _Field:
     required: bool
     default: Any
     item_structure: Hook | None  # set for lists the API may send as one object
-    inline: str | None  # "str", "int", "bool", "enum": checked inline by the fast path
+    inline: str | None  # "str", "int", "bool", "datetime", "enum": inlined in the fast path
     members: dict[str, Any] | None  # for "enum"
 
 
@@ -186,6 +201,16 @@ def _note(exc: Exception, cls: type[Any], field: _Field) -> Exception:
 
 
 _INLINE_KINDS = {str: "str", int: "int", bool: "bool", datetime: "datetime"}
+
+#: type -> (structure, unstructure); ``None`` unstructure: the value is JSON already.
+_SCALAR_HOOKS: dict[Any, tuple[Hook, Hook | None]] = {
+    str: (strict_str, None),
+    int: (strict_int, None),
+    bool: (strict_bool, None),
+    float: (strict_float, None),
+    datetime: (parse_datetime, format_datetime),
+    Any: (_identity, None),
+}
 
 
 class _Fallback(Exception):
@@ -237,23 +262,15 @@ class ModelHooks:
     def structure_result(self, type_name: Any, value: Any) -> Any:
         """Structure a ``result`` with the class registered for *type_name*, now."""
         if not isinstance(type_name, str):
-            return UnknownResult(raw=value)  # the bad ``type`` is reported on its own
+            return structure_unknown(value)  # the bad ``type`` is reported on its own
         return self.structure_hook(_RESULT_TYPES.get(type_name, UnknownResult))(value)
 
     # -- building -------------------------------------------------------------------------
 
     def _value_hooks(self, tp: Any) -> tuple[Hook, Hook | None]:
         """(structure, unstructure) for a non-``None`` type; ``None`` unstructure: as is."""
-        simple: dict[Any, tuple[Hook, Hook | None]] = {
-            str: (strict_str, None),
-            int: (strict_int, None),
-            bool: (strict_bool, None),
-            float: (strict_float, None),
-            datetime: (parse_datetime, format_datetime),
-            Any: (_identity, None),
-        }
-        if tp in simple:
-            return simple[tp]
+        if tp in _SCALAR_HOOKS:
+            return _SCALAR_HOOKS[tp]
         if typing.get_origin(tp) is list:
             return self._list_hooks(typing.get_args(tp)[0])
         members = _enum_members(tp)
@@ -342,6 +359,7 @@ class ModelHooks:
 
     def _make_slow_structure(self, cls: type[Any], table: list[_Field]) -> Hook:
         fields = {field.name: field for field in table}
+        known = frozenset(fields)
         required = [field for field in table if field.required]
         defaulted = [field.name for field in table if field.default is not None]
         deferred = [field for field in table if field.structure is None]
@@ -351,14 +369,13 @@ class ModelHooks:
             if not isinstance(obj, Mapping):
                 raise WrongTypeError("object", obj)
             kwargs: dict[str, Any] = {}
-            extra: dict[str, Any] = {}
             errors: list[Exception] = []
             singular: list[str] = []
             for key, value in obj.items():
                 field = fields.get(key)
                 if field is None:
-                    extra[key] = value
-                elif value is None and field.nullable:
+                    continue
+                if value is None and field.nullable:
                     kwargs[field.alias] = None
                 elif field.structure is not None:
                     try:
@@ -383,8 +400,8 @@ class ModelHooks:
             )
             if errors:
                 raise ClassValidationError(f"While structuring {cls.__name__}", errors, cls)
-            if extra:
-                kwargs["extra"] = extra
+            if len(obj) > len(known & obj.keys()):
+                kwargs["extra"] = copy_extra(obj, known)
             if None in obj.values() or any(name not in obj for name in defaulted):
                 kwargs["_present"] = frozenset(obj)
             if singular:
@@ -417,7 +434,8 @@ class ModelHooks:
             extra = obj.extra
             if extra:
                 for key, value in extra.items():
-                    out.setdefault(key, value)
+                    if key not in out:
+                        out[key] = copy_json(value)
             return out
 
         return unstructure
@@ -443,13 +461,14 @@ def _generate_fast_structure(
         "_M": _MISSING,
         "_EMPTY": EMPTY_EXTRA,
         "_known": frozenset(field.name for field in table),
+        "_copy_extra": copy_extra,
         "_fromiso": datetime.fromisoformat,
         "_UTC": UTC,
         "_to_utc": to_utc,
         # The result's class is looked up per call: a registration takes effect at once.
         "_types": _RESULT_TYPES,
         "_built": hooks._structure,
-        "_UnknownResult": UnknownResult,
+        "_Unknown": UnknownResult,
         "_structure_result": hooks.structure_result,
     }
     lines = [
@@ -461,43 +480,10 @@ def _generate_fast_structure(
         "        n = 0",
         "        odd = False",  # an explicit null, or a defaulted field left out
     ]
-    deferred = []
+    deferred = [(i, field) for i, field in enumerate(table) if field.structure is None]
     for i, field in enumerate(table):
-        var = f"f{i}"
-        if field.structure is None:
-            deferred.append((i, field))
-            continue
-        env[f"h{i}"] = field.structure
-        env[f"d{i}"] = field.default
-        body = [f"        v = get({field.name!r}, _M)", "        if v is _M:"]
-        if field.required:
-            body.append("            raise _Fallback")
-        else:
-            body.append(f"            {var} = d{i}")
-            if field.default is not None:
-                body.append("            odd = True")
-        if field.nullable:
-            body += [
-                "        elif v is None:",
-                f"            {var} = None",
-                "            odd = True",
-            ]
-            body.append("            n += 1")
-        body += ["        else:", "            n += 1"]
-        if field.inline == "enum":
-            env[f"m{i}"] = field.members
-            body.append("            " + _INLINE_CHECKS["str"])
-            body.append(f"            {var} = m{i}.get(v, v)")
-        elif field.inline == "datetime":
-            body.append("            " + _INLINE_CHECKS["str"])
-            body.append(f"            {var} = _fromiso(v)")
-            body.append(f"            if {var}.tzinfo is not _UTC: {var} = _to_utc({var})")
-        elif field.inline in _INLINE_CHECKS:
-            body.append("            " + _INLINE_CHECKS[field.inline])
-            body.append(f"            {var} = v")
-        else:
-            body.append(f"            {var} = h{i}(v)")
-        lines += body
+        if field.structure is not None:
+            lines += _field_lines(i, field, env)
     for i, field in deferred:
         lines += [
             f"        v = get({field.name!r})",
@@ -509,13 +495,13 @@ def _generate_fast_structure(
             "        else:",
             "            n += 1",
             "            t = get('type')",
-            "            h = _built.get(_types.get(t, _UnknownResult)) if t.__class__ is str else None",
+            "            h = _built.get(_types.get(t, _Unknown)) if t.__class__ is str else None",
             f"            f{i} = _structure_result(t, v) if h is None else h(v)",
         ]
     lines += [
         "        extra = _EMPTY",
         "        if n != len(o):",
-        "            extra = {k: x for k, x in o.items() if k not in _known}",
+        "            extra = _copy_extra(o, _known)",
         "        present = frozenset(o) if odd else None",
     ]
     lines += _construction(cls, table, env)
@@ -524,6 +510,38 @@ def _generate_fast_structure(
     exec(compile(source, f"<voucherify_async structure {cls.__qualname__}>", "exec"), env)
     fast: Hook = env["structure"]
     return fast
+
+
+def _field_lines(i: int, field: _Field, env: dict[str, Any]) -> list[str]:
+    """The lines that read field *i* into ``f{i}``: exact type checks inline, else its hook."""
+    var = f"f{i}"
+    env[f"h{i}"] = field.structure
+    env[f"d{i}"] = field.default
+    lines = [f"        v = get({field.name!r}, _M)", "        if v is _M:"]
+    if field.required:
+        lines.append("            raise _Fallback")
+    else:
+        lines.append(f"            {var} = d{i}")
+        if field.default is not None:
+            lines.append("            odd = True")
+    if field.nullable:
+        lines += ["        elif v is None:", f"            {var} = None", "            odd = True"]
+        lines.append("            n += 1")
+    lines += ["        else:", "            n += 1"]
+    if field.inline == "enum":
+        env[f"m{i}"] = field.members
+        lines.append("            " + _INLINE_CHECKS["str"])
+        lines.append(f"            {var} = m{i}.get(v, v)")
+    elif field.inline == "datetime":
+        lines.append("            " + _INLINE_CHECKS["str"])
+        lines.append(f"            {var} = _fromiso(v)")
+        lines.append(f"            if {var}.tzinfo is not _UTC: {var} = _to_utc({var})")
+    elif field.inline in _INLINE_CHECKS:
+        lines.append("            " + _INLINE_CHECKS[field.inline])
+        lines.append(f"            {var} = v")
+    else:
+        lines.append(f"            {var} = h{i}(v)")
+    return lines
 
 
 def _construction(cls: type[Any], table: list[_Field], env: dict[str, Any]) -> list[str]:

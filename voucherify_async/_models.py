@@ -14,8 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from types import MappingProxyType
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 
@@ -27,8 +26,28 @@ __all__ = [
     "OperationStatus",
 ]
 
+
+def _read_only(*_: object, **__: object) -> NoReturn:
+    raise TypeError("a model's extra mapping is read-only; use attrs.evolve(model, extra=...)")
+
+
+class FrozenDict(dict[str, Any]):
+    """A read-only dict: a model's ``extra``. Compares, prints, pickles and serializes as a dict."""
+
+    __slots__ = ()
+
+    __setitem__ = __delitem__ = _read_only
+    clear = pop = popitem = setdefault = update = __ior__ = _read_only
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
 #: The shared, read-only ``extra`` of a model that came without unknown keys.
-EMPTY_EXTRA: Mapping[str, Any] = MappingProxyType({})
+EMPTY_EXTRA: Mapping[str, Any] = FrozenDict()
 EMPTY_KEYS: frozenset[str] = frozenset()
 
 
@@ -38,17 +57,13 @@ class JsonModel:
     __slots__ = ()
 
 
-def _repr_extra(value: Mapping[str, Any]) -> str:
-    return repr(dict(value))
-
-
 def extra_field() -> Any:
     """The ``extra`` field: the keys the API sent that the class does not declare.
 
     Part of equality, not of the hash (a dict cannot be hashed): a list page's actions,
     which carry no result, can go in a set.
     """
-    return attrs.field(default=EMPTY_EXTRA, kw_only=True, repr=_repr_extra, hash=False)
+    return attrs.field(default=EMPTY_EXTRA, kw_only=True, hash=False)
 
 
 def present_field() -> Any:

@@ -29,7 +29,9 @@ class PollSchedule:
         # (time, progress) of the first in-progress snapshot with progress, for the rate.
         self._first: tuple[float, int] | None = None
 
-    def next_delay(self, now: float, in_progress: bool, progress: int | None) -> tuple[float, PollReason]:
+    def next_delay(
+        self, now: float, in_progress: bool, progress: int | None
+    ) -> tuple[float, PollReason]:
         """Seconds until the next poll, and why, after a poll at *now* (monotonic seconds).
 
         *in_progress* and *progress* describe the snapshot just seen (progress 0-100, or

@@ -82,7 +82,9 @@ class Transport:
             raise RuntimeError("this VoucherifyClient is closed")
         session = self._session
         if session is None:
-            connector = aiohttp.TCPConnector(limit=self._concurrency, limit_per_host=self._concurrency)
+            connector = aiohttp.TCPConnector(
+                limit=self._concurrency, limit_per_host=self._concurrency
+            )
             session = self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, raise_for_status=False
             )
@@ -136,7 +138,9 @@ class Transport:
                 if status not in RETRYABLE_STATUSES:
                     raise error
                 if status == 429:
-                    pause = retry_after if retry_after is not None else _seconds_until_retry(headers)
+                    pause = (
+                        retry_after if retry_after is not None else _seconds_until_retry(headers)
+                    )
                     if pause is not None:
                         self._gate.pause(min(pause, MAX_SERVER_PAUSE))
                         server_wait = pause

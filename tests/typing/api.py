@@ -19,7 +19,9 @@ async def uses() -> None:
         page: AsyncActionList = await client.async_actions.list(limit=10)
         items: list[AsyncAction] = page.async_actions
         more: bool = page.has_more
-        handle: AsyncActionHandle = client.async_actions.handle("aa_1", policy=PollPolicy(timeout=60))
+        handle: AsyncActionHandle = client.async_actions.handle(
+            "aa_1", policy=PollPolicy(timeout=60)
+        )
         done: AsyncAction = await handle
         again: AsyncAction = await handle.result(timeout=1.0)
         status: AsyncActionStatus | str | None = handle.status
@@ -40,4 +42,3 @@ async def uses() -> None:
         back: AsyncAction = converter.structure(payload, AsyncAction)
         del items, more, done, again, status, progress, waited, many, mixed, finished
         del latest, listed, cancelled, back
-

@@ -16,12 +16,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from voucherify_async._config import fast_polling
+
     from ._emulator import RecordedRequest, VoucherifyEmulator, serve
     from ._examples import ACTION_TYPES
     from ._faults import Body, Delay, Drop, DropMidBody, Fault, InjectedFault, Status, Truncate
     from ._jobs import ProgressCurve
-
-    from .._config import fast_polling
 
 __all__ = [
     "ACTION_TYPES",
@@ -55,7 +55,8 @@ _LOCATIONS = {
     "Truncate": "._faults",
     "VoucherifyEmulator": "._emulator",
     "serve": "._emulator",
-    "fast_polling": ".._config",
+    # fast_polling() lives with the library's configuration (it changes its delays).
+    "fast_polling": "voucherify_async._config",
 }
 
 

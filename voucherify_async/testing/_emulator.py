@@ -91,7 +91,7 @@ class VoucherifyEmulator:
         self._faults: list[InjectedFault] = []
         self._log = RequestLog()
         self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._base_url: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -100,9 +100,9 @@ class VoucherifyEmulator:
         """Start serving; :attr:`base_url` is set once this returns."""
         if self._runner is not None:
             raise RuntimeError("the emulator is already started")
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        # A bare server, no router: every request-target reaches _handle exactly as sent.
+        server = web.Server(self._handle, access_log=None)
+        runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self._host, self._port)
@@ -205,6 +205,8 @@ class VoucherifyEmulator:
             enqueued = 0.0 if duration is None else min(0.05 * duration, 0.5)
         if not enqueued >= 0 or (duration is not None and enqueued > duration):
             raise ValueError(f"enqueued must be between 0 and duration, got {enqueued!r}")
+        if status not in ("DONE", "FAILED"):
+            raise ValueError(f"status must be 'DONE' or 'FAILED', got {status!r}")
         if not (progress in ("linear", "steps") or callable(progress)):
             raise ValueError(f"progress must be 'linear', 'steps' or a function: {progress!r}")
         if id is None:
@@ -356,7 +358,7 @@ class VoucherifyEmulator:
     async def wait_for_requests(
         self,
         n: int,
-        timeout: float | None = 5.0,  # noqa: ASYNC109 - a deadline for this wait only
+        timeout: float | None = 5.0,
         *,
         action_id: str | None = None,
     ) -> list[RecordedRequest]:
@@ -368,7 +370,7 @@ class VoucherifyEmulator:
 
     # -- serving ---------------------------------------------------------------------
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         raw_path = request.raw_path.partition("?")[0]
         record = self._log.record(request, raw_path, action_segment(raw_path))
         fault = self._pick_fault(record.action_id)

@@ -91,7 +91,7 @@ class RequestLog:
     async def wait(
         self,
         n: int,
-        timeout: float | None,  # noqa: ASYNC109 - a deadline for this wait only
+        timeout: float | None,
         action_id: str | None,
     ) -> list[RecordedRequest]:
         """Wait until *n* requests (for *action_id*) have arrived; TimeoutError after *timeout*."""

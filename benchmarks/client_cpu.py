@@ -1,0 +1,196 @@
+"""Client CPU per request: VoucherifyClient against a bare aiohttp loop, same server, same load.
+
+The emulator runs in another process and serves one finished action (a VOUCHERS.IMPORT with
+its result). This process sends *requests* GETs at *concurrency* through each variant:
+
+* ``raw aiohttp + json.loads``: ``ClientSession.get``, ``read()``, ``json.loads`` (the baseline),
+* ``raw aiohttp, bytes only``: the same without parsing,
+* ``client transport only``: the client's gate, retries, headers and error mapping, without
+  decoding (``client._transport.get``, a private call used here to split the cost),
+* ``client.async_actions.get``: everything, down to a typed ``AsyncAction``.
+
+Each variant runs in a fresh event loop with its own session (connector limit = concurrency)
+after a warm-up; the figure is ``time.process_time()`` of this process per request, the
+median over *rounds* rounds whose variant order rotates.
+
+Usage: ``python benchmarks/client_cpu.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+import attrs
+from yarl import URL
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import APP_ID, APP_TOKEN, Table, emulator_process, num, ratio  # noqa: E402
+from voucherify_async import VoucherifyClient  # noqa: E402
+from voucherify_async._actions import action_path  # noqa: E402
+
+
+@attrs.frozen
+class Config:
+    """How many GETs per variant and round, how many at once, how many rounds."""
+
+    requests: int
+    concurrency: int = 100
+    rounds: int = 3
+    warmup: int = 300
+
+
+FULL: Final = Config(requests=20_000, rounds=3)
+QUICK: Final = Config(requests=2_000, rounds=1)
+SMOKE: Final = Config(requests=200, concurrency=20, rounds=1, warmup=20)
+
+VARIANTS: Final = (
+    "raw aiohttp + json.loads",
+    "raw aiohttp, bytes only",
+    "client transport only (no decode)",
+    "client.async_actions.get",
+)
+
+Call = Callable[[], Awaitable[object]]
+
+
+@attrs.frozen
+class Sample:
+    """One variant's round: CPU microseconds per request and requests per wall second."""
+
+    cpu_us: float
+    rate: float
+
+
+async def _drive(call: Call, n: int, concurrency: int) -> None:
+    """Send *n* requests through *call* from *concurrency* workers."""
+
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            await call()
+
+    share, extra = divmod(n, concurrency)
+    await asyncio.gather(*(worker(share + (i < extra)) for i in range(concurrency)))
+
+
+async def _measure(call: Call, config: Config) -> Sample:
+    await _drive(call, config.warmup, config.concurrency)
+    cpu, wall = time.process_time(), time.perf_counter()
+    await _drive(call, config.requests, config.concurrency)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return Sample(cpu / config.requests * 1e6, config.requests / wall)
+
+
+async def _raw(base_url: str, action_id: str, config: Config, *, parse: bool) -> Sample:
+    url = URL(base_url + action_path(action_id), encoded=True)
+    headers = {"X-App-Id": APP_ID, "X-App-Token": APP_TOKEN, "Accept": "application/json"}
+    connector = aiohttp.TCPConnector(limit=config.concurrency, limit_per_host=config.concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def call() -> object:
+            async with session.get(url, headers=headers) as response:
+                body = await response.read()
+            if response.status != 200:
+                raise RuntimeError(f"unexpected status {response.status}")
+            return json.loads(body) if parse else body
+
+        return await _measure(call, config)
+
+
+async def _client(base_url: str, action_id: str, config: Config, *, decode: bool) -> Sample:
+    async with VoucherifyClient(
+        APP_ID, APP_TOKEN, base_url=base_url, max_concurrency=config.concurrency
+    ) as client:
+        if decode:
+
+            async def call() -> object:
+                return await client.async_actions.get(action_id)
+
+        else:
+            transport = client._transport
+            path = action_path(action_id)
+
+            async def call() -> object:
+                url = URL(transport.root + path, encoded=True)
+                return await transport.get(url, path=path)
+
+        return await _measure(call, config)
+
+
+def _variant(name: str, base_url: str, action_id: str, config: Config) -> Sample:
+    runs = {
+        VARIANTS[0]: lambda: _raw(base_url, action_id, config, parse=True),
+        VARIANTS[1]: lambda: _raw(base_url, action_id, config, parse=False),
+        VARIANTS[2]: lambda: _client(base_url, action_id, config, decode=False),
+        VARIANTS[3]: lambda: _client(base_url, action_id, config, decode=True),
+    }
+    return asyncio.run(runs[name]())
+
+
+def run(config: Config) -> list[Table]:
+    """Measure every variant *config.rounds* times against one emulator process."""
+    samples: dict[str, list[Sample]] = {name: [] for name in VARIANTS}
+    with emulator_process() as (base_url, action_id):
+        body = asyncio.run(_fetch_body(base_url, action_id))
+        for round_ in range(config.rounds):
+            order = VARIANTS[round_ % len(VARIANTS) :] + VARIANTS[: round_ % len(VARIANTS)]
+            for name in order:
+                samples[name].append(_variant(name, base_url, action_id, config))
+    cpu = {name: statistics.median(s.cpu_us for s in samples[name]) for name in VARIANTS}
+    rate = {name: statistics.median(s.rate for s in samples[name]) for name in VARIANTS}
+    base = cpu[VARIANTS[0]]
+    rows = tuple(
+        (
+            name + (" (baseline)" if name == VARIANTS[0] else ""),
+            num(cpu[name], 1),
+            ratio(cpu[name], base),
+            num(rate[name], 0),
+        )
+        for name in VARIANTS
+    )
+    decode_us = cpu[VARIANTS[3]] - cpu[VARIANTS[2]]
+    notes = (
+        f"{config.requests:,} GETs per variant and round at concurrency {config.concurrency}, "
+        f"median of {config.rounds} round(s); a {len(body)}-byte VOUCHERS.IMPORT body; "
+        "the emulator in another process.",
+        "Decoding excluded: client transport / raw bytes-only = "
+        f"{ratio(cpu[VARIANTS[2]], cpu[VARIANTS[1]])} "
+        f"(+{num(cpu[VARIANTS[2]] - cpu[VARIANTS[1]], 1)} us per request).",
+        f"Decoding (JSON + structuring) inside client.async_actions.get: {num(decode_us, 1)} us "
+        "per request (full get minus transport only).",
+        f"Headline: client.async_actions.get / raw aiohttp + json.loads = "
+        f"{ratio(cpu[VARIANTS[3]], base)}.",
+    )
+    title = f"Client CPU per request ({config.requests:,} GETs, concurrency {config.concurrency})"
+    return [Table(title, ("variant", "CPU us/request", "x baseline", "requests/s"), rows, notes)]
+
+
+async def _fetch_body(base_url: str, action_id: str) -> bytes:
+    headers = {"X-App-Id": APP_ID, "X-App-Token": APP_TOKEN}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(base_url + action_path(action_id), headers=headers) as response,
+    ):
+        return await response.read()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="client CPU per request")
+    parser.add_argument("--quick", action="store_true", help="2,000 GETs, one round")
+    args = parser.parse_args(argv)
+    for table in run(QUICK if args.quick else FULL):
+        print(table.text())
+
+
+if __name__ == "__main__":
+    main()
