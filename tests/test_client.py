@@ -26,6 +26,7 @@ from voucherify_async import (
 )
 from voucherify_async.testing import (
     Body,
+    Delay,
     Drop,
     DropMidBody,
     Status,
@@ -268,6 +269,18 @@ async def test_budget_window_never_exceeded(
     worst = max(sum(1 for t in times if start <= t < start + window) for start in times)
     assert worst <= 60
     assert times[60] - times[0] >= window  # the 61st waited for the first to leave the window
+
+
+async def test_max_concurrency(emulator: VoucherifyEmulator, make_client: MakeClient) -> None:
+    """With max_concurrency=3, a 4th request starts only after one of the first three answered."""
+    client = make_client(max_concurrency=3)
+    action_id = emulator.add_action(duration=None)
+    emulator.inject(Delay(0.1), times=9)
+    await asyncio.gather(*(client.async_actions.get(action_id) for _ in range(9)))
+    arrivals = sorted(gets(emulator, action_id))
+    assert all(
+        later - earlier >= 0.09 for earlier, later in zip(arrivals, arrivals[3:], strict=False)
+    )
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,7 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 __all__ = ["RequestGate"]
 
@@ -72,16 +71,8 @@ class RequestGate:
             self._pause_until = until
             self._reschedule()
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one admission for the duration of one HTTP attempt."""
-        await self._acquire()
-        try:
-            yield
-        finally:
-            self._release()
-
-    async def _acquire(self) -> None:
+    async def acquire(self) -> None:
+        """Wait for one admission; pair every successful call with :meth:`release`."""
         if not self._queue and self._admissible():
             self._admit()
             return
@@ -93,14 +84,15 @@ class RequestGate:
         except BaseException:
             if waiter.done() and not waiter.cancelled():
                 # Admitted, then cancelled before we could use it: give the admission back.
-                self._release()
+                self.release()
             else:
                 with contextlib.suppress(ValueError):
                     self._queue.remove(waiter)
                 self._reschedule()
             raise
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Give back an admission: the request has its whole response (or failed)."""
         self._in_flight -= 1
         if self._limit is not None:
             self._pending -= 1

@@ -162,7 +162,9 @@ class Transport:
     async def _attempt(
         self, session: aiohttp.ClientSession, url: URL
     ) -> tuple[int, bytes, CIMultiDictProxy[str], float]:
-        async with self._gate.slot():
+        gate = self._gate
+        await gate.acquire()
+        try:
             started = time.monotonic()
             async with session.get(
                 url, headers=self._headers, timeout=self._timeout, allow_redirects=False
@@ -173,6 +175,8 @@ class Transport:
                 else:
                     body = await _read_capped(response)
                 return response.status, body, response.headers, time.monotonic() - started
+        finally:
+            gate.release()
 
     def _obey_rate_headers(self, headers: CIMultiDictProxy[str]) -> None:
         """``X-Rate-Limit-Remaining: 0`` pauses the whole client until ``X-Rate-Limit-Retry``."""

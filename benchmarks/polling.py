@@ -1,0 +1,280 @@
+"""Polling efficiency: GETs per job and detection latency, ours against two classic pollers.
+
+Short jobs (the seed's 0.1-1.3 s) arrive spread over a window; long jobs (30-300 s, linear
+progress) start near the beginning. Each is waited on by one of:
+
+* the fixed 1 s loop, ``PollPolicy(initial_delay=1, multiplier=1, max_delay=1, jitter=0,
+  adaptive=False)`` through handles (the baseline),
+* an exponential loop like google-api-core's (1 s, x2, cap 60 s, full jitter), written as a
+  plain loop over ``client.async_actions.get`` with ``backoff.expo`` and ``backoff.full_jitter``
+  (our PollPolicy's jitter is proportional, so no PollPolicy matches it exactly),
+* our default ``PollPolicy()``, through handles.
+
+The emulator runs in the same event loop, with its job clock ``speed`` times faster; every
+policy is divided by the same factor (``scale_policy``). Latency runs from the emulator's
+``finished_at`` to the handle resolving, both on the loop's clock, and is multiplied back by
+the speed: figures are in unscaled seconds. Short and long jobs run separately, each variant
+in a fresh process (``--quick``: the variants side by side).
+
+Usage: ``python benchmarks/polling.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import functools
+import random
+import sys
+from pathlib import Path
+from typing import Final, Literal
+
+import attrs
+import backoff
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import (  # noqa: E402
+    APP_ID,
+    APP_TOKEN,
+    FIXED_1S,
+    Table,
+    in_parallel,
+    mean,
+    num,
+    percentile,
+    ratio,
+    scale_policy,
+    sleep_until,
+    verdict,
+)
+from voucherify_async import (  # noqa: E402
+    AsyncActionHandle,
+    PollPolicy,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    VoucherifyClient,
+)
+from voucherify_async.testing import ACTION_TYPES, VoucherifyEmulator  # noqa: E402
+
+Kind = Literal["short", "long"]
+Variant = Literal["fixed", "expo", "ours"]
+VARIANTS: Final[tuple[Variant, ...]] = ("fixed", "expo", "ours")
+LABELS: Final[dict[Variant, str]] = {
+    "fixed": "fixed 1 s loop (baseline)",
+    "expo": "exponential 1 s x2 <= 60 s, full jitter",
+    "ours": "PollPolicy() (ours)",
+}
+
+
+@attrs.frozen
+class Config:
+    """Jobs, their durations (unscaled seconds), and the clock speed of each half."""
+
+    short_jobs: int
+    long_jobs: int
+    short_speed: float
+    long_speed: float
+    #: Short jobs arrive uniformly over this many (unscaled) seconds; long ones over the other.
+    short_arrivals: float
+    long_arrivals: float
+    short_range: tuple[float, float] = (0.1, 1.3)
+    long_range: tuple[float, float] = (30.0, 300.0)
+    #: Run each variant in a spawned process (else here, in a fresh event loop).
+    child: bool = True
+    #: Run the variants side by side (only with child).
+    parallel: bool = False
+    seed: int = 7
+
+
+FULL: Final = Config(1000, 50, 4.0, 10.0, short_arrivals=60.0, long_arrivals=10.0)
+QUICK: Final = Config(200, 10, 4.0, 30.0, short_arrivals=15.0, long_arrivals=5.0, parallel=True)
+SMOKE: Final = Config(
+    12, 2, 20.0, 300.0, short_arrivals=1.0, long_arrivals=0.0, long_range=(30.0, 45.0), child=False
+)
+
+
+@attrs.frozen
+class Result:
+    """Per job: GETs seen by the server, detection latency and duration (unscaled s)."""
+
+    gets: tuple[int, ...]
+    latencies: tuple[float, ...]
+    durations: tuple[float, ...]
+    unresolved: int
+    wall: float
+
+
+async def _expo_wait(
+    client: VoucherifyClient, action_id: str, speed: float, resolved: dict[str, float]
+) -> None:
+    """google-api-core's poller: at once, then full-jitter waits of 1, 2, 4 ... 60 s."""
+    loop = asyncio.get_running_loop()
+    delays = backoff.expo(base=2, factor=1.0, max_value=60.0)
+    next(delays)  # prime
+    while True:
+        try:
+            action = await client.async_actions.get(action_id)
+        except (TransportError, ServerError, RateLimitError):
+            action = None
+        if action is not None and action.is_terminal:
+            resolved[action_id] = loop.time()
+            return
+        await asyncio.sleep(backoff.full_jitter(next(delays)) / speed)
+
+
+async def _measure(variant: Variant, kind: Kind, config: Config) -> Result:
+    short = kind == "short"
+    speed = config.short_speed if short else config.long_speed
+    count = config.short_jobs if short else config.long_jobs
+    window = config.short_arrivals if short else config.long_arrivals
+    low, high = config.short_range if short else config.long_range
+    rng = random.Random(config.seed)  # the same jobs for every variant
+    random.seed(config.seed)  # the handles' jitter
+    plan = sorted((rng.uniform(0, window), rng.uniform(low, high)) for _ in range(count))
+    policy = scale_policy(FIXED_1S if variant == "fixed" else PollPolicy(), speed)
+    cap = (window + 3 * high + 30.0) / speed  # real seconds before giving up on the rest
+    loop = asyncio.get_running_loop()
+    resolved: dict[str, float] = {}
+    ids: list[str] = []
+    waits: list[asyncio.Future[object]] = []
+
+    def on_done(handle: AsyncActionHandle) -> None:
+        resolved.setdefault(handle.id, loop.time())
+
+    async with VoucherifyEmulator(speed=speed, seed=config.seed) as emu:
+        client = VoucherifyClient(APP_ID, APP_TOKEN, base_url=emu.base_url, poll_policy=policy)
+        start = loop.time()
+        try:
+            for i, (arrival, duration) in enumerate(plan):
+                await sleep_until(start + arrival / speed)
+                action_id = emu.add_action(ACTION_TYPES[i % len(ACTION_TYPES)], duration=duration)
+                ids.append(action_id)
+                if variant == "expo":
+                    waits.append(loop.create_task(_expo_wait(client, action_id, speed, resolved)))
+                else:
+                    handle = client.async_actions.handle(action_id)
+                    handle.add_done_callback(on_done)
+                    waits.append(asyncio.ensure_future(handle.result()))
+            await asyncio.wait(waits, timeout=max(0.0, start + cap - loop.time()))
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+            await client.close()
+        wall = loop.time() - start
+        per_id = collections.Counter(r.action_id for r in emu.requests)
+        gets, latencies, durations = [], [], []
+        for action_id, (_, duration) in zip(ids, plan, strict=True):
+            finished = emu.finished_at(action_id)
+            if action_id in resolved and finished is not None:
+                gets.append(per_id[action_id])
+                latencies.append((resolved[action_id] - finished) * speed)
+                durations.append(duration)
+    return Result(tuple(gets), tuple(latencies), tuple(durations), count - len(gets), wall)
+
+
+def measure(variant: Variant, kind: Kind, config: Config) -> Result:
+    """One variant on one kind of job, in a fresh event loop."""
+    return asyncio.run(_measure(variant, kind, config))
+
+
+def _rows(results: dict[Variant, Result]) -> tuple[tuple[str, ...], ...]:
+    base = results["fixed"]
+    rows = []
+    for variant in VARIANTS:
+        r = results[variant]
+        relative = [lat / d * 100 for lat, d in zip(r.latencies, r.durations, strict=True)]
+        rows.append(
+            (
+                LABELS[variant],
+                num(mean(r.gets)),
+                str(max(r.gets, default=0)),
+                num(percentile(r.latencies, 50)),
+                num(percentile(r.latencies, 95)),
+                num(max(r.latencies, default=float("nan"))),
+                num(percentile(relative, 95), 1),
+                ratio(mean(r.gets), mean(base.gets)),
+                ratio(percentile(r.latencies, 95), percentile(base.latencies, 95)),
+                str(r.unresolved),
+            )
+        )
+    return tuple(rows)
+
+
+COLUMNS: Final = (
+    "policy",
+    "GETs/job",
+    "max GETs",
+    "p50 s",
+    "p95 s",
+    "max s",
+    "p95 % of duration",
+    "GETs x fixed",
+    "p95 x fixed",
+    "unresolved",
+)
+
+
+def _targets(short: dict[Variant, Result], long: dict[Variant, Result]) -> Table:
+    ours_s, fixed_s, ours_l, fixed_l = short["ours"], short["fixed"], long["ours"], long["fixed"]
+    max_gets = max(ours_s.gets, default=0)
+    within = sum(g <= 3 for g in ours_s.gets) / max(1, len(ours_s.gets)) * 100
+    p95_s, p95_fixed = percentile(ours_s.latencies, 95), percentile(fixed_s.latencies, 95)
+    fewer = mean(fixed_l.gets) / mean(ours_l.gets) if ours_l.gets else float("nan")
+    relative = [lat / d * 100 for lat, d in zip(ours_l.latencies, ours_l.durations, strict=True)]
+    p95_rel = percentile(relative, 95)
+    rows = (
+        ("short: <= 3 GETs each", f"max {max_gets}, {within:.1f} % of jobs <= 3", verdict(max_gets <= 3)),
+        ("short: p95 latency <= fixed loop's", f"{num(p95_s)} s vs {num(p95_fixed)} s", verdict(p95_s <= p95_fixed)),
+        ("long: >= 5x fewer GETs than fixed", f"{num(fewer, 1)}x fewer", verdict(fewer >= 5)),
+        ("long: p95 latency <= 5 % of duration", f"{num(p95_rel, 2)} %", verdict(p95_rel <= 5)),
+        ("every job detected", f"{ours_s.unresolved + ours_l.unresolved} unresolved", verdict(not (ours_s.unresolved + ours_l.unresolved))),
+    )  # fmt: skip
+    return Table("Polling targets (PollPolicy() defaults)", ("target", "figure", "status"), rows)
+
+
+def run(config: Config) -> list[Table]:
+    """Every variant on short and on long jobs; one table each, and the targets."""
+    calls = [
+        functools.partial(measure, variant, kind, config)
+        for kind in ("short", "long")
+        for variant in VARIANTS
+    ]
+    if config.parallel and config.child:
+        outcomes = in_parallel(True, calls)
+    else:
+        outcomes = [in_parallel(config.child, [call])[0] for call in calls]
+    short = dict(zip(VARIANTS, outcomes[:3], strict=True))
+    long = dict(zip(VARIANTS, outcomes[3:], strict=True))
+    how = "side by side" if config.parallel and config.child else "one after another"
+    short_notes = (
+        f"{config.short_jobs:,} jobs of {config.short_range[0]}-{config.short_range[1]} s arriving "
+        f"over {config.short_arrivals:g} s; job clock x{config.short_speed:g}, latencies in "
+        f"unscaled seconds; variants run {how}, each in a fresh event loop.",
+    )
+    long_notes = (
+        f"{config.long_jobs:,} jobs of {config.long_range[0]:g}-{config.long_range[1]:g} s "
+        f"(linear progress) starting over {config.long_arrivals:g} s; job clock "
+        f"x{config.long_speed:g}, latencies in unscaled seconds.",
+    )
+    return [
+        Table(f"Polling: {config.short_jobs:,} short jobs", COLUMNS, _rows(short), short_notes),
+        Table(f"Polling: {config.long_jobs:,} long jobs", COLUMNS, _rows(long), long_notes),
+        _targets(short, long),
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="polling efficiency")
+    parser.add_argument("--quick", action="store_true", help="fewer jobs, a faster clock")
+    args = parser.parse_args(argv)
+    for table in run(QUICK if args.quick else FULL):
+        print(table.text(), end="\n\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""PollPolicy validation and the schedule it produces, adaptive mode included."""
+
+from __future__ import annotations
+
+import random
+
+import attrs
+import pytest
+
+from voucherify_async import PollPolicy
+from voucherify_async._schedule import PollSchedule
+from voucherify_async.testing import fast_polling
+
+
+def test_policy_is_frozen_attrs() -> None:
+    """PollPolicy is an attrs frozen class: evolve, don't mutate."""
+    policy = PollPolicy()
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        policy.timeout = 3  # type: ignore[misc]
+    assert attrs.evolve(policy, timeout=3.0).timeout == 3.0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"initial_delay": 0},
+        {"multiplier": 0.5},
+        {"max_delay": -1},
+        {"jitter": 1.0},
+        {"timeout": 0},
+        {"stall_timeout": float("nan")},
+        {"first_poll_after": -1},
+    ],
+)
+def test_nonsense_is_refused(options: dict[str, float]) -> None:
+    """Out-of-range values raise ValueError at construction."""
+    with pytest.raises(ValueError):
+        PollPolicy(**options)  # type: ignore[arg-type]
+
+
+def test_default_growth_suits_short_jobs() -> None:
+    """Default delays: 0.6 s, 0.9 s, 1.35 s... capped at 30 s: a 1.3 s job costs 3 GETs."""
+    delays = PollPolicy().delays()
+    first = [next(delays) for _ in range(12)]
+    assert first[:3] == pytest.approx([0.6, 0.9, 1.35])
+    assert max(first) == 30.0
+    # Polls at 0, 0.6, 1.5 (+/-10 % jitter on each delay): the third poll is past 1.3 s.
+    assert 0.6 * 0.9 + 0.9 * 0.9 >= 1.3
+
+
+def test_jitter_stays_in_bounds() -> None:
+    """Jitter multiplies a delay by a factor in [1 - j, 1 + j], never above max_delay."""
+    policy = PollPolicy(jitter=0.2, max_delay=10)
+    rng = random.Random(7)
+    values = [policy.jittered(5.0, rng) for _ in range(500)]
+    assert min(values) >= 4.0 and max(values) <= 6.0
+    assert max(policy.jittered(10.0, rng) for _ in range(100)) == 10.0
+
+
+def test_adaptive_aims_at_the_predicted_finish() -> None:
+    """Linear progress of 1 %/s: after two samples the next poll lands just before the finish."""
+    schedule = PollSchedule(PollPolicy(jitter=0))
+    assert schedule.next_delay(10.0, True, 10) == (0.6, "backoff")  # first sample: no rate yet
+    delay, reason = schedule.next_delay(20.0, True, 20)  # 1 %/s, 80 % left -> 80 s
+    assert reason == "adaptive"
+    assert delay == pytest.approx(min(80 * 0.85, 30.0))
+    delay, reason = schedule.next_delay(95.0, True, 95)  # 5 s left
+    assert (delay, reason) == (pytest.approx(5 * 0.85), "adaptive")
+    fast = PollSchedule(PollPolicy(jitter=0))
+    fast.next_delay(0.0, True, 10)
+    fast.next_delay(1.0, True, 20)  # 10 %/s
+    delay, _ = fast.next_delay(8.9, True, 99)  # 0.1 s left
+    assert delay == pytest.approx(0.25)  # never below min_delay
+
+
+def test_adaptive_off_or_no_progress_uses_growth() -> None:
+    """Without adaptive mode, or without progress, the growth schedule decides."""
+    fixed = PollSchedule(PollPolicy(jitter=0, adaptive=False))
+    assert fixed.next_delay(0.0, True, 10)[1] == "backoff"
+    assert fixed.next_delay(10.0, True, 50)[1] == "backoff"
+    enqueued = PollSchedule(PollPolicy(jitter=0))
+    assert enqueued.next_delay(0.0, False, None) == (0.6, "backoff")
+    assert enqueued.next_delay(1.0, False, None) == (pytest.approx(0.9), "backoff")
+
+
+def test_progress_going_back_restarts_the_estimate() -> None:
+    """A progress that drops (a retried stage) discards the old rate."""
+    schedule = PollSchedule(PollPolicy(jitter=0))
+    schedule.next_delay(0.0, True, 50)
+    assert schedule.next_delay(1.0, True, 10)[1] == "backoff"
+    assert schedule.next_delay(2.0, True, 20)[1] == "adaptive"
+
+
+def test_fast_polling_caps_own_delays() -> None:
+    """Under fast_polling() every delay of the schedule is at most the cap."""
+    schedule = PollSchedule(PollPolicy())
+    with fast_polling(0.002):
+        assert schedule.next_delay(0.0, False, None)[0] <= 0.002
+    assert schedule.next_delay(1.0, False, None)[0] > 0.5
