@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import multiprocessing
 import os
@@ -200,6 +201,18 @@ def emulator_process(action_type: str = "VOUCHERS.IMPORT") -> Iterator[tuple[str
         process.wait(10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@contextlib.contextmanager
+def quiet_library() -> Iterator[None]:
+    """Silence the library's retry warnings (429s are expected here); restore the level after."""
+    logger = logging.getLogger("voucherify_async")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 # -- memory and clocks -----------------------------------------------------------------

@@ -46,6 +46,7 @@ from benchmarks._common import (  # noqa: E402
     num,
     percentile,
     ratio,
+    quiet_library,
     scale_policy,
     sleep_until,
     verdict,
@@ -179,7 +180,8 @@ async def _measure(variant: Variant, kind: Kind, config: Config) -> Result:
 
 def measure(variant: Variant, kind: Kind, config: Config) -> Result:
     """One variant on one kind of job, in a fresh event loop."""
-    return asyncio.run(_measure(variant, kind, config))
+    with quiet_library():
+        return asyncio.run(_measure(variant, kind, config))
 
 
 def _rows(results: dict[Variant, Result]) -> tuple[tuple[str, ...], ...]:

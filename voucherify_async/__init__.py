@@ -22,6 +22,7 @@ from ._errors import (
     TransportError,
     VoucherifyError,
 )
+from ._handle import AsyncActionHandle
 from ._models import (
     AsyncAction,
     AsyncActionList,
@@ -29,7 +30,6 @@ from ._models import (
     AsyncActionType,
     OperationStatus,
 )
-from ._handle import AsyncActionHandle
 from ._registry import register_result_type, result_type_for
 from ._results import (
     AsyncActionResult,
