@@ -46,8 +46,7 @@ class Table:
     def text(self) -> str:
         """Plain aligned text: the first column left-aligned, the others right-aligned."""
         widths = [
-            max(len(row[i]) for row in (self.columns, *self.rows))
-            for i in range(len(self.columns))
+            max(len(row[i]) for row in (self.columns, *self.rows)) for i in range(len(self.columns))
         ]
 
         def line(cells: Sequence[str]) -> str:
@@ -145,9 +144,7 @@ FIXED_1S: Final = PollPolicy(initial_delay=1, multiplier=1, max_delay=1, jitter=
 # -- processes -------------------------------------------------------------------------
 
 
-def isolated(
-    child: bool, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
-) -> T:
+def isolated(child: bool, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """``fn(*args, **kwargs)`` in a fresh spawned process when *child*, else right here.
 
     *fn* must be a module-level function and its arguments and result picklable.

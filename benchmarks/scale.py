@@ -30,9 +30,9 @@ import attrs
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import APP_ID, APP_TOKEN, Table, in_parallel, num, ratio, rss_bytes, verdict  # noqa: E402, I001
-from voucherify_async import PollPolicy, VoucherifyClient  # noqa: E402
-from voucherify_async.testing import VoucherifyEmulator  # noqa: E402
+from benchmarks._common import APP_ID, APP_TOKEN, Table, in_parallel, num, ratio, rss_bytes, verdict
+from voucherify_async import PollPolicy, VoucherifyClient
+from voucherify_async.testing import VoucherifyEmulator
 
 Kind = Literal["task", "handle"]
 LABELS: Final[dict[Kind, str]] = {
@@ -53,7 +53,7 @@ class Config:
 
 
 FULL: Final = Config((10_000, 100_000))
-QUICK: Final = Config((10_000,))
+QUICK: Final = Config((10_000,), idle=1.0)
 SMOKE: Final = Config((500,), idle=0.05, child=False)
 
 

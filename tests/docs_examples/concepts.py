@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import datetime as dt
 
 import aiohttp
 
 from voucherify_async import (
     AsyncAction,
     AsyncActionFailed,
+    AsyncActionStatus,
     AuthenticationError,
     NotFoundError,
     PollPolicy,
@@ -34,11 +37,11 @@ async def shared_poll(client: VoucherifyClient, action_id: str) -> list[AsyncAct
     )
 
 
-async def progress_or_result(client: VoucherifyClient, action_id: str) -> str:
-    """Wait a little; if the action is still running, say how far it got."""
+async def progress_or_result(client: VoucherifyClient, action_id: str, wait: float = 2.0) -> str:
+    """Wait *wait* seconds at most; if the action is still running, say how far it got."""
     handle = client.async_actions.handle(action_id)
     try:
-        action = await handle.result(timeout=2.0)
+        action = await handle.result(timeout=wait)
     except PollTimeout as exc:
         # Only this wait timed out: the handle keeps polling; await it again later.
         latest = exc.latest
@@ -108,3 +111,16 @@ async def borrowed_session(base_url: str, action_id: str) -> AsyncAction:
             action = await client.async_actions.wait(action_id)
         assert not session.closed
     return action
+
+
+async def recent_failures(client: VoucherifyClient, since: dt.datetime) -> list[AsyncAction]:
+    """Every action created since *since* that ended FAILED, newest first, page by page."""
+    failed: list[AsyncAction] = []
+    # aclosing: breaking out of the loop closes the generator at once.
+    async with contextlib.aclosing(client.async_actions.iterate()) as actions:
+        async for action in actions:  # list items carry no result
+            if action.created_at is not None and action.created_at < since:
+                break
+            if action.status == AsyncActionStatus.FAILED:
+                failed.append(action)
+    return failed

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import os
 import sys
+from collections.abc import Iterator
 from typing import IO
 
 from voucherify_async import VoucherifyError
@@ -33,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     out, err = sys.stdout, sys.stderr
     try:
-        return asyncio.run(_run(args, out, err))
+        with _warnings_to_stderr():
+            return asyncio.run(_run(args, out, err))
     except KeyboardInterrupt:
         # asyncio.run has cancelled the command, which closed its client and emulator.
         if args.command == "emulator":  # Ctrl-C is how a server is meant to stop
@@ -56,6 +60,32 @@ async def _run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         print(f"voucherify-async: error: {exc}", file=err, flush=True)
         return error_code
     return code
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time, so a live display can redirect it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Show the library's warnings (retries, polls that failed) unless logging is set up."""
+    logger = logging.getLogger("voucherify_async")
+    if logger.handlers or logging.getLogger().handlers:
+        yield
+        return
+    handler = _StderrHandler(logging.WARNING)
+    handler.setFormatter(logging.Formatter("voucherify-async: %(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _silence(out: IO[str]) -> None:

@@ -10,23 +10,16 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import IO, TYPE_CHECKING, Final
+from typing import IO, Final
 
 from voucherify_async import (
     AsyncAction,
     AsyncActionFailed,
     PollTimeout,
+    VoucherifyClient,
     VoucherifyError,
     converter,
 )
-
-if TYPE_CHECKING:
-    from voucherify_async._client import VoucherifyClient
-else:
-    try:
-        from voucherify_async import VoucherifyClient
-    except ImportError:  # the package root does not re-export it yet
-        from voucherify_async._client import VoucherifyClient
 
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, worst
 from ._view import Outcome, Printer, Tracker, make_printer, summarize
@@ -119,7 +112,7 @@ async def watch(
     client: VoucherifyClient,
     ids: Sequence[str],
     reporter: Reporter,
-    timeout: float | None,  # noqa: ASYNC109 - passed on to wait_all, which owns the deadline
+    timeout: float | None,
 ) -> list[Outcome]:
     """Wait for every id with one shared handle each, feeding their updates to *reporter*."""
     handles = [client.async_actions.handle(action_id) for action_id in ids]
@@ -186,7 +179,10 @@ async def run_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
                     write_json(out, action)
     if not args.json:
         printer = make_printer(out)
-        printer.actions(actions)
+        if actions:
+            printer.actions(actions)
+        else:
+            printer.message("No async actions.")
         if more:
             printer.message("More actions are older: add --all, or --end-date to page back.")
     return EXIT_OK

@@ -87,8 +87,10 @@ class RichPrinter:
             box=None,
             pad_edge=False,
         )
-        for name in ("Action", "Type", "Status", "Progress"):
-            table.add_column(name)
+        table.add_column("Action", no_wrap=True)  # ids get copied: never cut them
+        table.add_column("Type", overflow="ellipsis", no_wrap=True)
+        table.add_column("Status", no_wrap=True)
+        table.add_column("Progress", no_wrap=True)
         for name in ("%", "Elapsed", "ETA"):
             table.add_column(name, justify="right")
         for row in rows:
@@ -97,7 +99,7 @@ class RichPrinter:
                 row.id,
                 row.type,
                 _status(row.status),
-                ProgressBar(total=100, completed=progress or 0, width=24),
+                ProgressBar(total=100, completed=progress or 0, width=20),
                 "-" if progress is None else f"{progress}%",
                 format_seconds(row.elapsed(wall)),
                 format_seconds(row.eta(now)),
@@ -106,7 +108,8 @@ class RichPrinter:
 
     def summary(self, rows: Sequence[SummaryRow]) -> None:
         table = Table(title="Summary", title_justify="left")
-        for name in ("Action", "Type", "Status"):
+        table.add_column("Action", no_wrap=True)
+        for name in ("Type", "Status"):
             table.add_column(name)
         for name in ("Done", "Failed", "Time"):
             table.add_column(name, justify="right")
@@ -127,7 +130,8 @@ class RichPrinter:
 
     def actions(self, actions: Sequence[AsyncAction]) -> None:
         table = Table()
-        for name in ("Action", "Type", "Status"):
+        table.add_column("Action", no_wrap=True)
+        for name in ("Type", "Status"):
             table.add_column(name)
         table.add_column("Progress", justify="right")
         table.add_column("Created")

@@ -42,6 +42,8 @@ __all__ = [
 
 #: How many failure reasons a summary row shows before "(+N more)".
 MAX_REASONS: Final = 2
+#: How many failure reasons ``get`` shows.
+DETAIL_REASONS: Final = 5
 #: The longest a failure reason gets in a summary, in characters.
 MAX_REASON_LENGTH: Final = 72
 
@@ -66,13 +68,13 @@ def seconds(milliseconds: int | None) -> float | None:
     return None if milliseconds is None else milliseconds / 1000
 
 
-def format_seconds(seconds: float | None) -> str:
+def format_seconds(value: float | None) -> str:
     """``0.4s``, ``12.3s``, ``4m05s``, ``2h03m``; ``-`` for None."""
-    if seconds is None:
+    if value is None:
         return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
+    if value < 60:
+        return f"{value:.1f}s"
+    minutes, secs = divmod(int(value), 60)
     if minutes < 60:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
@@ -135,7 +137,7 @@ class ActionRow:
         if action is None:
             return None
         if action.is_terminal and action.processing_time is not None:
-            return action.processing_time / 1000
+            return seconds(action.processing_time)
         return self._age(wall)
 
     def eta(self, now: float) -> float | None:
@@ -186,7 +188,7 @@ def _count(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _describe_item(item: object) -> str:
+def _describe_item(item: object, clip: int | None) -> str:
     what = next(
         (str(v) for v in (_get(item, "code"), _get(item, "source_id")) if isinstance(v, str) and v),
         None,
@@ -199,13 +201,18 @@ def _describe_item(item: object) -> str:
         "unknown reason",
     )
     reason = f"{what}: {why}" if what else str(why)
-    if len(reason) > MAX_REASON_LENGTH:
-        reason = reason[: MAX_REASON_LENGTH - 3].rstrip() + "..."
+    if clip is not None and len(reason) > clip:
+        reason = reason[: clip - 3].rstrip() + "..."
     return reason
 
 
-def result_facts(result: object) -> ResultFacts:
-    """The counts and failure reasons of any result: typed, an UnknownResult, or None."""
+def result_facts(
+    result: object, *, reasons: int = MAX_REASONS, clip: int | None = MAX_REASON_LENGTH
+) -> ResultFacts:
+    """The counts and failure reasons of any result: typed, an UnknownResult, or None.
+
+    Keeps the first *reasons* failed rows or errors, each cut to *clip* characters.
+    """
     if isinstance(result, UnknownResult):
         result = result.raw
     if result is None:
@@ -217,7 +224,7 @@ def result_facts(result: object) -> ResultFacts:
     return ResultFacts(
         done=_count(_get(result, "done_count")),
         failed=_count(_get(result, "failed_count")),
-        reasons=tuple(_describe_item(item) for item in items[:MAX_REASONS]),
+        reasons=tuple(_describe_item(item, clip) for item in items[:reasons]),
         items=len(items),
         message=message if isinstance(message, str) else None,
     )
@@ -285,9 +292,13 @@ def summarize(action_id: str, outcome: Outcome, latest: AsyncAction | None = Non
 
 def totals(rows: Sequence[SummaryRow]) -> str:
     """``25 actions: 24 done, 1 failed``: how the outcomes add up."""
-    names = {0: "done", 1: "failed", 3: "timed out", 4: "errors"}
+    names = {0: "done", 1: "failed", 3: "timed out", 4: "error"}
     counts = {name: sum(1 for row in rows if row.code == code) for code, name in names.items()}
-    parts = [f"{count} {name}" for name, count in counts.items() if count]
+    parts = [
+        f"{count} {name}{'s' if name == 'error' and count > 1 else ''}"
+        for name, count in counts.items()
+        if count
+    ]
     noun = "action" if len(rows) == 1 else "actions"
     return f"{len(rows)} {noun}: {', '.join(parts) or 'none'}"
 
@@ -374,7 +385,7 @@ class PlainPrinter:
 
     def action(self, action: AsyncAction) -> None:
         for name, value in detail_lines(action):
-            self._print(f"{name + ':':<17} {value}")
+            self._print(f"{name + ':' if name else '':<17} {value}")
 
     def actions(self, actions: Sequence[AsyncAction]) -> None:
         header = ("ID", "TYPE", "STATUS", "PROGRESS", "CREATED")
@@ -390,13 +401,13 @@ def list_cells(action: AsyncAction) -> tuple[str, str, str, str, str]:
         text(action.type),
         _status_text(action),
         "-" if action.progress is None else f"{action.progress}%",
-        created.strftime("%Y-%m-%d %H:%M:%S") if created is not None else "-",
+        created.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if created is not None else "-",
     )
 
 
 def detail_lines(action: AsyncAction) -> list[tuple[str, str]]:
     """The (name, value) lines ``get`` shows for *action*."""
-    facts = result_facts(action.result)
+    facts = result_facts(action.result, reasons=DETAIL_REASONS, clip=None)
     lines = [
         ("id", action.id),
         ("type", text(action.type)),
@@ -413,6 +424,9 @@ def detail_lines(action: AsyncAction) -> list[tuple[str, str]]:
     if facts.done is not None or facts.failed is not None:
         lines.append(("done / failed", f"{text(facts.done)} / {text(facts.failed)}"))
     lines.extend(("failure", reason) for reason in facts.reasons)
+    more = max(facts.items, facts.failed or 0) - len(facts.reasons)
+    if more > 0 and facts.reasons:
+        lines.append(("", f"(+{more} more)"))
     return lines
 
 

@@ -1,0 +1,180 @@
+"""Run the benchmarks of voucherify-async and print one table per benchmark.
+
+Usage::
+
+    python benchmarks/run.py [--quick] [--only NAME ...] [--write-docs] [--sdk-site DIR]
+
+Benchmarks: ``decode`` (benchmarks/decode.py's measurements), ``client_cpu``, ``polling``,
+``budget``, ``scale``. Every figure is a ratio to a baseline measured in the same run.
+``--quick`` finishes in under a minute; the full run takes several minutes on two cores.
+``--write-docs`` rewrites docs/benchmarks.md with the same figures. ``--sdk-site`` adds a
+site-packages directory holding the official ``voucherify`` SDK, for the decode comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Final
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import budget, client_cpu, decode, polling, scale
+from benchmarks._common import ROOT, Table, num
+from voucherify_async import _json
+from voucherify_async._converter import decode_async_action, structure_async_action
+
+DOCS: Final = ROOT / "docs" / "benchmarks.md"
+
+#: (number, repeat) of decode.py's timeit loops.
+DECODE_LOOPS: Final = {"full": (1000, 15), "quick": (200, 3), "smoke": (3, 1)}
+
+
+def decode_tables(number: int, repeat: int, sdk_site: Path | None = None) -> list[Table]:
+    """benchmarks/decode.py's measurements (its seed, its timing helper) as a table."""
+    if sdk_site is not None and str(sdk_site) not in sys.path:
+        sys.path.append(str(sdk_site))
+    payloads = list(json.loads(decode.SEED.read_text(encoding="utf-8")).values())
+    bodies = [json.dumps(payload).encode() for payload in payloads]
+    rows: list[tuple[str, Callable[[Any], Any], list[Any]]] = [
+        ("json.loads (stdlib) (baseline)", json.loads, bodies),
+    ]
+    if _json.BACKEND == "orjson":
+        rows.append(("orjson.loads", _json.loads, bodies))
+    rows += [
+        (f"decode_async_action ({_json.BACKEND})", decode_async_action, bodies),
+        (
+            "decode_async_action (stdlib json)",
+            lambda body: structure_async_action(_json.stdlib_loads(body)),
+            bodies,
+        ),
+        ("structure only (dict -> AsyncAction)", structure_async_action, payloads),
+    ]
+    sdk = decode._sdk_from_json()
+    if sdk is not None:
+        texts = [body.decode() for body in bodies]
+        for text in texts:  # it must accept every example before it is timed
+            sdk(text)
+        rows.append(("official voucherify SDK from_json", sdk, texts))
+    # decode.py's helper times the rows in turns, so a noisy machine slows them all alike.
+    times = decode._measure(rows, number, repeat)
+    best = {name: min(runs) for name, runs in times.items()}
+    base = best[rows[0][0]]
+    lines = tuple(
+        (name, num(best[name]), num(statistics.median(runs)), f"{best[name] / base:.2f}x")
+        for name, runs in times.items()
+    )
+    ours = best[f"decode_async_action ({_json.BACKEND})"]
+    notes = [
+        f"{len(bodies)} seed examples, {sum(map(len, bodies)) // len(bodies)} bytes on average; "
+        f"best and median of {repeat} x {number} loops (benchmarks/decode.py's helpers).",
+    ]
+    if sdk is not None:
+        ratio = ours / best["official voucherify SDK from_json"]
+        notes.append(
+            f"decode_async_action / SDK from_json = {ratio:.2f}x (its result stays a dict)."
+        )
+    else:
+        notes.append("The official voucherify SDK is not importable here (see --sdk-site).")
+    columns = ("decoder", "best us/payload", "median us", "x json.loads")
+    return [Table("Decode: bytes -> AsyncAction", columns, lines, tuple(notes))]
+
+
+def _registry(quick: bool, sdk_site: Path | None) -> dict[str, Callable[[], list[Table]]]:
+    mode = "quick" if quick else "full"
+    return {
+        "decode": lambda: decode_tables(*DECODE_LOOPS[mode], sdk_site=sdk_site),
+        "client_cpu": lambda: client_cpu.run(client_cpu.QUICK if quick else client_cpu.FULL),
+        "polling": lambda: polling.run(polling.QUICK if quick else polling.FULL),
+        "budget": lambda: budget.run(budget.QUICK if quick else budget.FULL),
+        "scale": lambda: scale.run(scale.QUICK if quick else scale.FULL),
+    }
+
+
+NAMES: Final = ("decode", "client_cpu", "polling", "budget", "scale")
+
+
+def machine() -> str:
+    """Cores, CPU model, OS and the versions that matter to the figures."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, aiohttp {version('aiohttp')}, "
+        f"JSON backend {_json.BACKEND}"
+    )
+
+
+def write_docs(path: Path, tables: Sequence[Table], command: str, elapsed: float) -> None:
+    """Rewrite the benchmarks page (MyST Markdown) with *tables*."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header = [
+        "# Benchmarks",
+        "",
+        "This page is written by `benchmarks/run.py --write-docs`; do not edit it by hand.",
+        "Every figure is measured against a baseline in the same run (the machines that run",
+        "them are small and shared, so only ratios travel). Job durations and latencies are",
+        "in unscaled seconds: the polling and budget benchmarks run the emulator's job clock",
+        "faster and divide every policy by the same factor.",
+        "",
+        f"- Date: {now}",
+        f"- Machine: {machine()}",
+        f"- Command: `{command}` ({elapsed:.0f} s)",
+        "",
+        "## Results",
+        "",
+    ]
+    body = "\n\n".join(table.markdown() for table in tables)
+    path.write_text("\n".join(header) + body + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the voucherify-async benchmarks.")
+    parser.add_argument("--quick", action="store_true", help="smaller runs: under a minute")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help=f"among {', '.join(NAMES)}")
+    parser.add_argument("--write-docs", action="store_true", help=f"rewrite {DOCS.name}")
+    parser.add_argument("--sdk-site", type=Path, help="a site-packages dir holding voucherify")
+    args = parser.parse_args(argv)
+    names = [name.replace("-", "_") for name in args.only] if args.only else list(NAMES)
+    unknown = sorted(set(names) - set(NAMES))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose among {', '.join(NAMES)}")
+    registry = _registry(args.quick, args.sdk_site)
+    print(f"{machine()}\n", flush=True)
+    started = time.perf_counter()
+    tables: list[Table] = []
+    for name in names:
+        began = time.perf_counter()
+        produced = registry[name]()
+        tables += produced
+        for table in produced:
+            print(table.text(), end="\n\n")
+        print(f"({name}: {time.perf_counter() - began:.1f} s)\n", flush=True)
+    elapsed = time.perf_counter() - started
+    print(f"total: {elapsed:.1f} s")
+    if args.write_docs:
+        shown = ["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]
+        write_docs(DOCS, tables, " ".join(shown), elapsed)
+        print(f"wrote {DOCS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Smoke tests of the benchmarks: each module's smallest configuration produces its figures.
+
+They check that every table comes out with its rows and numbers, never how fast anything is.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import budget, client_cpu, polling, run, scale  # noqa: E402
+from benchmarks._common import Table, percentile, scale_policy  # noqa: E402
+from voucherify_async import PollPolicy  # noqa: E402
+
+NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?x?$")
+
+
+def _figures(table: Table, column: str) -> list[str]:
+    index = table.columns.index(column)
+    return [row[index] for row in table.rows]
+
+
+def _all_numbers(cells: list[str]) -> bool:
+    return all(NUMBER.match(cell) for cell in cells)
+
+
+def test_decode_table() -> None:
+    """The decode table times every decoder and puts json.loads at 1.00x."""
+    (table,) = run.decode_tables(*run.DECODE_LOOPS["smoke"])
+    names = [row[0] for row in table.rows]
+    assert names[0].startswith("json.loads")
+    assert any(name.startswith("decode_async_action") for name in names)
+    assert _figures(table, "x json.loads")[0] == "1.00x"
+    assert _all_numbers(_figures(table, "best us/payload"))
+
+
+def test_client_cpu_table() -> None:
+    """The client CPU table has the baseline, the split variants and the ratios."""
+    (table,) = client_cpu.run(client_cpu.SMOKE)
+    assert [row[0] for row in table.rows][-1] == "client.async_actions.get"
+    assert len(table.rows) == len(client_cpu.VARIANTS)
+    assert _all_numbers(_figures(table, "CPU us/request"))
+    assert _all_numbers(_figures(table, "x baseline"))
+    assert any("Decoding excluded" in note for note in table.notes)
+
+
+def test_polling_tables() -> None:
+    """Polling yields a short-job table, a long-job table and the targets, all jobs seen."""
+    short, long, targets = polling.run(polling.SMOKE)
+    for table in (short, long):
+        assert len(table.rows) == len(polling.VARIANTS)
+        assert _all_numbers(_figures(table, "GETs/job"))
+        assert _all_numbers(_figures(table, "p95 s"))
+        assert _figures(table, "unresolved") == ["0"] * len(polling.VARIANTS)
+    assert {row[2] for row in targets.rows} <= {"met", "MISSED"}
+    assert len(targets.rows) == 5
+
+
+def test_budget_table() -> None:
+    """The budget table counts 429s, GETs and detected jobs for every poller."""
+    (table,) = budget.run(budget.SMOKE)
+    assert len(table.rows) == len(budget.VARIANTS)
+    assert _all_numbers(_figures(table, "429s"))
+    assert _all_numbers(_figures(table, "GETs"))
+    jobs = budget.SMOKE.jobs
+    assert _figures(table, "detected") == [f"{jobs}/{jobs}"] * len(budget.VARIANTS)
+
+
+def test_scale_table() -> None:
+    """Pending handles cost figures, send nothing, and leave no task after close()."""
+    (table,) = scale.run(scale.SMOKE)
+    assert len(table.rows) == 2 * len(scale.SMOKE.sizes)
+    assert _all_numbers(_figures(table, "bytes/item"))
+    assert _figures(table, "tasks left") == ["0", "0"]
+    assert _figures(table, "GETs") == ["0", "0"]
+
+
+def test_tables_render_as_text_and_markdown(tmp_path: Path) -> None:
+    """A table renders aligned in text, as a pipe table in Markdown, and into the docs page."""
+    table = Table("T", ("name", "value"), (("a", "1.00x"), ("longer", "12.50x")), ("a note",))
+    lines = table.text().splitlines()
+    assert lines[2].endswith("value") and lines[4].endswith(" 1.00x")
+    assert len({len(line) for line in lines[3:6]}) == 1
+    markdown = table.markdown()
+    assert "| name | value |" in markdown and "| --- | ---: |" in markdown
+    page = tmp_path / "benchmarks.md"
+    run.write_docs(page, [table], "python benchmarks/run.py --write-docs", 1.0)
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("# Benchmarks") and "Machine: " in text and "| longer | 12.50x |" in text
+
+
+def test_scale_policy_divides_every_duration() -> None:
+    """scale_policy divides delays and deadlines by the speed and keeps unitless fields."""
+    policy = PollPolicy(first_poll_after=2, timeout=100, stall_timeout=50)
+    scaled = scale_policy(policy, 10)
+    assert scaled.first_poll_after == pytest.approx(0.2)
+    assert scaled.initial_delay == pytest.approx(policy.initial_delay / 10)
+    assert scaled.max_delay == pytest.approx(policy.max_delay / 10)
+    assert scaled.min_delay == pytest.approx(policy.min_delay / 10)
+    assert (scaled.timeout, scaled.stall_timeout) == (pytest.approx(10), pytest.approx(5))
+    assert (scaled.multiplier, scaled.jitter, scaled.adaptive) == (
+        policy.multiplier,
+        policy.jitter,
+        policy.adaptive,
+    )
+
+
+def test_percentile_interpolates() -> None:
+    """Percentiles interpolate between ranks like numpy's default."""
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert percentile([5], 95) == 5
+    assert percentile([0, 10], 95) == pytest.approx(9.5)

@@ -1,0 +1,735 @@
+"""The documentation's code: every recipe runs against the emulator, and the pages stay honest.
+
+The recipes live in ``tests/docs_examples/``; the pages include them with ``literalinclude``,
+so what a reader sees is what runs here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import json
+import os
+import re
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import cattrs
+import pytest
+from aiohttp import test_utils
+from docs_examples import (
+    aiohttp_app,
+    concepts,
+    custom_result,
+    pipeline,
+    quickstart,
+    reports,
+    watch,
+)
+
+# The testing recipe's tests, and the fixture they use, run here as a user's suite runs them.
+from docs_examples.testing_recipe import (  # noqa: F401
+    instant_polls,
+    test_report_gives_up,
+    test_report_lists_failed_vouchers,
+    test_report_of_a_failed_import,
+    test_report_under_a_spent_budget,
+    test_report_waits_for_the_end,
+)
+
+import voucherify_async
+from voucherify_async import (
+    AsyncAction,
+    AsyncActionStatus,
+    PollTimeout,
+    UnknownResult,
+    VoucherifyClient,
+    VouchersImportResult,
+    _registry,
+    instrumentation,
+    result_type_for,
+)
+from voucherify_async import testing as vtesting
+from voucherify_async.testing import VoucherifyEmulator, fast_polling
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+EXAMPLES = Path(__file__).resolve().parent / "docs_examples"
+
+
+# --- fixtures ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def polls_fast() -> Iterator[None]:
+    """The library's own delays near zero for this test (as the recipe's ``instant_polls``)."""
+    with fast_polling():
+        yield
+
+
+@pytest.fixture
+def voucherify_env(
+    voucherify_emulator: VoucherifyEmulator, monkeypatch: pytest.MonkeyPatch
+) -> VoucherifyEmulator:
+    """Point ``VoucherifyClient()`` without arguments at the emulator, through the environment."""
+    monkeypatch.setenv("VOUCHERIFY_APP_ID", "docs-app-id")
+    monkeypatch.setenv("VOUCHERIFY_APP_TOKEN", "docs-app-token")
+    monkeypatch.setenv("VOUCHERIFY_BASE_URL", voucherify_emulator.base_url)
+    return voucherify_emulator
+
+
+@pytest.fixture
+def restore_result_types() -> Iterator[None]:
+    """Put the result-type registry back as it was (there is no public unregister)."""
+    saved = dict(_registry._RESULT_TYPES)
+    yield
+    _registry._RESULT_TYPES.clear()
+    _registry._RESULT_TYPES.update(saved)
+
+
+# --- the pages ---------------------------------------------------------------------------
+
+#: The narrative pages this suite vouches for (docs/cli.md, testing.md, benchmarks.md and
+#: reliability.md belong to other suites).
+NARRATIVE = [
+    "index.md",
+    "why.md",
+    "installation.md",
+    "quickstart.md",
+    "concepts.md",
+    "quirks.md",
+    "changelog.md",
+    *sorted(f"recipes/{p.name}" for p in (DOCS / "recipes").glob("*.md")),
+]
+
+_FENCE = re.compile(r"^(`{3,}|~{3,})[ \t]*(.*?)[ \t]*$")
+#: What a fenced block may be: a doctest, an included file, a console snippet, or a directive
+#: that holds no code.
+_ALLOWED_FENCES = {
+    "{doctest}",
+    "{testsetup}",
+    "{testcleanup}",
+    "{literalinclude}",
+    "console",
+    "{toctree}",
+    "{include}",
+    "{note}",
+    "{tip}",
+    "{warning}",
+    "{important}",
+    "{seealso}",
+    "{eval-rst}",
+}
+
+
+def _fences(text: str) -> list[str]:
+    """The info string of every fenced block in *text*, outer blocks only."""
+    infos: list[str] = []
+    opening: str | None = None
+    for line in text.splitlines():
+        match = _FENCE.match(line)
+        if match is None:
+            continue
+        marker, info = match.groups()
+        if opening is None:
+            opening = marker
+            infos.append(info.split()[0] if info else "")
+        elif not info and marker[0] == opening[0] and len(marker) >= len(opening):
+            opening = None
+    return infos
+
+
+@pytest.mark.parametrize("page", NARRATIVE)
+def test_every_code_block_is_tested_or_console(page: str) -> None:
+    """A page's code blocks are doctests, included tested files, or console snippets."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    bad = [info or "(no language)" for info in _fences(text) if info not in _ALLOWED_FENCES]
+    assert not bad, f"{page}: untested code blocks: {bad}"
+    if page != "api.md":
+        assert "{eval-rst}" not in _fences(text), f"{page}: eval-rst belongs to api.md"
+
+
+def test_literalincludes_name_tested_files() -> None:
+    """Every file a page includes exists, and a test here imports or runs it."""
+    this = Path(__file__).read_text(encoding="utf-8")
+    for page in NARRATIVE:
+        text = (DOCS / page).read_text(encoding="utf-8")
+        for target in re.findall(r"```\{literalinclude\}\s+(\S+)", text):
+            path = (DOCS / page).parent / target
+            assert path.is_file(), f"{page}: {target} does not exist"
+            assert path.resolve().parent == EXAMPLES, f"{page}: {target} is not a docs example"
+            assert path.stem in this, f"{page}: {target} is not exercised by test_docs.py"
+
+
+def _documented_names() -> set[str]:
+    """Fully qualified names of every autodoc directive in docs/api.md."""
+    text = (DOCS / "api.md").read_text(encoding="utf-8")
+    names: set[str] = set()
+    module = ""
+    for kind, name in re.findall(
+        r"^\s*\.\.\s+(module|currentmodule|automodule|auto\w+)::\s*([\w.]+)", text, re.MULTILINE
+    ):
+        if kind in ("module", "currentmodule"):
+            module = name
+        elif kind == "automodule":
+            module = name
+            names.add(name)
+        else:
+            names.add(name if name.startswith("voucherify_async") else f"{module}.{name}")
+    return names
+
+
+@pytest.mark.parametrize(
+    ("module", "public"),
+    [
+        ("voucherify_async", voucherify_async.__all__),
+        ("voucherify_async.testing", vtesting.__all__),
+        ("voucherify_async.instrumentation", instrumentation.__all__),
+    ],
+)
+def test_api_page_documents_every_public_name(module: str, public: list[str]) -> None:
+    """docs/api.md has an autodoc entry for every name in the three ``__all__`` lists."""
+    documented = _documented_names()
+    missing = [name for name in public if f"{module}.{name}" not in documented]
+    assert not missing, f"not in docs/api.md: {missing}"
+
+
+def test_index_toctree_lists_every_section() -> None:
+    """The home page's table of contents reaches every section the docs promise."""
+    text = (DOCS / "index.md").read_text(encoding="utf-8")
+    entries = [
+        line.strip()
+        for toctree in text.split("```{toctree}")[1:]
+        for line in toctree.split("```", 1)[0].splitlines()
+        if line.strip() and not line.strip().startswith(":")
+    ]
+    for section in (
+        "why", "installation", "quickstart", "concepts", "cli", "testing", "recipes/index",
+        "quirks", "benchmarks", "reliability", "api", "changelog",
+    ):  # fmt: skip
+        assert section in entries, f"{section} missing from the toctree"
+
+
+# --- quick start and concepts ------------------------------------------------------------
+
+
+async def test_quickstart(
+    voucherify_env: VoucherifyEmulator, polls_fast: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The quick start runs from top to bottom, credentials from the environment."""
+    emu = voucherify_env
+    imported = emu.add_action("VOUCHERS.IMPORT", duration=0.1)
+    watched = emu.add_action("CUSTOMERS.BULK_UPDATE", duration=0.1, progress="steps")
+    failing = emu.add_action("PRODUCTS.BULK_UPDATE", duration=0.05, status="FAILED")
+
+    await quickstart.main([imported, watched, failing])
+
+    out = capsys.readouterr().out
+    assert f"{imported} is a VOUCHERS.IMPORT" in out
+    assert "0 imported, 3 failed" in out
+    assert "  PROMO-CODE31: unit: must be a number" in out
+    assert f"{watched}: DONE 100%" in out
+    assert f"{watched} ended DONE" in out
+    assert f"{failing} failed: FAILED" in out
+
+
+async def test_shared_poll(
+    voucherify_emulator: VoucherifyEmulator, voucherify_client: VoucherifyClient, polls_fast: None
+) -> None:
+    """Three waiters get the same terminal action through one handle."""
+    action_id = voucherify_emulator.add_action(duration=None)
+    task = asyncio.create_task(concepts.shared_poll(voucherify_client, action_id))
+    await voucherify_emulator.wait_for_requests(3, action_id=action_id)
+    voucherify_emulator.finish(action_id)
+    first, second, third = await task
+    assert first is second is third  # one handle settled once: the very same snapshot
+    assert first.status == AsyncActionStatus.DONE
+
+
+async def test_progress_or_result(
+    voucherify_emulator: VoucherifyEmulator, voucherify_client: VoucherifyClient, polls_fast: None
+) -> None:
+    """A wait that times out reports progress; the handle keeps polling and ends later."""
+    emu = voucherify_emulator
+    slow = emu.add_action(duration=None)
+    emu.set_progress(slow, 40)
+    answer = await concepts.progress_or_result(voucherify_client, slow, wait=0.05)
+    assert answer == "still IN_PROGRESS at 40%"
+    handle = voucherify_client.async_actions.handle(slow)
+    assert not handle.done()  # still polling after the wait timed out
+    emu.finish(slow)
+    assert (await handle).status == AsyncActionStatus.DONE
+    quick_id = emu.add_action(duration=0.05)
+    assert await concepts.progress_or_result(voucherify_client, quick_id) == "ended DONE"
+
+
+async def test_watch_big_import(
+    voucherify_emulator: VoucherifyEmulator,
+    voucherify_client: VoucherifyClient,
+    polls_fast: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A handle with its own policy prints each change and returns the terminal action."""
+    action_id = voucherify_emulator.add_action(
+        "PRODUCTS.IMPORT_CSV", duration=0.2, progress="steps"
+    )
+    action = await concepts.watch_big_import(voucherify_client, action_id)
+    assert action.status == AsyncActionStatus.DONE
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "DONE 100%"
+    assert "IN_PROGRESS 50%" in lines
+
+
+async def test_outcome(
+    voucherify_emulator: VoucherifyEmulator, voucherify_client: VoucherifyClient, polls_fast: None
+) -> None:
+    """FAILED and operation_status FAILED raise; failed rows are data."""
+    emu = voucherify_emulator
+    partial = emu.add_action("VOUCHERS.IMPORT", duration=0.05)
+    clean = emu.add_action("CAMPAIGN.VOUCHERS_GENERATE", duration=0.05)
+    failed = emu.add_action("VOUCHERS.BULK_UPDATE", duration=0.05, status="FAILED")
+    op_failed = emu.add_action(
+        "CUSTOMERS.METADATA_UPDATE", duration=0.05, operation_status="FAILED"
+    )
+    client = voucherify_client
+    assert await concepts.outcome(client, partial) == "done with 3 failed record(s)"
+    assert await concepts.outcome(client, clean) == "done"
+    assert await concepts.outcome(client, failed) == "failed: FAILED, operation FAILED"
+    assert await concepts.outcome(client, op_failed) == "failed: DONE, operation FAILED"
+
+
+async def test_explain(
+    voucherify_emulator: VoucherifyEmulator, voucherify_client: VoucherifyClient, polls_fast: None
+) -> None:
+    """Each error class lands in its own branch."""
+    emu = voucherify_emulator
+    client = voucherify_client
+    assert await concepts.explain(client, emu.add_action(duration=0.05)) == "done"
+    failed = emu.add_action(duration=0.05, status="FAILED")
+    assert await concepts.explain(client, failed) == f"failed: {failed}"
+    assert await concepts.explain(client, "aa_nope") == "unknown id (not_found)"
+    emu.inject(vtesting.Status(401))
+    assert await concepts.explain(client, "aa_any") == "credentials"
+    emu.inject(vtesting.Status(503), times=5)
+    assert (await concepts.explain(client, "aa_any")).startswith("transient: HTTP 503")
+    emu.inject(vtesting.Body(b'{"id": "aa_1", "type": "VOUCHERS.IMPORT", "status": 5}'))
+    assert await concepts.explain(client, "aa_any") == "bad body at $.status"
+
+
+async def test_count_polls(
+    voucherify_emulator: VoucherifyEmulator, voucherify_client: VoucherifyClient, polls_fast: None
+) -> None:
+    """The hook sees every poll, the last one with reason 'done'."""
+    reasons = concepts.count_polls()
+    action_id = voucherify_emulator.add_action(duration=0.05)
+    await voucherify_client.async_actions.wait(action_id)
+    assert reasons["done"] == 1
+    assert sum(reasons.values()) == voucherify_emulator.count(action_id)
+
+
+async def test_borrowed_session(voucherify_env: VoucherifyEmulator, polls_fast: None) -> None:
+    """A borrowed session stays open after the client closes."""
+    action_id = voucherify_env.add_action(duration=0.05)
+    action = await concepts.borrowed_session(voucherify_env.base_url, action_id)
+    assert action.id == action_id
+
+
+# --- recipe: web applications ------------------------------------------------------------
+
+
+@pytest.fixture
+async def aiohttp_server(
+    voucherify_emulator: VoucherifyEmulator,
+) -> AsyncIterator[test_utils.TestClient[Any, Any]]:
+    """The aiohttp recipe's application served on 127.0.0.1, with an HTTP client for it."""
+    app = aiohttp_app.create_app(
+        app_id="web-app-id", app_token="web-app-token", base_url=voucherify_emulator.base_url
+    )
+    server = test_utils.TestServer(app, host="127.0.0.1")
+    async with test_utils.TestClient(server) as http:
+        yield http
+
+
+async def test_aiohttp_handler(
+    voucherify_emulator: VoucherifyEmulator,
+    aiohttp_server: test_utils.TestClient[Any, Any],
+    polls_fast: None,
+) -> None:
+    """The handler answers 200 with the typed result, 202 with progress, 404, and 400."""
+    emu, http = voucherify_emulator, aiohttp_server
+    done = emu.add_action("VOUCHERS.IMPORT", duration=0.05)
+    response = await http.get(f"/imports/{done}")
+    assert response.status == 200
+    body = await response.json()
+    assert body["status"] == "DONE"
+    assert body["failed"] is False
+    assert body["result"]["failed_count"] == 3
+
+    running = emu.add_action(duration=None)
+    emu.set_progress(running, 60)
+    response = await http.get(f"/imports/{running}", params={"wait": "0.05"})
+    assert response.status == 202
+    assert await response.json() == {"id": running, "status": "IN_PROGRESS", "progress": 60}
+
+    failed = emu.add_action("VOUCHERS.BULK_UPDATE", duration=0.05, status="FAILED")
+    body = await (await http.get(f"/imports/{failed}")).json()
+    assert (body["status"], body["failed"]) == ("FAILED", True)
+
+    assert (await http.get("/imports/aa_unknown")).status == 404
+    assert (await http.get(f"/imports/{done}", params={"wait": "soon"})).status == 400
+
+
+async def test_aiohttp_waiters_share_one_poll(
+    voucherify_emulator: VoucherifyEmulator,
+    aiohttp_server: test_utils.TestClient[Any, Any],
+    polls_fast: None,
+) -> None:
+    """Ten concurrent requests for one action share one poll loop."""
+    emu, http = voucherify_emulator, aiohttp_server
+    action_id = emu.add_action(duration=None)
+
+    async def ask() -> int:
+        response = await http.get(f"/imports/{action_id}")
+        return response.status
+
+    requests = [asyncio.create_task(ask()) for _ in range(10)]
+    await emu.wait_for_requests(5, action_id=action_id)
+    emu.finish(action_id)
+    assert await asyncio.gather(*requests) == [200] * 10
+
+
+async def test_aiohttp_cleanup_closes_the_client(voucherify_emulator: VoucherifyEmulator) -> None:
+    """The client lives from the application's startup to its cleanup."""
+    app = aiohttp_app.create_app(
+        app_id="web-app-id", app_token="web-app-token", base_url=voucherify_emulator.base_url
+    )
+    runner = aiohttp_app.web.AppRunner(app)
+    await runner.setup()
+    client = app[aiohttp_app.VOUCHERIFY]
+    assert not client.closed
+    await runner.cleanup()
+    assert client.closed
+
+
+async def test_fastapi_endpoint(voucherify_env: VoucherifyEmulator, polls_fast: None) -> None:
+    """The FastAPI endpoint answers 200, 202, 404 and 422; the lifespan closes the client."""
+    pytest.importorskip("fastapi")
+    httpx = pytest.importorskip("httpx")
+    from docs_examples import fastapi_app
+
+    emu = voucherify_env
+    app = fastapi_app.app
+    async with app.router.lifespan_context(app):
+        client = app.state.voucherify
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+            done = emu.add_action("ORDERS.IMPORT", duration=0.05)
+            response = await http.get(f"/imports/{done}")
+            assert response.status_code == 200
+            assert response.json()["result"]["failed"] == [
+                {"source_id": None, "reason": "Internal error"}
+            ]
+
+            running = emu.add_action(duration=None)
+            emu.set_progress(running, 10)
+            response = await http.get(f"/imports/{running}", params={"wait": 0.05})
+            assert response.status_code == 202
+            assert response.json() == {"id": running, "status": "IN_PROGRESS", "progress": 10}
+
+            failed = emu.add_action("VOUCHERS.BULK_UPDATE", duration=0.05, status="FAILED")
+            assert (await http.get(f"/imports/{failed}")).json()["status"] == "FAILED"
+            assert (await http.get("/imports/aa_unknown")).status_code == 404
+            assert (await http.get(f"/imports/{done}", params={"wait": 99})).status_code == 422
+    assert client.closed
+
+
+# --- recipe: the ingestion pipeline ------------------------------------------------------
+
+#: The recipe's scale, and the test's time scale: 100 requests per 50 ms instead of a minute.
+BATCH = 500
+WINDOW = 0.05
+
+
+@pytest.fixture
+async def budget_emulator() -> AsyncIterator[VoucherifyEmulator]:
+    """An emulator that answers 429 to the 101st request in any 50 ms."""
+    async with VoucherifyEmulator(
+        requests_per_minute=pipeline.REQUESTS_PER_MINUTE, rate_limit_window=WINDOW, seed=7
+    ) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def budget_client(budget_emulator: VoucherifyEmulator) -> AsyncIterator[VoucherifyClient]:
+    """The recipe's client, time-scaled: its 100-request budget counts per 50 ms."""
+    async with VoucherifyClient(
+        "pipeline-id",
+        "pipeline-token",
+        base_url=budget_emulator.base_url,
+        requests_per_minute=pipeline.REQUESTS_PER_MINUTE,
+        budget_window=WINDOW,
+        poll_policy=pipeline.BATCH_POLICY,
+    ) as client:
+        yield client
+
+
+def _batch(emu: VoucherifyEmulator, n: int = BATCH) -> tuple[list[str], set[str]]:
+    """*n* short jobs of every type; every 50th ends FAILED. Returns the ids and the failed."""
+    ids: list[str] = []
+    failed: set[str] = set()
+    for i in range(n):
+        status = "FAILED" if i % 50 == 7 else "DONE"
+        action_id = emu.add_action(
+            vtesting.ACTION_TYPES[i % len(vtesting.ACTION_TYPES)],
+            duration=0.002 * (i % 10),
+            status=status,
+        )
+        ids.append(action_id)
+        if status == "FAILED":
+            failed.add(action_id)
+    return ids, failed
+
+
+def _assert_within_budget(emu: VoucherifyEmulator) -> None:
+    statuses = {request.status for request in emu.requests}
+    assert 429 not in statuses, "the client exceeded its budget"
+
+
+async def test_pipeline_wait_for_all(
+    budget_emulator: VoucherifyEmulator, budget_client: VoucherifyClient, polls_fast: None
+) -> None:
+    """wait_all: 500 outcomes, failures filed apart, never over the budget."""
+    ids, failed = _batch(budget_emulator)
+    tally = await pipeline.wait_for_all(budget_client, ids)
+    assert {a.id for a in tally.failed} == failed
+    assert len(tally.done) == BATCH - len(failed)
+    assert tally.errors == []
+    _assert_within_budget(budget_emulator)
+
+
+async def test_pipeline_follow(
+    budget_emulator: VoucherifyEmulator, budget_client: VoucherifyClient, polls_fast: None
+) -> None:
+    """as_completed: a progress line that ends at 500/500, never over the budget."""
+    ids, failed = _batch(budget_emulator)
+    ids.append("aa_not_there")
+    stream = io.StringIO()
+    tally = await pipeline.follow(budget_client, ids, pipeline.ProgressLine(len(ids), stream))
+    assert {a.id for a in tally.failed} == failed
+    assert [type(e).__name__ for e in tally.errors] == ["NotFoundError"]
+    last = stream.getvalue().rstrip("\n").rsplit("\r", 1)[-1]
+    assert (
+        last
+        == f"[{BATCH + 1}/{BATCH + 1}] {BATCH - len(failed)} done, {len(failed)} failed, 1 errors"
+    )
+    _assert_within_budget(budget_emulator)
+
+
+async def test_pipeline_ingest(
+    budget_emulator: VoucherifyEmulator, budget_client: VoucherifyClient, polls_fast: None
+) -> None:
+    """TaskGroup: every DONE action is stored once, as soon as it is in."""
+    ids, failed = _batch(budget_emulator)
+    stored: list[str] = []
+
+    async def store(action: AsyncAction) -> None:
+        stored.append(action.id)
+
+    stream = io.StringIO()
+    tally = await pipeline.ingest(
+        budget_client, ids, store, pipeline.ProgressLine(len(ids), stream)
+    )
+    assert sorted(stored) == sorted(set(ids) - failed)
+    assert len(tally.failed) == len(failed)
+    _assert_within_budget(budget_emulator)
+
+
+async def test_pipeline_ingest_stops_every_poll_when_store_fails(
+    budget_emulator: VoucherifyEmulator, budget_client: VoucherifyClient, polls_fast: None
+) -> None:
+    """A failing store cancels the other tasks, and their waits leave no poll behind."""
+    quick = budget_emulator.add_action(duration=0.0)
+    never = [budget_emulator.add_action(duration=None) for _ in range(5)]
+
+    async def store(action: AsyncAction) -> None:
+        raise OSError("the database is down")
+
+    with pytest.raises(ExceptionGroup) as info:
+        await pipeline.ingest(
+            budget_client, [quick, *never], store, pipeline.ProgressLine(6, io.StringIO())
+        )
+    assert info.group_contains(OSError)
+    assert budget_client.async_actions._handles == {}  # no handle left polling
+
+
+async def test_pipeline_main(
+    voucherify_env: VoucherifyEmulator, polls_fast: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The script's main: exit status 1 when an action failed, the failure on stderr."""
+    ids = [voucherify_env.add_action(duration=0.0) for _ in range(5)]
+    ids.append(voucherify_env.add_action("ORDERS.IMPORT", duration=0.0, status="FAILED"))
+    assert await pipeline.main(ids) == 1
+    err = capsys.readouterr().err
+    assert "[6/6] 5 done, 1 failed, 0 errors" in err
+    assert f"{ids[-1]} (ORDERS.IMPORT) ended FAILED" in err
+
+
+# --- recipe: a script ----------------------------------------------------------------------
+
+
+async def test_watch_script(voucherify_emulator: VoucherifyEmulator) -> None:
+    """``python watch.py ID...`` prints progress and exits 1 when an action failed."""
+    emu = voucherify_emulator
+    done = emu.add_action("VOUCHERS.IMPORT", duration=0.3, progress="steps")
+    failed = emu.add_action("ORDERS.IMPORT", duration=0.1, status="FAILED")
+    env = {
+        **os.environ,
+        "VOUCHERIFY_APP_ID": "script-id",
+        "VOUCHERIFY_APP_TOKEN": "script-token",
+        "VOUCHERIFY_BASE_URL": emu.base_url,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / "watch.py"),
+        done,
+        failed,
+        "--timeout",
+        "30",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 1, err.decode()
+    lines = out.decode().splitlines()
+    assert f"{done}: DONE 100%" in lines
+    assert lines[-1] == f"{done}: DONE"
+    assert f"{failed}: FAILED" in err.decode()
+
+
+def test_watch_script_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No credentials: exit status 2 and a message, before any request."""
+    for name in ("VOUCHERIFY_APP_ID", "VOUCHERIFY_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    assert watch.main(["aa_0c5559be44d7b63c06"]) == 2
+
+
+async def test_watch_script_timeout(
+    voucherify_env: VoucherifyEmulator, polls_fast: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An action that outlives --timeout is reported, exit status 2."""
+    never = voucherify_env.add_action(duration=None)
+    assert await watch.run([never], timeout=0.05) == 2
+    assert f"{never}: async action {never}: the polling policy's timeout passed" in (
+        capsys.readouterr().err
+    )
+
+
+# --- recipe: a custom result type ----------------------------------------------------------
+
+MEMBERS_PAYLOAD: dict[str, Any] = {
+    "id": "aa_0c5a1f2b3c4d5e6f70",
+    "type": "LOYALTY.MEMBERS_BATCH",
+    "status": "DONE",
+    "result": {
+        "message": "2 member(s) added, 1 failed.",
+        "done_count": 2,
+        "failed_count": 1,
+        "failed": [{"source_id": "cust_9", "reason": "customer not found"}],
+    },
+    "created_at": "2026-08-03T10:00:00.000Z",
+    "updated_at": "2026-08-03T10:00:01.250Z",
+    "request_id": "v-0c5a1f2b3c4d5e6f71",
+    "processing_time": 1250,
+    "progress": 100,
+    "object": "async_action",
+}
+
+
+def test_custom_result_decodes_after_registration(restore_result_types: None) -> None:
+    """Unknown before, typed after: the registry decides at decode time."""
+    before = custom_result.decode(MEMBERS_PAYLOAD)
+    assert isinstance(before.result, UnknownResult)
+    assert before.result.raw == MEMBERS_PAYLOAD["result"]
+    assert result_type_for(custom_result.MEMBERS_BATCH) is UnknownResult
+
+    custom_result.register()
+
+    action = custom_result.decode(MEMBERS_PAYLOAD)
+    assert action.type == "LOYALTY.MEMBERS_BATCH"  # an unknown type stays a str
+    assert action.result == custom_result.MembersBatchResult(
+        message="2 member(s) added, 1 failed.",
+        done_count=2,
+        failed_count=1,
+        failed=[custom_result.MemberFailure(source_id="cust_9", reason="customer not found")],
+    )
+    assert voucherify_async.converter.unstructure(action) == MEMBERS_PAYLOAD
+
+
+def test_custom_result_is_strict_about_types(restore_result_types: None) -> None:
+    """A registered attrs class is checked as strictly as the built-in ones."""
+    custom_result.register()
+    bad = json.loads(json.dumps(MEMBERS_PAYLOAD))
+    bad["result"]["done_count"] = "two"
+    with pytest.raises(cattrs.ClassValidationError) as info:
+        custom_result.decode(bad)
+    assert any("$.result.done_count" in line for line in cattrs.transform_error(info.value))
+
+
+async def test_custom_result_through_the_client(
+    voucherify_emulator: VoucherifyEmulator,
+    voucherify_client: VoucherifyClient,
+    polls_fast: None,
+    restore_result_types: None,
+) -> None:
+    """An action of the new type, served by the emulator, arrives typed."""
+    custom_result.register()
+    action_id = voucherify_emulator.add_action(
+        custom_result.MEMBERS_BATCH, duration=0.05, result=MEMBERS_PAYLOAD["result"]
+    )
+    assert await custom_result.failed_members(voucherify_client, action_id) == [
+        "cust_9: customer not found"
+    ]
+
+
+def test_registry_restored() -> None:
+    """No test leaves the recipe's type registered (runs after the ones above)."""
+    assert result_type_for(custom_result.MEMBERS_BATCH) is UnknownResult
+
+
+# --- the testing recipe's function, outside its own tests -----------------------------------
+
+
+async def test_reports_module_is_the_one_documented(
+    voucherify_emulator: VoucherifyEmulator, voucherify_client: VoucherifyClient, polls_fast: None
+) -> None:
+    """``reports.import_report`` reads a typed ``VouchersImportResult``."""
+    action_id = voucherify_emulator.add_action("VOUCHERS.IMPORT", duration=0.0)
+    action = await voucherify_client.async_actions.wait(action_id)
+    assert isinstance(action.result, VouchersImportResult)
+    report = await reports.import_report(voucherify_client, action_id)
+    assert report.count("\n") == 3
+
+
+def test_poll_timeout_is_a_timeout_error() -> None:
+    """What the concepts page says of PollTimeout holds."""
+    assert issubclass(PollTimeout, TimeoutError)
+
+
+async def test_recent_failures(
+    voucherify_emulator: VoucherifyEmulator, voucherify_client: VoucherifyClient
+) -> None:
+    """iterate() pages through every action; the snippet keeps the failed ones since a date."""
+    emu = voucherify_emulator
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    failing = {i for i in range(250) if i % 40 == 3}  # 7 of 250: three pages of 100
+    ids = [
+        emu.add_action(duration=0.0, status="FAILED" if i in failing else "DONE")
+        for i in range(250)
+    ]
+    failed = await concepts.recent_failures(voucherify_client, since)
+    assert [a.id for a in failed] == [ids[i] for i in sorted(failing, reverse=True)]
+    assert all(a.result is None for a in failed)
