@@ -140,6 +140,7 @@ def write_docs(path: Path, tables: Sequence[Table], command: str, elapsed: float
         "",
         "## Results",
         "",
+        "",
     ]
     body = "\n\n".join(table.markdown() for table in tables)
     path.write_text("\n".join(header) + body + "\n", encoding="utf-8")

@@ -390,6 +390,13 @@ async def test_aiohttp_waiters_share_one_poll(
     """Ten concurrent requests for one action share one poll loop."""
     emu, http = voucherify_emulator, aiohttp_server
     action_id = emu.add_action(duration=None)
+    first_polls: list[instrumentation.PollEvent] = []  # each handle's poll number 1
+
+    def on_poll(event: instrumentation.PollEvent) -> None:
+        if event.attempt == 1:
+            first_polls.append(event)
+
+    instrumentation.set_on_poll_hooks([on_poll])
 
     async def ask() -> int:
         response = await http.get(f"/imports/{action_id}")
@@ -399,6 +406,7 @@ async def test_aiohttp_waiters_share_one_poll(
     await emu.wait_for_requests(5, action_id=action_id)
     emu.finish(action_id)
     assert await asyncio.gather(*requests) == [200] * 10
+    assert len(first_polls) == 1  # one handle served all ten requests
 
 
 async def test_aiohttp_cleanup_closes_the_client(voucherify_emulator: VoucherifyEmulator) -> None:

@@ -238,13 +238,14 @@ class VoucherifyEmulator:
     def add_demo_jobs(self, n: int, *, rng: random.Random | None = None) -> list[str]:
         """Schedule *n* realistic jobs across the 22 types and return their ids.
 
-        Most last 0.1-1.3 s like the seed's examples; every tenth is a long one (5-15 s,
+        Most last 0.1-1.3 s like the seed's examples; every tenth is a long import (5-15 s,
         progress in steps); one (when *n* >= 2) ends FAILED. *rng* defaults to the
         emulator's own seeded generator.
         """
         rng = self._rng if rng is None else rng
         types = list(ACTION_TYPES)
         rng.shuffle(types)
+        imports = [t for t in ACTION_TYPES if "IMPORT" in t]
         failed = rng.randrange(n) if n >= 2 else -1
         ids = []
         for i in range(n):
@@ -252,7 +253,7 @@ class VoucherifyEmulator:
             duration = rng.uniform(5.0, 15.0) if long else rng.uniform(0.1, 1.3)
             ids.append(
                 self.add_action(
-                    types[i % len(types)],
+                    rng.choice(imports) if long else types[i % len(types)],
                     duration=round(duration, 3),
                     progress="steps" if long else "linear",
                     status="FAILED" if i == failed else "DONE",
