@@ -256,9 +256,10 @@ async def test_progress_or_result(
     emu = voucherify_emulator
     slow = emu.add_action(duration=None)
     emu.set_progress(slow, 40)
+    handle = voucherify_client.async_actions.handle(slow)
+    await emu.wait_for_requests(2, action_id=slow)  # the handle has seen a snapshot
     answer = await concepts.progress_or_result(voucherify_client, slow, wait=0.05)
     assert answer == "still IN_PROGRESS at 40%"
-    handle = voucherify_client.async_actions.handle(slow)
     assert not handle.done()  # still polling after the wait timed out
     emu.finish(slow)
     assert (await handle).status == AsyncActionStatus.DONE
@@ -370,6 +371,9 @@ async def test_aiohttp_handler(
 
     running = emu.add_action(duration=None)
     emu.set_progress(running, 60)
+    # Hold a handle until it has a snapshot, so the request's short wait surely sees one.
+    http.server.app[aiohttp_app.VOUCHERIFY].async_actions.handle(running)
+    await emu.wait_for_requests(2, action_id=running)
     response = await http.get(f"/imports/{running}", params={"wait": "0.05"})
     assert response.status == 202
     assert await response.json() == {"id": running, "status": "IN_PROGRESS", "progress": 60}
@@ -387,7 +391,7 @@ async def test_aiohttp_waiters_share_one_poll(
     aiohttp_server: test_utils.TestClient[Any, Any],
     polls_fast: None,
 ) -> None:
-    """Ten concurrent requests for one action share one poll loop."""
+    """Ten concurrent requests for one action share one handle, hence one poll loop."""
     emu, http = voucherify_emulator, aiohttp_server
     action_id = emu.add_action(duration=None)
     first_polls: list[instrumentation.PollEvent] = []  # each handle's poll number 1
@@ -399,13 +403,11 @@ async def test_aiohttp_waiters_share_one_poll(
     instrumentation.set_on_poll_hooks([on_poll])
 
     async def ask() -> int:
-        response = await http.get(f"/imports/{action_id}")
+        # Each waits up to 0.3 s: all ten are in the handler together, on one handle.
+        response = await http.get(f"/imports/{action_id}", params={"wait": "0.3"})
         return response.status
 
-    requests = [asyncio.create_task(ask()) for _ in range(10)]
-    await emu.wait_for_requests(5, action_id=action_id)
-    emu.finish(action_id)
-    assert await asyncio.gather(*requests) == [200] * 10
+    assert await asyncio.gather(*(ask() for _ in range(10))) == [202] * 10
     assert len(first_polls) == 1  # one handle served all ten requests
 
 
@@ -443,6 +445,8 @@ async def test_fastapi_endpoint(voucherify_env: VoucherifyEmulator, polls_fast: 
 
             running = emu.add_action(duration=None)
             emu.set_progress(running, 10)
+            client.async_actions.handle(running)  # a snapshot before the short wait
+            await emu.wait_for_requests(2, action_id=running)
             response = await http.get(f"/imports/{running}", params={"wait": 0.05})
             assert response.status_code == 202
             assert response.json() == {"id": running, "status": "IN_PROGRESS", "progress": 10}

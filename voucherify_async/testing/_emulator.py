@@ -245,7 +245,11 @@ class VoucherifyEmulator:
         rng = self._rng if rng is None else rng
         types = list(ACTION_TYPES)
         rng.shuffle(types)
-        imports = [t for t in ACTION_TYPES if "IMPORT" in t]
+        # Every tenth job is long: put import types there, so the long ones are imports.
+        for slot in range(9, len(types), 10):
+            if "IMPORT" not in types[slot]:
+                swap = next(j for j, t in enumerate(types) if "IMPORT" in t and j % 10 != 9)
+                types[slot], types[swap] = types[swap], types[slot]
         failed = rng.randrange(n) if n >= 2 else -1
         ids = []
         for i in range(n):
@@ -253,7 +257,7 @@ class VoucherifyEmulator:
             duration = rng.uniform(5.0, 15.0) if long else rng.uniform(0.1, 1.3)
             ids.append(
                 self.add_action(
-                    rng.choice(imports) if long else types[i % len(types)],
+                    types[i % len(types)],
                     duration=round(duration, 3),
                     progress="steps" if long else "linear",
                     status="FAILED" if i == failed else "DONE",

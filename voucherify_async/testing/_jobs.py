@@ -140,7 +140,9 @@ class Job:
         self.operation_status = operation_status
         self.result_is_default = result is None
         self.result = (
-            default_result(self.type, status) if result is None else copy.deepcopy(dict(result))
+            default_result(self.type, "FAILED" if operation_status == "FAILED" else status)
+            if result is None
+            else copy.deepcopy(dict(result))
         )
 
     def is_terminal(self, now_ms: float) -> bool:
