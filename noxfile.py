@@ -41,3 +41,21 @@ def docs(session: nox.Session) -> None:
         session.run(
             "sphinx-build", "-W", "--keep-going", "-b", builder, "docs", f"docs/_build/{builder}"
         )
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """The full soak: 2,000 handles over about a minute under 10 % random faults.
+
+    ``python tests/reliability/report.py`` runs it too, with the fault matrix, and rewrites
+    docs/reliability.md from the results.
+    """
+    session.install("-e", ".[test]")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/reliability/test_soak.py",
+        *session.posargs,
+        env={"VOUCHERIFY_SOAK": "1"},
+    )

@@ -27,7 +27,7 @@ import json
 import random
 import sys
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import aiohttp
 import attrs
@@ -116,7 +116,7 @@ async def _measure(variant: Variant, config: Config) -> Result:
     durations = [rng.uniform(*config.duration_range) for _ in range(config.jobs)]
     loop = asyncio.get_running_loop()
     resolved: dict[str, float] = {}
-    waits: list[asyncio.Future[object]] = []
+    waits: list[asyncio.Future[Any]] = []
     window = 60.0 / speed
     emulator = VoucherifyEmulator(
         speed=speed, requests_per_minute=config.rpm, rate_limit_window=window, seed=config.seed
@@ -138,12 +138,13 @@ async def _measure(variant: Variant, config: Config) -> Result:
         ]
         start = loop.time()
 
-        def on_done(done: asyncio.Future[object], action_id: str) -> None:
+        def on_done(done: asyncio.Future[Any], action_id: str) -> None:
             if not done.cancelled():  # cancelled at the horizon: not detected
                 resolved.setdefault(action_id, loop.time())
 
         try:
             for action_id in ids:
+                wait: asyncio.Future[Any]
                 if variant == "naive":
                     wait = loop.create_task(_naive(session, emu.base_url, action_id, speed))
                 else:
@@ -169,8 +170,12 @@ async def _measure(variant: Variant, config: Config) -> Result:
 
 def measure(variant: Variant, config: Config) -> Result:
     """One poller, in a fresh event loop."""
-    with quiet_library():
-        return asyncio.run(_measure(variant, config))
+    state = random.getstate()
+    try:
+        with quiet_library():
+            return asyncio.run(_measure(variant, config))
+    finally:
+        random.setstate(state)
 
 
 def run(config: Config) -> list[Table]:

@@ -14,7 +14,7 @@ The emulator runs in the same event loop, with its job clock ``speed`` times fas
 policy is divided by the same factor (``scale_policy``). Latency runs from the emulator's
 ``finished_at`` to the handle resolving, both on the loop's clock, and is multiplied back by
 the speed: figures are in unscaled seconds. Short and long jobs run separately, each variant
-in a fresh process (``--quick``: the variants side by side).
+in a fresh process (``--quick``: the long-job variants side by side).
 
 Usage: ``python benchmarks/polling.py [--quick]``
 """
@@ -145,7 +145,8 @@ async def _measure(variant: Variant, kind: Kind, config: Config) -> Result:
     waits: list[asyncio.Future[object]] = []
 
     def on_done(handle: AsyncActionHandle) -> None:
-        resolved.setdefault(handle.id, loop.time())
+        if handle.latest is not None and handle.latest.is_terminal:  # not cancelled at the cap
+            resolved.setdefault(handle.id, loop.time())
 
     async with VoucherifyEmulator(speed=speed, seed=config.seed) as emu:
         client = VoucherifyClient(APP_ID, APP_TOKEN, base_url=emu.base_url, poll_policy=policy)
@@ -181,8 +182,12 @@ async def _measure(variant: Variant, kind: Kind, config: Config) -> Result:
 
 def measure(variant: Variant, kind: Kind, config: Config) -> Result:
     """One variant on one kind of job, in a fresh event loop."""
-    with quiet_library():
-        return asyncio.run(_measure(variant, kind, config))
+    state = random.getstate()
+    try:
+        with quiet_library():
+            return asyncio.run(_measure(variant, kind, config))
+    finally:
+        random.setstate(state)
 
 
 def _rows(results: dict[Variant, Result]) -> tuple[tuple[str, ...], ...]:

@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._common import APP_ID, APP_TOKEN, Table, in_parallel, num, ratio, rss_bytes, verdict
-from voucherify_async import PollPolicy, VoucherifyClient
+from voucherify_async import AsyncActionHandle, PollPolicy, VoucherifyClient
 from voucherify_async.testing import VoucherifyEmulator
 
 Kind = Literal["task", "handle"]
@@ -86,10 +86,12 @@ async def _measure(kind: Kind, n: int, idle: float) -> Result:
         gc.collect()
         before = rss_bytes()
         started = time.perf_counter()
+        handles: list[AsyncActionHandle] = []
+        tasks: list[asyncio.Task[None]] = []
         if client is not None:
-            keep: list[object] = [client.async_actions.handle(action_id) for action_id in ids]
+            handles = [client.async_actions.handle(action_id) for action_id in ids]
         else:
-            keep = [loop.create_task(asyncio.sleep(FIRST_POLL_AFTER)) for _ in ids]
+            tasks = [loop.create_task(asyncio.sleep(FIRST_POLL_AFTER)) for _ in ids]
         for _ in range(3):  # let every task start and park in its sleep
             await asyncio.sleep(0)
         create_s = time.perf_counter() - started
@@ -102,12 +104,13 @@ async def _measure(kind: Kind, n: int, idle: float) -> Result:
         if client is not None:
             await client.close()
         else:
-            for task in keep:
-                task.cancel()  # type: ignore[attr-defined]
-            await asyncio.gather(*keep, return_exceptions=True)  # type: ignore[arg-type]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         close_s = time.perf_counter() - started
         left = len(asyncio.all_tasks() - existing)
         requests = emu.count() if emu is not None else 0
+        del handles
     finally:
         if client is not None:
             await client.close()
@@ -125,12 +128,13 @@ def run(config: Config) -> list[Table]:
     """Both kinds at every size, each in its own process (so RSS starts clean)."""
     rows = []
     targets = []
+    kinds: tuple[Kind, Kind] = ("task", "handle")
     for n in config.sizes:
         base, ours = (
             in_parallel(config.child, [functools.partial(measure, kind, n, config.idle)])[0]
-            for kind in ("task", "handle")
+            for kind in kinds
         )
-        for kind, r in (("task", base), ("handle", ours)):
+        for kind, r in zip(kinds, (base, ours), strict=True):
             rows.append(
                 (
                     f"{n:,} x {LABELS[kind]}",

@@ -131,9 +131,14 @@ class VoucherifyClient:
             concurrency=max_concurrency,
             session=session,
         )
-        self.poll_policy = poll_policy
+        self._poll_policy = poll_policy
         #: The async actions resource: get, list, iterate, handle, wait, wait_all, as_completed.
         self.async_actions = AsyncActions(self._transport, poll_policy)
+
+    @property
+    def poll_policy(self) -> PollPolicy:
+        """The default :class:`PollPolicy` of the handles this client starts."""
+        return self._poll_policy
 
     @property
     def base_url(self) -> str:

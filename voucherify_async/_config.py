@@ -127,7 +127,7 @@ def _positive(_: object, attribute: attrs.Attribute[Any], value: float | None) -
 class PollPolicy:
     """How a handle polls: when, how often, and for how long.
 
-    The default schedule polls once at once, then after 0.6 s, 0.9 s, 1.35 s... (x1.5, capped at
+    The default schedule polls at once, then after 0.6 s, 0.9 s, 1.35 s... (x1.5, capped at
     30 s, +/-10 % jitter): a job of the usual 0.1-1.3 s costs two or three GETs. Once a job
     reports progress, the adaptive mode predicts its finish from the progress rate and aims the
     next poll at it, so a twenty-minute import costs a few dozen GETs, not a thousand.

@@ -271,6 +271,11 @@ class PollTimeout(VoucherifyError, TimeoutError):
     :attr:`latest` the newest snapshot seen (``None`` before the first answer).
     """
 
+    #: The :class:`~voucherify_async.AsyncActionHandle` waited on, or ``None``.
+    handle: Any
+    #: The newest snapshot seen before the deadline, or ``None`` before the first answer.
+    latest: AsyncAction | None
+
     def __init__(
         self, message: str, *, handle: Any = None, latest: AsyncAction | None = None
     ) -> None:

@@ -29,6 +29,7 @@ import pytest
 from voucherify_async import (
     APIError,
     AsyncAction,
+    AsyncActionHandle,
     AsyncActionStatus,
     AuthenticationError,
     NotFoundError,
@@ -41,6 +42,7 @@ from voucherify_async import (
     VoucherifyClient,
     instrumentation,
 )
+from voucherify_async._transport import MAX_BODY_BYTES
 from voucherify_async.testing import (
     Body,
     Delay,
@@ -81,7 +83,8 @@ class Case:
     once the fault outlasts the retries); *check* asserts what a valid body decodes to and
     describes it. *terminal* says whether a valid body ends a handle. *min_gap* is the wait
     the server demands between the first two GETs (seconds). *timeout* is the client's
-    per-request timeout.
+    per-request timeout. *bug* names a known bug that keeps the row from its documented
+    outcome today: its tests are strict xfails, and report.py marks the row.
     """
 
     name: str
@@ -93,6 +96,7 @@ class Case:
     terminal: bool = True
     min_gap: float = 0.0
     timeout: float = 10.0
+    bug: str | None = None
 
     @property
     def id(self) -> str:
@@ -166,6 +170,14 @@ def _decode_error(path: str | None) -> Callable[[Exception], None]:
         assert error.path == path, (error.path, str(error))
         assert len(error.body) < 2_100  # the body is kept truncated
         assert len(str(error)) < 2_000
+
+    return check_error
+
+
+def _decode_status(status: int) -> Callable[[Exception], None]:
+    def check_error(error: Exception) -> None:
+        assert isinstance(error, ResponseDecodeError)
+        assert error.status == status, f"status {error.status}, the response's was {status}"
 
     return check_error
 
@@ -306,7 +318,13 @@ CASES: tuple[Case, ...] = (
         APIError,
         _api_error(APIError, 413),
     ),
-    Case("truncated JSON", "permanent", lambda _: Truncate(), ResponseDecodeError, _decode_error(None)),
+    Case(
+        "truncated JSON",
+        "permanent",
+        lambda _: Truncate(),
+        ResponseDecodeError,
+        _decode_error(None),
+    ),
     Case(
         "invalid UTF-8",
         "permanent",
@@ -369,6 +387,30 @@ CASES: tuple[Case, ...] = (
     ),
     Case("10 MB invalid", "permanent", _big_invalid, ResponseDecodeError, _decode_error(None)),
     Case(
+        "200 over the 32 MB cap",
+        "permanent",
+        lambda _: Body(b" " * (MAX_BODY_BYTES + 1)),
+        ResponseDecodeError,
+        _decode_error(None),
+    ),
+    Case(
+        "503 with a 33 MB page",
+        "transient",
+        lambda _: Status(503, body=b"<html>" + b"x" * MAX_BODY_BYTES, content_type="text/html"),
+        ServerError,
+        _api_error(ServerError, 503),
+        bug="a non-2xx body over MAX_BODY_BYTES raises ResponseDecodeError (status 503): "
+        "not retried, and it ends a handle, where a 5xx must be a retried ServerError",
+    ),
+    Case(
+        "202 undecodable",
+        "permanent",
+        lambda _: Body(b"accepted", status=202),
+        ResponseDecodeError,
+        _decode_status(202),
+        bug="ResponseDecodeError.status is always 200: the transport drops the 2xx status",
+    ),
+    Case(
         "unknown type",
         "valid",
         lambda p: Body({**p, "type": "LOYALTIES.MEMBERS_BATCH", "result": {"members": 3}}),
@@ -396,8 +438,22 @@ CASES: tuple[Case, ...] = (
     Case("10 MB valid", "valid", _big_valid, check=_check_big),
 )
 
-TRANSIENT = tuple(case for case in CASES if case.kind == "transient")
-REACHABLE = tuple(case for case in CASES if case.fault is not None)
+
+def _params(cases: Any) -> list[Any]:
+    """The rows as pytest parameters; a row with a known bug is a strict xfail."""
+    return [
+        pytest.param(
+            case,
+            id=case.id,
+            marks=[pytest.mark.xfail(strict=True, reason=f"BUG: {case.bug}")] if case.bug else [],
+        )
+        for case in cases
+    ]
+
+
+TRANSIENT = _params(case for case in CASES if case.kind == "transient")
+REACHABLE = _params(case for case in CASES if case.fault is not None)
+ALL = _params(CASES)
 
 
 # --- running a row ------------------------------------------------------------------------
@@ -572,14 +628,23 @@ async def _handle_through_fault(
     emulator.inject(fault(payload), times=None, action_id=action_id)
     with FailedPolls(action_id).installed() as failed:
         handle = client.async_actions.handle(action_id)
+        handle.add_done_callback(lambda _: failed.enough.set())  # no waiting on a dead handle
         await failed.enough.wait()
-        assert not handle.done(), "a transient error ended the handle"
+        assert not handle.done(), f"a transient fault ended the handle: {_ended(handle)}"
         emulator.clear_faults()  # the outage ends
         action = await handle
     assert action.status is AsyncActionStatus.DONE and action.id == action_id
     for error in failed.errors:
         _check(case, error)  # type: ignore[arg-type]
     return f"DONE after {len(failed.errors)} failed polls"
+
+
+def _ended(handle: AsyncActionHandle) -> str:
+    future = handle._future
+    if future.cancelled():
+        return "cancelled"
+    error = future.exception()
+    return repr(error) if error is not None else repr(future.result())
 
 
 async def _handle_through_refusal(case: Case) -> tuple[str, int]:
@@ -589,8 +654,9 @@ async def _handle_through_refusal(case: Case) -> tuple[str, int]:
     async with _client(case, f"http://127.0.0.1:{port}") as client:
         with FailedPolls(action_id).installed() as failed:
             handle = client.async_actions.handle(action_id)
+            handle.add_done_callback(lambda _: failed.enough.set())
             await failed.enough.wait()
-            assert not handle.done()
+            assert not handle.done(), f"a refused connection ended the handle: {_ended(handle)}"
             async with VoucherifyEmulator(
                 port=port, app_id=APP_ID, app_token=APP_TOKEN
             ) as emulator:
@@ -606,19 +672,19 @@ async def _handle_through_refusal(case: Case) -> tuple[str, int]:
 # --- the tests ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", REACHABLE, ids=lambda case: case.id)
+@pytest.mark.parametrize("case", REACHABLE)
 async def test_get_with_fault_once(case: Case) -> None:
     """A fault on the first GET: transient ones are retried, permanent ones raise at once."""
     await run_get_once(case)
 
 
-@pytest.mark.parametrize("case", TRANSIENT, ids=lambda case: case.id)
+@pytest.mark.parametrize("case", TRANSIENT)
 async def test_get_with_persistent_fault(case: Case) -> None:
     """A transient fault that outlasts the retries raises its documented error."""
     await run_get_persistent(case)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+@pytest.mark.parametrize("case", ALL)
 async def test_handle_through_fault(case: Case) -> None:
     """A handle survives a transient outage and resolves; a permanent error ends it."""
     await run_handle(case)

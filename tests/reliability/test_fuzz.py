@@ -40,12 +40,8 @@ from voucherify_async.testing import Body, VoucherifyEmulator, fast_polling
 APP_ID = "fuzz-app-id"
 APP_TOKEN = "fuzz-app-token"
 
-DECODER = settings(
-    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-CLIENT = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+DECODER = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+CLIENT = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 #: No example may take longer than this (seconds).
 EXAMPLE_BUDGET = 10.0
 
@@ -61,7 +57,9 @@ _scalars = (
 #: Any JSON value, nested a little deeper than the seed's strategies go.
 garbage = st.recursive(
     _scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=25,
 )
 
@@ -148,9 +146,9 @@ rate_headers = st.fixed_dictionaries(
 )
 SUCCESS = st.sampled_from([200, 201, 202, 203, 206])
 NON_2XX = st.sampled_from(
-    [300, 301, 302, 304, 307, 400, 401, 402, 403, 404, 405, 409, 413, 418, 422, 423, 429]
-    + [500, 501, 502, 503, 504, 599]
-)
+    [300, 301, 302, 304, 307, 400, 401, 402, 403, 404, 405, 409, 413, 418, 422, 423, 429,
+     500, 501, 502, 503, 504, 599]
+)  # fmt: skip
 CONTENT_TYPES = st.sampled_from(["application/json", "text/html", "text/plain", "application/x"])
 
 # --- checks -------------------------------------------------------------------------------
@@ -335,17 +333,21 @@ async def _one_handle(emulator: VoucherifyEmulator, body: bytes, status: int) ->
     async with _client(emulator) as client:
         handle = client.async_actions.handle(action_id)
         try:
-            action = await handle
-        except AsyncActionFailed as failed:
-            assert 200 <= status < 300 and failed.action.is_failed
-        except ResponseDecodeError as error:
-            assert 200 <= status < 300
-            check_decode_error(error)
-        except APIError as error:
-            assert not _transient(status), f"a transient {status} ended the handle"
-            check_api_error(error, status)
-        else:
-            assert action.is_terminal and not action.is_failed
-            if not 200 <= status < 300:
-                assert action.id == action_id  # the real answer, after the fault
+            outcome: Any = await handle
+        except Exception as error:
+            outcome = error
         assert handle.done()
+    success = 200 <= status < 300
+    if isinstance(outcome, AsyncActionFailed):
+        assert success and outcome.action.is_failed
+    elif isinstance(outcome, ResponseDecodeError):
+        assert success
+        check_decode_error(outcome)
+    elif isinstance(outcome, APIError):
+        assert not _transient(status), f"a transient {status} ended the handle"
+        check_api_error(outcome, status)
+    else:
+        assert isinstance(outcome, AsyncAction), repr(outcome)
+        assert outcome.is_terminal and not outcome.is_failed
+        if not success:
+            assert outcome.id == action_id  # the real answer, after the fault

@@ -1,0 +1,272 @@
+"""Run the fault matrix and the soak, and write what happened to ``docs/reliability.md``.
+
+Usage, from the repository's root::
+
+    python tests/reliability/report.py            # the matrix, the CI soak and the full soak
+    python tests/reliability/report.py --quick    # the matrix and the CI soak only
+    python tests/reliability/report.py --output - # print the page instead of writing it
+
+The rows, the expectations and the soak are those of ``test_fault_matrix.py`` and
+``test_soak.py``: this script runs the same code, so the page shows what the tests check.
+It exits 1 when a row or the soak does not end in its documented outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import os
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+import aiohttp  # noqa: E402
+import test_fault_matrix as matrix  # noqa: E402
+import test_soak as soak  # noqa: E402
+
+from voucherify_async import _json  # noqa: E402
+
+DEFAULT_OUTPUT = ROOT / "docs" / "reliability.md"
+
+
+# --- the matrix ---------------------------------------------------------------------------
+
+
+async def _cell(run: Callable[[matrix.Case], Awaitable[matrix.Outcome]], case: matrix.Case):
+    """One cell of the table: the outcome's text and seconds, or what went wrong."""
+    try:
+        outcome = await run(case)
+    except Exception as error:  # a mismatch: shown in the table, and fails the run
+        return f"**MISMATCH**: {type(error).__name__}: {error}".replace("|", "\\|"), 0.0, False
+    return outcome.text, outcome.seconds, True
+
+
+async def run_matrix() -> tuple[list[list[str]], bool]:
+    """Every row of the matrix, as table cells; and whether every row matched."""
+    rows, ok = [], True
+    for case in matrix.CASES:
+        cells, total = [case.name, case.kind], 0.0
+        runs = (
+            (matrix.run_get_once, case.fault is not None),
+            (matrix.run_get_persistent, case.kind == "transient"),
+            (matrix.run_handle, True),
+        )
+        for run, applies in runs:
+            if not applies:
+                cells.append("—")
+                continue
+            text, seconds, matched = await _cell(run, case)
+            cells.append(text)
+            total += seconds
+            ok = ok and matched
+        cells.append(f"{total:.2f}")
+        rows.append(cells)
+        print(" | ".join(cells), file=sys.stderr)
+    return rows, ok
+
+
+def matrix_table(rows: list[list[str]]) -> str:
+    """The matrix as a Markdown table."""
+    header = ["Case", "Kind", "`get`, fault once", "`get`, fault persists", "Handle", "Time (s)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --- the soak -----------------------------------------------------------------------------
+
+
+def soak_ok(summary: soak.SoakSummary) -> bool:
+    """Whether a soak run met every claim test_soak checks."""
+    growth = summary.rss_growth
+    return (
+        not summary.wrong
+        and summary.hangs == 0
+        and sum(summary.outcomes.values()) == summary.handles
+        and summary.tasks_left == summary.tasks_after_close == 0
+        and not summary.warnings
+        and not summary.loop_errors
+        and (growth is None or growth < soak.RSS_SLACK_MB)
+    )
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def soak_table(runs: list[tuple[str, soak.SoakSummary]]) -> str:
+    """The soak runs side by side, as a Markdown table."""
+
+    def row(label: str, cell: Callable[[soak.SoakSummary], str]) -> str:
+        return f"| {label} | " + " | ".join(cell(s) for _, s in runs) + " |"
+
+    def faults(s: soak.SoakSummary) -> str:
+        share = s.faults_injected / s.requests if s.requests else 0.0
+        kinds = ", ".join(f"{name} {hits}" for name, hits in s.faults.items())
+        return f"{s.faults_injected:,} ({share:.1%}): {kinds}"
+
+    def outcomes(s: soak.SoakSummary) -> str:
+        return ", ".join(f"{name} {count:,}" for name, count in sorted(s.outcomes.items()))
+
+    lines = [
+        "| | " + " | ".join(label for label, _ in runs) + " |",
+        "|---|" + "---|" * len(runs),
+        row("Handles", lambda s: f"{s.handles:,}"),
+        row("Started over", lambda s: f"{s.seconds:.0f} s"),
+        row("Wall time", lambda s: f"{s.wall:.1f} s"),
+        row("Requests", lambda s: f"{s.requests:,}"),
+        row("Faults injected", faults),
+        row("Outcomes", outcomes),
+        row("Wrong outcomes", lambda s: str(len(s.wrong))),
+        row("Hangs", lambda s: str(s.hangs)),
+        row("Time per handle, max / mean", lambda s: f"{s.max_time:.2f} s / {s.mean_time:.2f} s"),
+        row(
+            "RSS start / after warm-up / end",
+            lambda s: f"{_mb(s.rss_start)} / {_mb(s.rss_warm)} / {_mb(s.rss_end)} MiB",
+        ),
+        row("RSS growth after warm-up", lambda s: f"{_mb(s.rss_growth)} MiB"),
+        row(
+            "Our tasks left (before / after close)",
+            lambda s: f"{s.tasks_left} / {s.tasks_after_close}",
+        ),
+        row("Warnings / loop errors", lambda s: f"{len(s.warnings)} / {len(s.loop_errors)}"),
+        row("Verdict", lambda s: "pass" if soak_ok(s) else "**FAIL**"),
+    ]
+    return "\n".join(lines)
+
+
+# --- the page -----------------------------------------------------------------------------
+
+_INTRO = """\
+# Reliability
+
+This page is generated by `python tests/reliability/report.py` from the same code the tests in
+`tests/reliability/` run: the fault matrix of `test_fault_matrix.py` and the soak of
+`test_soak.py`. Everything talks HTTP to the real emulator on 127.0.0.1; nothing is mocked.
+
+Generated {when} on Python {python}, aiohttp {aiohttp}, JSON backend `{backend}`, {cpus} CPUs.
+"""
+
+_MATRIX = """\
+## Fault matrix
+
+Each row injects one fault with the emulator and checks the outcome that API.md documents,
+for one `client.async_actions.get(id)` and for a handle (`await client.async_actions.handle(id)`).
+The client runs with `max_retries={retries}`, under `fast_polling()`, with a 10 ms poll policy;
+every run is bounded by `asyncio.timeout({budget:.0f})`.
+
+- **`get`, fault once**: the fault hits the first GET only. A transient fault is retried and
+  the get returns the action; a permanent one raises at once, after one GET.
+- **`get`, fault persists**: a transient fault hits every GET: the get raises its documented
+  error once the retries are spent. (A dropped connection costs two GETs per attempt:
+  aiohttp resends a GET once on a fresh connection.)
+- **Handle**: a transient fault lasts until {polls} whole polls have failed (each after its
+  retries), then ends: the handle survives the outage and resolves. A permanent error ends the
+  handle with that exception. "Connection refused" starts the emulator on the handle's port
+  only after the failed polls.
+- **Time**: the seconds the row's runs took together. The 429 rows honour the server's wait
+  (0.2-0.3 s, fractional to keep the matrix quick); the read timeout uses a 0.2 s client timeout.
+
+{table}
+"""
+
+_SOAK = """\
+## Soak
+
+Handles started at a steady rate against the emulator, which injects faults into 10 % of all
+requests ({kinds}, equally likely; the 429 carries `Retry-After: 0.05` and the delay outlasts the
+client's {timeout:.0f} s timeout). Jobs last 0.1-1.3 s; about 10 % end FAILED and 5 % end DONE
+with `operation_status` FAILED (both must raise `AsyncActionFailed`); the poll policy is a real
+schedule (first delay {delay} s, x{growth}, at most {cap} s), without `fast_polling()`.
+A handle is a hang if it has not ended {hang:.0f} s after its job. RSS is read from
+`/proc/self/statm` after `gc.collect()`; the warm-up baseline is taken when a quarter of the
+handles have started. The emulator forgets each finished job and its request log as the run goes,
+so that the RSS measures the client, not the emulator's records.
+
+The CI run is what `pytest` runs; the full one runs with `VOUCHERIFY_SOAK=1 pytest
+tests/reliability/test_soak.py` (or `nox -s soak`).
+
+{table}
+"""
+
+
+def render(matrix_rows: list[list[str]], soaks: list[tuple[str, soak.SoakSummary]]) -> str:
+    """The whole page."""
+    parts = [
+        _INTRO.format(
+            when=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            python=platform.python_version(),
+            aiohttp=aiohttp.__version__,
+            backend=_json.BACKEND,
+            cpus=os.cpu_count(),
+        ),
+        _MATRIX.format(
+            retries=matrix.MAX_RETRIES,
+            budget=matrix.RUN_BUDGET,
+            polls=matrix.FAILED_POLLS,
+            table=matrix_table(matrix_rows),
+        ),
+        _SOAK.format(
+            kinds=", ".join(soak.FAULTS),
+            timeout=soak.TIMEOUT,
+            delay=soak.POLICY.initial_delay,
+            growth=soak.POLICY.multiplier,
+            cap=soak.POLICY.max_delay,
+            hang=soak.HANG_AFTER,
+            table=soak_table(soaks),
+        ),
+    ]
+    return "\n".join(parts)
+
+
+async def main_async(quick: bool) -> tuple[str, bool]:
+    """Run everything; return the page and whether every claim held."""
+    started = time.monotonic()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows, matrix_ok = await run_matrix()
+    matrix_ok = matrix_ok and not caught
+    for warning in caught:
+        print(f"warning during the matrix: {warning.message}", file=sys.stderr)
+    print(f"matrix: {time.monotonic() - started:.1f} s", file=sys.stderr)
+    runs = [("CI", soak.CI_HANDLES, soak.CI_SECONDS)]
+    if not quick:
+        runs.append(("Full", soak.FULL_HANDLES, soak.FULL_SECONDS))
+    soaks = []
+    for label, handles, seconds in runs:
+        summary = await soak.run_soak(handles, seconds)
+        print(f"soak {label}: {summary}", file=sys.stderr)
+        soaks.append((label, summary))
+    return render(rows, soaks), matrix_ok and all(soak_ok(s) for _, s in soaks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse *argv*, run, write the page; 0 when every claim held, 1 otherwise."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the full soak")
+    parser.add_argument(
+        "--output", default=str(DEFAULT_OUTPUT), help="where to write the page ('-': stdout)"
+    )
+    args = parser.parse_args(argv)
+    # The retries log warnings by design; keep them off the console (no lastResort handler).
+    logging.getLogger("voucherify_async").addHandler(logging.NullHandler())
+    page, ok = asyncio.run(main_async(args.quick))
+    if args.output == "-":
+        sys.stdout.write(page)
+    else:
+        Path(args.output).write_text(page, encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
