@@ -128,6 +128,17 @@ async def test_wait_timeout_exits_3(
     assert "TIMEOUT (IN_PROGRESS 0%)" in capsys.readouterr().out
 
 
+async def test_wait_with_oauth_token_and_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    """--oauth-token authenticates as Bearer and --rpm caps the requests of the wait."""
+    async with VoucherifyEmulator(oauth_token="cli-oauth-SECRET") as emulator:
+        action_id = emulator.add_action(duration=0.1)
+        argv = ["wait", action_id, "--base-url", emulator.base_url]
+        code = await run(*argv, "--oauth-token", "cli-oauth-SECRET", "--rpm", "50", "--quiet")
+        assert code == 0
+        assert emulator.requests[-1].headers["Authorization"] == "***"
+    assert "cli-oauth-SECRET" not in capsys.readouterr().out
+
+
 async def test_wait_unknown_id_exits_4(
     emu: VoucherifyEmulator, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -45,16 +45,27 @@ async def _cell(run: Callable[[matrix.Case], Awaitable[matrix.Outcome]], case: m
     """One cell of the table: the outcome's text and seconds, or what went wrong."""
     try:
         outcome = await run(case)
-    except Exception as error:  # a mismatch: shown in the table, and fails the run
-        return f"**MISMATCH**: {type(error).__name__}: {error}".replace("|", "\\|"), 0.0, False
+    except Exception as error:  # a mismatch: shown in the table
+        text = f"{type(error).__name__}: {error}"
+        text = text if len(text) <= 140 else text[:140] + "..."
+        label = "**known bug**" if case.bug else "**MISMATCH**"
+        return f"{label}: {text}".replace("|", "\\|").replace("\n", " "), 0.0, False
     return outcome.text, outcome.seconds, True
 
 
-async def run_matrix() -> tuple[list[list[str]], bool]:
-    """Every row of the matrix, as table cells; and whether every row matched."""
-    rows, ok = [], True
+async def run_matrix() -> tuple[list[list[str]], list[str], bool]:
+    """Every row of the matrix as table cells, the known bugs' notes, and whether all held.
+
+    A row with a known bug holds when it still misses its documented outcome (like a strict
+    xfail); once it matches everywhere, the run fails so that the mark gets removed.
+    """
+    rows, bugs, ok = [], [], True
     for case in matrix.CASES:
-        cells, total = [case.name, case.kind], 0.0
+        name = case.name
+        if case.bug:
+            bugs.append(case.bug)
+            name += f" [^bug{len(bugs)}]"
+        cells, total, matched_all = [name, case.kind], 0.0, True
         runs = (
             (matrix.run_get_once, case.fault is not None),
             (matrix.run_get_persistent, case.kind == "transient"),
@@ -67,18 +78,22 @@ async def run_matrix() -> tuple[list[list[str]], bool]:
             text, seconds, matched = await _cell(run, case)
             cells.append(text)
             total += seconds
-            ok = ok and matched
+            matched_all = matched_all and matched
+        ok = ok and (not matched_all if case.bug else matched_all)
         cells.append(f"{total:.2f}")
         rows.append(cells)
         print(" | ".join(cells), file=sys.stderr)
-    return rows, ok
+    return rows, bugs, ok
 
 
-def matrix_table(rows: list[list[str]]) -> str:
-    """The matrix as a Markdown table."""
+def matrix_table(rows: list[list[str]], bugs: list[str]) -> str:
+    """The matrix as a Markdown table, with the known bugs as footnotes."""
     header = ["Case", "Kind", "`get`, fault once", "`get`, fault persists", "Handle", "Time (s)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if bugs:
+        lines.append("")
+        lines += [f"[^bug{i}]: Known bug: {bug}." for i, bug in enumerate(bugs, 1)]
     return "\n".join(lines)
 
 
@@ -173,6 +188,8 @@ every run is bounded by `asyncio.timeout({budget:.0f})`.
   retries), then ends: the handle survives the outage and resolves. A permanent error ends the
   handle with that exception. "Connection refused" starts the emulator on the handle's port
   only after the failed polls.
+- A row marked "known bug" does not reach its documented outcome today: the cell shows what
+  happens instead, and its tests are strict xfails until the bug is fixed.
 - **Time**: the seconds the row's runs took together. The 429 rows honour the server's wait
   (0.2-0.3 s, fractional to keep the matrix quick); the read timeout uses a 0.2 s client timeout.
 
@@ -199,7 +216,9 @@ tests/reliability/test_soak.py` (or `nox -s soak`).
 """
 
 
-def render(matrix_rows: list[list[str]], soaks: list[tuple[str, soak.SoakSummary]]) -> str:
+def render(
+    matrix_rows: list[list[str]], bugs: list[str], soaks: list[tuple[str, soak.SoakSummary]]
+) -> str:
     """The whole page."""
     parts = [
         _INTRO.format(
@@ -213,7 +232,7 @@ def render(matrix_rows: list[list[str]], soaks: list[tuple[str, soak.SoakSummary
             retries=matrix.MAX_RETRIES,
             budget=matrix.RUN_BUDGET,
             polls=matrix.FAILED_POLLS,
-            table=matrix_table(matrix_rows),
+            table=matrix_table(matrix_rows, bugs),
         ),
         _SOAK.format(
             kinds=", ".join(soak.FAULTS),
@@ -233,7 +252,7 @@ async def main_async(quick: bool) -> tuple[str, bool]:
     started = time.monotonic()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rows, matrix_ok = await run_matrix()
+        rows, bugs, matrix_ok = await run_matrix()
     matrix_ok = matrix_ok and not caught
     for warning in caught:
         print(f"warning during the matrix: {warning.message}", file=sys.stderr)
@@ -246,7 +265,7 @@ async def main_async(quick: bool) -> tuple[str, bool]:
         summary = await soak.run_soak(handles, seconds)
         print(f"soak {label}: {summary}", file=sys.stderr)
         soaks.append((label, summary))
-    return render(rows, soaks), matrix_ok and all(soak_ok(s) for _, s in soaks)
+    return render(rows, bugs, soaks), matrix_ok and all(soak_ok(s) for _, s in soaks)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,12 @@ DEMO_REQUESTS_PER_MINUTE: Final = 100
 def _client(args: argparse.Namespace) -> VoucherifyClient:
     # Raises ConfigurationError (exit 2) for missing credentials or a bad URL.
     return VoucherifyClient(
-        args.app_id, args.app_token, cluster=args.cluster, base_url=args.base_url
+        args.app_id,
+        args.app_token,
+        oauth_token=args.oauth_token,
+        cluster=args.cluster,
+        base_url=args.base_url,
+        requests_per_minute=args.rpm,
     )
 
 

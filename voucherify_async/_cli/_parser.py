@@ -93,6 +93,18 @@ def _client_options() -> argparse.ArgumentParser:
         "arguments show in the process list)",
     )
     group.add_argument(
+        "--oauth-token",
+        metavar="TOKEN",
+        help="an OAuth access token, instead of the app id and token",
+    )
+    group.add_argument(
+        "--rpm",
+        type=_positive_int,
+        metavar="N",
+        help="at most N requests in any 60 s, like your plan's budget (default: no local cap; "
+        "429s and the server's rate-limit headers are obeyed either way)",
+    )
+    group.add_argument(
         "--cluster",
         default="api",
         metavar="NAME",
