@@ -73,6 +73,19 @@ def test_adaptive_aims_at_the_predicted_finish() -> None:
     assert delay == pytest.approx(0.25)  # never below min_delay
 
 
+def test_adaptive_overshoots_a_finish_before_the_next_backoff() -> None:
+    """A finish predicted before the next backoff poll is aimed just past, never before."""
+    schedule = PollSchedule(PollPolicy(jitter=0))
+    schedule.next_delay(0.0, True, 10)
+    delay, reason = schedule.next_delay(0.6, True, 60)  # 50 % in 0.6 s: 0.48 s left
+    assert reason == "adaptive"
+    assert delay == pytest.approx(0.48 * 1.15)
+    for seed in range(50):  # jitter never pulls the poll before the predicted finish
+        jittery = PollSchedule(PollPolicy(jitter=0.5), rng=random.Random(seed))
+        jittery.next_delay(0.0, True, 10)
+        assert jittery.next_delay(0.6, True, 60)[0] >= 0.48 - 1e-9
+
+
 def test_adaptive_off_or_no_progress_uses_growth() -> None:
     """Without adaptive mode, or without progress, the growth schedule decides."""
     fixed = PollSchedule(PollPolicy(jitter=0, adaptive=False))

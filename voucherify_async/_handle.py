@@ -37,6 +37,27 @@ class AsyncActionHandle:
     ``client.async_actions.handle(id)``: every waiter of an id shares one handle and one poll.
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_attempt",
+        "_deadline",
+        "_fetch",
+        "_future",
+        "_helper_owned",
+        "_id",
+        "_last_change",
+        "_last_error",
+        "_latest",
+        "_loop",
+        "_on_finish",
+        "_policy",
+        "_schedule",
+        "_subscribers",
+        "_task",
+        "_timer",
+        "_waiters",
+    )
+
     def __init__(
         self,
         action_id: str,
@@ -46,17 +67,31 @@ class AsyncActionHandle:
         on_finish: Callable[[AsyncActionHandle], object] | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self._id = action_id
         self._fetch = fetch
         self._policy = policy
         self._on_finish = on_finish
         self._future: asyncio.Future[AsyncAction] = loop.create_future()
         self._latest: AsyncAction | None = None
-        self._subscribers: list[collections.deque[object]] = []
-        self._wakeups: list[asyncio.Event] = []
+        # updates() subscribers: each a queue of snapshots and an event that wakes it.
+        self._subscribers: list[tuple[collections.deque[object], asyncio.Event]] = []
         self._waiters = 0
         self._helper_owned = False  # started by wait()/wait_all()/as_completed(), not by the user
-        self._task = loop.create_task(self._poll(), name=f"voucherify-async poll {action_id}")
+        # Between polls the handle holds only a timer; a task exists while a GET is in flight,
+        # so a pending handle costs little memory however long it waits.
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._schedule: PollSchedule | None = None
+        self._attempt = 0
+        self._last_error: BaseException | None = None
+        started = loop.time()
+        self._last_change = started
+        self._deadline = started + policy.timeout if policy.timeout is not None else None
+        if policy.first_poll_after:
+            self._timer = loop.call_later(own_delay(policy.first_poll_after), self._spawn)
+        else:
+            self._spawn()
 
     # -- the state a user reads ---------------------------------------------------------
 
@@ -138,7 +173,11 @@ class AsyncActionHandle:
         """
         if self._future.done():
             return False
-        self._task.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._task is not None:
+            self._task.cancel()
         self._future.cancel()
         self._finish()
         return True
@@ -160,8 +199,8 @@ class AsyncActionHandle:
             queue.append(self._latest)
         if self._future.done():
             queue.append(_END)
-        self._subscribers.append(queue)
-        self._wakeups.append(wakeup)
+        subscriber = (queue, wakeup)
+        self._subscribers.append(subscriber)
         self._waiters += 1
         try:
             while True:
@@ -175,8 +214,7 @@ class AsyncActionHandle:
                 yield item
         finally:
             self._waiters -= 1
-            self._subscribers.remove(queue)
-            self._wakeups.remove(wakeup)
+            self._subscribers.remove(subscriber)
         future = self._future
         if not future.cancelled() and future.exception() is not None:
             error = future.exception()
@@ -186,78 +224,79 @@ class AsyncActionHandle:
 
     # -- the poll -----------------------------------------------------------------------
 
-    async def _poll(self) -> None:
-        loop = asyncio.get_running_loop()
-        policy = self._policy
-        started = loop.time()
-        deadline = started + policy.timeout if policy.timeout is not None else None
-        last_change = started
-        schedule = PollSchedule(policy)
-        last_error: BaseException | None = None
-        attempt = 0
+    def _spawn(self) -> None:
+        """Start one poll (a short-lived task) unless the handle already has its outcome."""
+        self._timer = None
+        if not self._future.done():
+            self._task = self._loop.create_task(
+                self._poll_once(), name=f"voucherify-async poll {self._id}"
+            )
+
+    async def _poll_once(self) -> None:
+        """One GET, its verdict, and the timer for the next one."""
         try:
-            if policy.first_poll_after:
-                await asyncio.sleep(own_delay(policy.first_poll_after))
-            while True:
-                attempt += 1
-                error: BaseException | None = None
-                try:
-                    snapshot: AsyncAction | None = await self._fetch(self._id)
-                except TRANSIENT_ERRORS as exc:
-                    snapshot, error = None, exc
-                    last_error = exc
-                    logger.warning("polling async action %s: %s; will poll again", self._id, exc)
-                now = loop.time()
-                if snapshot is not None and self._observe(snapshot):
-                    last_change = now
-                if snapshot is not None and snapshot.is_terminal:
-                    emit_poll(
-                        PollEvent(
-                            self._id, attempt, snapshot.status, snapshot.progress, 0.0, "done"
-                        )
-                    )
-                    if snapshot.is_failed:
-                        self._settle(exception=AsyncActionFailed(snapshot))
-                    else:
-                        self._settle(result=snapshot)
-                    return
-                in_progress = (
-                    snapshot is not None and snapshot.status == AsyncActionStatus.IN_PROGRESS
+            self._attempt += 1
+            error: BaseException | None = None
+            try:
+                snapshot: AsyncAction | None = await self._fetch(self._id)
+            except TRANSIENT_ERRORS as exc:
+                snapshot, error = None, exc
+                self._last_error = exc
+                logger.warning("polling async action %s: %s; will poll again", self._id, exc)
+            now = self._loop.time()
+            if snapshot is not None and self._observe(snapshot):
+                self._last_change = now
+            if snapshot is not None and snapshot.is_terminal:
+                event = PollEvent(
+                    self._id, self._attempt, snapshot.status, snapshot.progress, 0.0, "done"
                 )
-                delay, reason = schedule.next_delay(
-                    now, in_progress, snapshot.progress if snapshot is not None else None
-                )
-                wake_at = now + delay
-                limit, why = _nearest_limit(deadline, policy.stall_timeout, last_change)
-                if limit is not None and wake_at >= limit:
-                    delay, reason = max(0.0, limit - now), "deadline"
-                emit_poll(
-                    PollEvent(
-                        self._id,
-                        attempt,
-                        snapshot.status if snapshot is not None else None,
-                        snapshot.progress if snapshot is not None else None,
-                        delay,
-                        reason,
-                        error,
-                    )
-                )
-                if reason == "deadline":
-                    await asyncio.sleep(delay)
-                    raise PollTimeout(
-                        f"async action {self._id}: {why} "
-                        f"(latest status {self.status}, progress {self.progress})",
-                        handle=self,
-                        latest=self._latest,
-                    ) from last_error
-                await asyncio.sleep(delay)
+                emit_poll(event)
+                if snapshot.is_failed:
+                    self._settle(exception=AsyncActionFailed(snapshot))
+                else:
+                    self._settle(result=snapshot)
+                return
+            self._plan_next(now, snapshot, error)
         except asyncio.CancelledError:
             self._future.cancel()
             self._finish()
             raise
         except Exception as exc:
-            # Permanent: 401/403/404/other 4xx, an undecodable body, a deadline, or a bug.
+            # Permanent: 401/403/404/other 4xx, an undecodable body, or a bug of ours.
             self._settle(exception=exc)
+        finally:
+            self._task = None
+
+    def _plan_next(
+        self, now: float, snapshot: AsyncAction | None, error: BaseException | None
+    ) -> None:
+        schedule = self._schedule
+        if schedule is None:
+            schedule = self._schedule = PollSchedule(self._policy)
+        in_progress = snapshot is not None and snapshot.status == AsyncActionStatus.IN_PROGRESS
+        progress = snapshot.progress if snapshot is not None else None
+        delay, reason = schedule.next_delay(now, in_progress, progress)
+        limit, why = _nearest_limit(self._deadline, self._policy.stall_timeout, self._last_change)
+        if limit is not None and now + delay >= limit:
+            delay, reason = max(0.0, limit - now), "deadline"
+        status = snapshot.status if snapshot is not None else None
+        emit_poll(PollEvent(self._id, self._attempt, status, progress, delay, reason, error))
+        if reason == "deadline":
+            self._timer = self._loop.call_later(delay, self._expire, why)
+        else:
+            self._timer = self._loop.call_later(delay, self._spawn)
+
+    def _expire(self, why: str) -> None:
+        """The policy's deadline or stall deadline passed: end with PollTimeout."""
+        self._timer = None
+        error = PollTimeout(
+            f"async action {self._id}: {why} "
+            f"(latest status {self.status}, progress {self.progress})",
+            handle=self,
+            latest=self._latest,
+        )
+        error.__cause__ = self._last_error
+        self._settle(exception=error)
 
     def _observe(self, snapshot: AsyncAction) -> bool:
         """Keep *snapshot*; tell subscribers and hooks when status or progress changed."""
@@ -269,9 +308,8 @@ class AsyncActionHandle:
             and previous.progress == snapshot.progress
         ):
             return False
-        for queue in self._subscribers:
+        for queue, wakeup in self._subscribers:
             queue.append(snapshot)
-        for wakeup in self._wakeups:
             wakeup.set()
         emit_status_change(StatusChangeEvent(self._id, previous, snapshot))
         return True
@@ -291,18 +329,18 @@ class AsyncActionHandle:
         self._finish()
 
     def _finish(self) -> None:
-        for queue in self._subscribers:
+        for queue, wakeup in self._subscribers:
             queue.append(_END)
-        for wakeup in self._wakeups:
             wakeup.set()
         on_finish, self._on_finish = self._on_finish, None
         if on_finish is not None:
             on_finish(self)
 
     async def _stopped(self) -> None:
-        """Wait until the polling task has really ended (used by ``client.close()``)."""
-        if not self._task.done():
-            await asyncio.wait([self._task])
+        """Wait until a poll in flight has really ended (used by ``client.close()``)."""
+        task = self._task
+        if task is not None and not task.done():
+            await asyncio.wait([task])
 
 
 def _nearest_limit(

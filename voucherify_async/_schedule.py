@@ -12,9 +12,13 @@ if TYPE_CHECKING:
 
 __all__ = ["PollSchedule"]
 
-#: The adaptive mode aims this fraction of the predicted remaining time ahead, so that an
-#: estimate made from coarse integer progress lands just before the finish, then converges.
+#: When the predicted finish is further away than the next backoff poll, the adaptive mode
+#: aims this fraction of the way there: an estimate made from coarse integer progress lands
+#: just before the finish, and the next, better estimate converges on it.
 AIM: float = 0.85
+#: When the predicted finish comes before the next backoff poll, aim this much past it: one
+#: more GET then almost always sees the end (a short job costs no fourth poll).
+OVERSHOOT: float = 1.15
 
 
 class PollSchedule:
@@ -38,14 +42,18 @@ class PollSchedule:
         ``None`` when the poll failed or the status is not IN_PROGRESS).
         """
         policy = self._policy
-        delay: float = next(self._growth)
-        reason: PollReason = "backoff"
+        backoff: float = next(self._growth)
         if policy.adaptive and in_progress and progress is not None:
             predicted = self._predict_remaining(now, progress)
             if predicted is not None and predicted > 0:
-                delay = min(max(predicted * AIM, policy.min_delay), policy.max_delay)
-                reason = "adaptive"
-        return own_delay(policy.jittered(delay, self._rng)), reason
+                if predicted * OVERSHOOT <= backoff:
+                    # Just past the finish, never jittered to before it.
+                    delay = max(policy.jittered(predicted * OVERSHOOT, self._rng), predicted)
+                else:
+                    delay = policy.jittered(predicted * AIM, self._rng)
+                delay = min(max(delay, policy.min_delay), policy.max_delay)
+                return own_delay(delay), "adaptive"
+        return own_delay(policy.jittered(backoff, self._rng)), "backoff"
 
     def _predict_remaining(self, now: float, progress: int) -> float | None:
         first = self._first

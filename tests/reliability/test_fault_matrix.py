@@ -19,7 +19,7 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Literal
 
 import aiohttp
@@ -526,7 +526,7 @@ class FailedPolls:
                 self.enough.set()
 
     @contextlib.contextmanager
-    def installed(self) -> Any:
+    def installed(self) -> Iterator[FailedPolls]:
         """Add this hook to the poll hooks for the duration of the block."""
         previous = instrumentation.get_on_poll_hooks()
         instrumentation.set_on_poll_hooks([*previous, self])

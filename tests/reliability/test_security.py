@@ -17,9 +17,12 @@ import ipaddress
 import logging
 import pickle
 import re
+import shutil
 import ssl
+import subprocess
 import traceback
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -393,29 +396,55 @@ def test_malformed_base_url_is_configuration_error(url: str) -> None:
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
-async def test_redirects_are_never_followed(status: int, emulator: VoucherifyEmulator) -> None:
+async def test_redirects_are_never_followed(
+    status: int, emulator: VoucherifyEmulator, make_client: Any
+) -> None:
     """A redirect to another host is an APIError: the credentials never reach that host."""
     async with VoucherifyEmulator() as elsewhere:
         action_id = emulator.add_action(duration=None)
         target = f"{elsewhere.base_url}{PREFIX}/{action_id}"
         emulator.inject(Status(status, headers={"Location": target}), times=None)
-        async with VoucherifyClient(
-            APP_ID, APP_TOKEN, base_url=emulator.base_url, poll_policy=QUICK
-        ) as client:
-            with pytest.raises(APIError) as info:
-                await client.async_actions.get(action_id)
-            assert type(info.value) is APIError and info.value.status == status
-            with pytest.raises(APIError):
-                await client.async_actions.handle(action_id)
+        client = make_client(poll_policy=QUICK)
+        with pytest.raises(APIError) as info:
+            await client.async_actions.get(action_id)
+        assert type(info.value) is APIError and info.value.status == status
+        with pytest.raises(APIError):
+            await client.async_actions.handle(action_id)
         assert elsewhere.requests == []
+        assert emulator.count(action_id) == 2
 
 
 # --- TLS ----------------------------------------------------------------------------------
 
 
-def _self_signed() -> tuple[bytes, bytes]:
-    """A certificate for 127.0.0.1 that no authority signed, and its key (PEM)."""
-    x509 = pytest.importorskip("cryptography.x509")
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no authority signed, and its key, as PEM files.
+
+    Made with the ``cryptography`` package when it is installed, else with the ``openssl``
+    command; the test is skipped when neither is there.
+    """
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    try:
+        cert_pem, key_pem = _self_signed_with_cryptography()
+    except ImportError:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            pytest.skip("needs the cryptography package or the openssl command")
+        subprocess.run(
+            [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-keyout", str(key_file), "-out", str(cert_file), "-days", "1",
+             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+    else:
+        cert_file.write_bytes(cert_pem)
+        key_file.write_bytes(key_pem)
+    return cert_file, key_file
+
+
+def _self_signed_with_cryptography() -> tuple[bytes, bytes]:
+    from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
@@ -447,12 +476,9 @@ def _self_signed() -> tuple[bytes, bytes]:
 
 
 @contextlib.asynccontextmanager
-async def https_server(tmp_path: Any) -> Any:
+async def https_server(tmp_path: Path) -> Any:
     """A local HTTPS server with a self-signed certificate serving one async action."""
-    cert_pem, key_pem = _self_signed()
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert_pem)
-    key_file.write_bytes(key_pem)
+    cert_file, key_file = _self_signed(tmp_path)
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert_file, key_file)
     served: list[str] = []
@@ -469,14 +495,14 @@ async def https_server(tmp_path: Any) -> Any:
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context)
     await site.start()
     port = runner.addresses[0][1]
-    trusting = ssl.create_default_context(cadata=cert_pem.decode())
+    trusting = ssl.create_default_context(cafile=str(cert_file))
     try:
         yield f"https://127.0.0.1:{port}", trusting, served
     finally:
         await runner.cleanup()
 
 
-async def test_tls_certificates_are_verified_by_default(tmp_path: Any) -> None:
+async def test_tls_certificates_are_verified_by_default(tmp_path: Path) -> None:
     """A self-signed certificate is a TransportError caused by a certificate error; no request."""
     async with https_server(tmp_path) as (url, trusting, served):
         async with VoucherifyClient(APP_ID, APP_TOKEN, base_url=url) as client:
@@ -523,7 +549,7 @@ async def test_emulator_listens_on_loopback_by_default() -> None:
 @pytest.mark.parametrize(
     "host", ["0.0.0.0", "::", "", "192.0.2.10", "10.1.2.3", "example.com", "localhost.example"]
 )
-async def test_emulator_refuses_remote_hosts(host: str, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_emulator_refuses_remote_hosts(host: str) -> None:
     """A non-loopback host is a ValueError without allow_remote=True, before anything binds."""
     with pytest.raises(ValueError, match="allow_remote"):
         VoucherifyEmulator(host=host)
