@@ -6,12 +6,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
+from _support import APP_ID, APP_TOKEN
 
 from voucherify_async import VoucherifyClient, instrumentation
 from voucherify_async.testing import VoucherifyEmulator
-
-APP_ID = "test-app-id"
-APP_TOKEN = "test-app-token-SECRET-7f3a"
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import aiohttp
 import pytest
-from conftest import APP_ID, APP_TOKEN
+from _support import APP_ID, APP_TOKEN
 
 from voucherify_async import (
     APIError,
@@ -307,6 +307,8 @@ async def test_empty_id_is_value_error_before_any_request(
     """An empty id raises ValueError and sends nothing."""
     with pytest.raises(ValueError, match="empty"):
         await client.async_actions.get("")
+    with pytest.raises(ValueError, match="valid text"):
+        await client.async_actions.get("aa_\ud800")
     assert emulator.requests == []
 
 

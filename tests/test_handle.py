@@ -7,7 +7,7 @@ import itertools
 from collections.abc import Callable
 
 import pytest
-from conftest import APP_ID, APP_TOKEN
+from _support import APP_ID, APP_TOKEN
 
 from voucherify_async import (
     AsyncAction,

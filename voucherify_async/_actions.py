@@ -14,7 +14,7 @@ from yarl import URL
 
 from ._config import PollPolicy
 from ._converter import decode_async_action, decode_async_action_list
-from ._errors import PollTimeout
+from ._errors import PollTimeout, ResponseDecodeError
 from ._handle import AsyncActionHandle
 from ._models import AsyncAction, AsyncActionList
 from ._transport import Transport
@@ -32,7 +32,12 @@ def action_path(action_id: str) -> str:
         raise TypeError(f"an async action id is a str, got {type(action_id).__name__}")
     if not action_id:
         raise ValueError("an async action id must not be empty")
-    segment = quote(action_id, safe="")
+    try:
+        segment = quote(action_id, safe="")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "an async action id must be valid text (it holds a lone surrogate)"
+        ) from None
     if segment.strip(".") == "":  # "." and ".." are dot-segments: a URL resolver would eat them
         segment = segment.replace(".", "%2E")
     return f"{_COLLECTION}/{segment}"
@@ -48,6 +53,10 @@ def format_end_date(end_date: dt.datetime | dt.date | str) -> str:
     if isinstance(end_date, dt.date):
         return end_date.isoformat()
     if isinstance(end_date, str) and end_date:
+        try:
+            end_date.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("end_date must be valid text (it holds a lone surrogate)") from None
         return end_date
     raise TypeError("end_date must be a datetime, a date or a non-empty ISO-8601 string")
 
@@ -71,8 +80,16 @@ class AsyncActions:
         """
         path = action_path(action_id)
         transport = self._transport
-        body = await transport.get(URL(transport.root + path, encoded=True), path=path)
-        return decode_async_action(body)
+        status, body = await transport.get(URL(transport.root + path, encoded=True), path=path)
+        action = decode_async_action(body, status=status)
+        if action.id != action_id:
+            raise ResponseDecodeError(
+                f"asked for async action {action_id!r}, the response holds {action.id!r}",
+                status=status,
+                body=body,
+                path="$.id",
+            )
+        return action
 
     async def list(
         self, limit: int = 50, end_date: dt.datetime | dt.date | str | None = None
@@ -89,8 +106,8 @@ class AsyncActions:
             query["end_date"] = format_end_date(end_date)
         transport = self._transport
         url = URL(transport.root + _COLLECTION, encoded=True).with_query(query)
-        body = await transport.get(url, path=_COLLECTION)
-        return decode_async_action_list(body)
+        status, body = await transport.get(url, path=_COLLECTION)
+        return decode_async_action_list(body, status=status)
 
     async def iterate(
         self, end_date: dt.datetime | dt.date | str | None = None, *, page_size: int = 100

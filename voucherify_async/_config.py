@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import attrs
 import backoff
+from yarl import URL
 
 from ._errors import ConfigurationError
 
@@ -55,14 +56,19 @@ def resolve_base_url(cluster: str, base_url: str | None, *, allow_insecure_http:
                 f"invalid cluster {cluster!r}: use one of {', '.join(CLUSTERS)}"
             )
         return f"https://{cluster}.voucherify.io"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port  # both parse (and may refuse) the netloc
+        URL(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"base_url is not a valid URL: {url!r} ({exc})") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise ConfigurationError(f"base_url must be an http(s) URL with a host, got {url!r}")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError("base_url must not carry a query, a fragment or credentials")
-    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(host):
         raise ConfigurationError(
-            f"refusing to send credentials over plain http to {parts.hostname}; "
+            f"refusing to send credentials over plain http to {host}; "
             "use https, or pass allow_insecure_http=True"
         )
     return url.rstrip("/")

@@ -282,3 +282,11 @@ class PollTimeout(VoucherifyError, TimeoutError):
         self.handle = handle
         self.latest = latest
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The handle lives on an event loop and does not travel; the snapshot does.
+        return (_rebuild_poll_timeout, (self.args[0] if self.args else "", self.latest))
+
+
+def _rebuild_poll_timeout(message: str, latest: AsyncAction | None) -> PollTimeout:
+    return PollTimeout(message, latest=latest)

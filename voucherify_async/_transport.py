@@ -32,8 +32,10 @@ logger: Final = logging.getLogger("voucherify_async")
 
 #: Statuses worth another attempt; every other non-2xx status is final.
 RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
-#: The largest body we read, in bytes (a 10 MB body is fine; a runaway stream is not).
+#: The largest 2xx body we read, in bytes (a 10 MB body is fine; a runaway stream is not).
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
+#: How much of an error (non-2xx) body we read, in bytes: enough for any error object.
+MAX_ERROR_BODY_BYTES: Final = 64 * 1024
 
 _REQUEST_ID = re.compile(rb'"request_id"\s*:\s*"([^"\\]{1,128})"')
 
@@ -100,8 +102,8 @@ class Transport:
         if session is not None and self._owns_session:
             await session.close()
 
-    async def get(self, url: URL, *, path: str) -> bytes:
-        """GET *url* (already encoded) and return the body of its 2xx response.
+    async def get(self, url: URL, *, path: str) -> tuple[int, bytes]:
+        """GET *url* (already encoded) and return the status and body of its 2xx response.
 
         *path* names the request in logs and errors. Retries transient failures up to
         ``max_retries`` times with exponential backoff and full jitter; a 429 or a spent budget
@@ -132,7 +134,7 @@ class Transport:
                         path, status, elapsed * 1000, attempt, _request_id(body),
                     )  # fmt: skip
                 if 200 <= status < 300:
-                    return body
+                    return status, body
                 retry_after = _retry_after(headers)
                 error = _api_error(status, body, retry_after)
                 if status not in RETRYABLE_STATUSES:
@@ -169,12 +171,16 @@ class Transport:
             async with session.get(
                 url, headers=self._headers, timeout=self._timeout, allow_redirects=False
             ) as response:
+                status = response.status
                 length = response.content_length
-                if length is not None and length <= MAX_BODY_BYTES:
+                if not 200 <= status < 300:
+                    # An error page of any size is still an APIError: keep only its start.
+                    body = await _read_prefix(response, MAX_ERROR_BODY_BYTES)
+                elif length is not None and length <= MAX_BODY_BYTES:
                     body = await response.read()
                 else:
                     body = await _read_capped(response)
-                return response.status, body, response.headers, time.monotonic() - started
+                return status, body, response.headers, time.monotonic() - started
         finally:
             gate.release()
 
@@ -186,6 +192,19 @@ class Transport:
         pause = _seconds_until_retry(headers)
         if pause:
             self._gate.pause(min(pause, MAX_SERVER_PAUSE))
+
+
+async def _read_prefix(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Up to *limit* bytes of the body; the rest is left unread (the connection is dropped)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:

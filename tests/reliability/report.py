@@ -108,6 +108,7 @@ def soak_ok(summary: soak.SoakSummary) -> bool:
         and summary.hangs == 0
         and sum(summary.outcomes.values()) == summary.handles
         and summary.tasks_left == summary.tasks_after_close == 0
+        and summary.timers_left == summary.timers_after_close == 0
         and not summary.warnings
         and not summary.loop_errors
         and (growth is None or growth < soak.RSS_SLACK_MB)
@@ -152,6 +153,10 @@ def soak_table(runs: list[tuple[str, soak.SoakSummary]]) -> str:
         row(
             "Our tasks left (before / after close)",
             lambda s: f"{s.tasks_left} / {s.tasks_after_close}",
+        ),
+        row(
+            "Our timers left (before / after close)",
+            lambda s: f"{s.timers_left} / {s.timers_after_close}",
         ),
         row("Warnings / loop errors", lambda s: f"{len(s.warnings)} / {len(s.loop_errors)}"),
         row("Verdict", lambda s: "pass" if soak_ok(s) else "**FAIL**"),

@@ -1,8 +1,8 @@
 """The soak: many handles at a steady rate while the emulator injects 10 % random faults.
 
 Every handle must end in its job's outcome (DONE ones resolve, FAILED ones raise
-AsyncActionFailed), none may hang, the process's RSS must stay flat after warm-up, no task of
-ours may be left and nothing may warn. The CI version runs 300 handles in about 10 s;
+AsyncActionFailed), none may hang, the process's RSS must stay flat after warm-up, no task or
+timer of ours may be left and nothing may warn. The CI version runs 300 handles in about 10 s;
 ``VOUCHERIFY_SOAK=1`` runs the full one, 2,000 handles over about a minute.
 ``tests/reliability/report.py`` runs :func:`run_soak` too and writes its summary into
 ``docs/reliability.md``.
@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 import pytest
-from conftest import full_soak
+from _support import full_soak
 
 from voucherify_async import (
     AsyncActionFailed,
@@ -76,6 +76,22 @@ def our_tasks() -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("voucherify-async")]
 
 
+def our_timers() -> int:
+    """Timers of voucherify-async still scheduled (handles wait between polls on a timer).
+
+    Reads the loop's timer heap, a CPython detail (``BaseEventLoop._scheduled``): 0 elsewhere.
+    """
+    scheduled = getattr(asyncio.get_running_loop(), "_scheduled", [])
+    return sum(
+        1
+        for timer in scheduled
+        if not timer.cancelled()
+        and type(getattr(timer._callback, "__self__", None)).__module__.startswith(
+            "voucherify_async"
+        )
+    )
+
+
 def rss_mb() -> float | None:
     """This process's resident set size in MiB (from /proc/self/statm), None elsewhere."""
     try:
@@ -114,6 +130,8 @@ class SoakSummary:
     rss_end: float | None = None
     tasks_left: int = 0
     tasks_after_close: int = 0
+    timers_left: int = 0
+    timers_after_close: int = 0
     warnings: list[str] = attrs.Factory(list)
     loop_errors: list[str] = attrs.Factory(list)
 
@@ -249,8 +267,9 @@ async def run_soak(handles: int, seconds: float, *, seed: int = 2026) -> SoakSum
                 )
                 async with client:
                     await _Soak(summary, emu, random.Random(seed)).launch(client)
-                    summary.tasks_left = len(our_tasks())
+                    summary.tasks_left, summary.timers_left = len(our_tasks()), our_timers()
                 summary.tasks_after_close = len(our_tasks())
+                summary.timers_after_close = our_timers()
                 summary.faults = {name: fault.hits for name, fault in injected.items()}
             summary.rss_end = _settled_rss()
         summary.warnings = [f"{w.category.__name__}: {w.message}" for w in caught]
@@ -274,6 +293,7 @@ async def test_soak() -> None:
     assert 0.05 < summary.faults_injected / summary.requests < 0.15
     assert all(hits > 0 for hits in summary.faults.values()), summary.faults
     assert summary.tasks_left == 0 and summary.tasks_after_close == 0
+    assert summary.timers_left == 0 and summary.timers_after_close == 0
     assert summary.warnings == [] and summary.loop_errors == []
     if summary.rss_growth is not None:
         assert summary.rss_growth < RSS_SLACK_MB, summary
