@@ -445,11 +445,14 @@ async def test_fastapi_endpoint(voucherify_env: VoucherifyEmulator, polls_fast: 
 
             running = emu.add_action(duration=None)
             emu.set_progress(running, 10)
-            client.async_actions.handle(running)  # a snapshot before the short wait
+            handle = client.async_actions.handle(running)  # a snapshot before the short wait
             await emu.wait_for_requests(2, action_id=running)
             response = await http.get(f"/imports/{running}", params={"wait": 0.05})
             assert response.status_code == 202
             assert response.json() == {"id": running, "status": "IN_PROGRESS", "progress": 10}
+            # Under fast_polling this handle polls every millisecond: stop it before it spends
+            # the client's 100-requests-per-minute budget and stalls the requests below.
+            handle.cancel()
 
             failed = emu.add_action("VOUCHERS.BULK_UPDATE", duration=0.05, status="FAILED")
             assert (await http.get(f"/imports/{failed}")).json()["status"] == "FAILED"
