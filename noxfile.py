@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import glob
+import os
+import tempfile
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "mypy", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHONS = ["3.11", "3.12", "3.13"]
+
+
+def _expose_pyenv_interpreters() -> None:
+    """Let nox find pyenv's other Pythons (``python3.12``) without changing ``python3``.
+
+    pyenv's shims answer only for the versions that are active; its installed versions live
+    in ``~/.pyenv/versions/X.Y.Z/bin``. Link each ``pythonX.Y`` there into a folder at the
+    front of PATH.
+    """
+    links = tempfile.mkdtemp(prefix="nox-pythons-")
+    for version in PYTHONS:
+        found = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin")))
+        executable = os.path.join(found[-1], f"python{version}") if found else ""
+        if executable and os.path.exists(executable):
+            os.symlink(executable, os.path.join(links, f"python{version}"))
+    os.environ["PATH"] = links + os.pathsep + os.environ.get("PATH", "")
+
+
+_expose_pyenv_interpreters()
 
 
 @nox.session(python=PYTHONS)

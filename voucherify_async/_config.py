@@ -7,7 +7,7 @@ import math
 import os
 import random
 from collections.abc import Generator, Iterator
-from ipaddress import ip_address
+from ipaddress import IPv6Address, ip_address
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -79,9 +79,14 @@ def is_loopback(host: str) -> bool:
     if host.lower() in ("localhost", "localhost."):
         return True
     try:
-        return ip_address(host.strip("[]")).is_loopback
+        address = ip_address(host.strip("[]"))
     except ValueError:
         return False
+    # Only the plain forms: Python 3.13 counts ::ffff:127.0.0.1 as loopback, 3.11 does not;
+    # refusing the mapped form everywhere keeps one rule on every supported Python.
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return False
+    return address.is_loopback
 
 
 # fast_polling(): a process-wide cap on every delay of the library's own (polls and retries).
