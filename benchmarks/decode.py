@@ -80,25 +80,21 @@ def _measure(
     return times
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer loops and repeats")
-    parser.add_argument("--sdk-site", type=Path, help="a site-packages dir holding voucherify")
-    args = parser.parse_args(argv)
-    if args.sdk_site:
-        sys.path.append(str(args.sdk_site))
+Row = tuple[str, Callable[[Any], Any], list[Any]]
 
+
+def rows() -> list[Row]:
+    """What is timed: (name, decoder, inputs), the stdlib ``json.loads`` baseline first.
+
+    The official SDK's ``from_json`` comes last when it is importable (after a check that it
+    accepts every example).
+    """
     payloads = list(json.loads(SEED.read_text(encoding="utf-8")).values())
     bodies = [json.dumps(payload).encode() for payload in payloads]
-    texts = [body.decode() for body in bodies]
-    number, repeat = (200, 3) if args.quick else (1000, 15)
-
-    rows: list[tuple[str, Callable[[Any], Any], list[Any]]] = [
-        ("json.loads (stdlib)", json.loads, bodies),
-    ]
+    timed: list[Row] = [("json.loads (stdlib)", json.loads, bodies)]
     if _json.BACKEND == "orjson":
-        rows.append(("orjson.loads", _json.loads, bodies))
-    rows += [
+        timed.append(("orjson.loads", _json.loads, bodies))
+    timed += [
         (f"decode_async_action ({_json.BACKEND})", decode_async_action, bodies),
         (
             "decode_async_action (stdlib json)",
@@ -109,9 +105,28 @@ def main(argv: list[str] | None = None) -> None:
     ]
     sdk = _sdk_from_json()
     if sdk is not None:
-        for text in texts:  # check it accepts every example before timing it
+        texts = [body.decode() for body in bodies]
+        for text in texts:  # it must accept every example before it is timed
             sdk(text)
-        rows.append(("voucherify SDK from_json", sdk, texts))
+        timed.append((SDK_ROW, sdk, texts))
+    return timed
+
+
+#: The name of the official SDK's row.
+SDK_ROW = "official voucherify SDK from_json"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer loops and repeats")
+    parser.add_argument("--sdk-site", type=Path, help="a site-packages dir holding voucherify")
+    args = parser.parse_args(argv)
+    if args.sdk_site:
+        sys.path.append(str(args.sdk_site))
+
+    number, repeat = (200, 3) if args.quick else (1000, 15)
+    timed = rows()
+    bodies = timed[0][2]
 
     print(
         f"{len(bodies)} seed payloads, {sum(map(len, bodies)) // len(bodies)} bytes on average; "
@@ -120,15 +135,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'':40} {'best us':>9} {'median us':>10} {'x json.loads':>13}")
     results: dict[str, tuple[float, float]] = {}
     baseline = 0.0
-    for name, per_payload in _measure(rows, number, repeat).items():
+    for name, per_payload in _measure(timed, number, repeat).items():
         best, median = min(per_payload), statistics.median(per_payload)
         baseline = baseline or best
         results[name] = (best, median)
         print(f"{name:40} {best:9.2f} {median:10.2f} {best / baseline:12.2f}x")
 
     ours = results[f"decode_async_action ({_json.BACKEND})"]
-    if sdk is not None:
-        theirs = results["voucherify SDK from_json"]
+    if SDK_ROW in results:
+        theirs = results[SDK_ROW]
         print(
             f"decode_async_action / SDK from_json: {ours[0] / theirs[0]:.2f}x best, "
             f"{ours[1] / theirs[1]:.2f}x median (lower is faster)"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -24,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,7 +31,6 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks import budget, client_cpu, decode, polling, scale
 from benchmarks._common import ROOT, Table, num
 from voucherify_async import _json
-from voucherify_async._converter import decode_async_action, structure_async_action
 
 DOCS: Final = ROOT / "docs" / "benchmarks.md"
 
@@ -44,28 +42,8 @@ def decode_tables(number: int, repeat: int, sdk_site: Path | None = None) -> lis
     """benchmarks/decode.py's measurements (its seed, its timing helper) as a table."""
     if sdk_site is not None and str(sdk_site) not in sys.path:
         sys.path.append(str(sdk_site))
-    payloads = list(json.loads(decode.SEED.read_text(encoding="utf-8")).values())
-    bodies = [json.dumps(payload).encode() for payload in payloads]
-    rows: list[tuple[str, Callable[[Any], Any], list[Any]]] = [
-        ("json.loads (stdlib) (baseline)", json.loads, bodies),
-    ]
-    if _json.BACKEND == "orjson":
-        rows.append(("orjson.loads", _json.loads, bodies))
-    rows += [
-        (f"decode_async_action ({_json.BACKEND})", decode_async_action, bodies),
-        (
-            "decode_async_action (stdlib json)",
-            lambda body: structure_async_action(_json.stdlib_loads(body)),
-            bodies,
-        ),
-        ("structure only (dict -> AsyncAction)", structure_async_action, payloads),
-    ]
-    sdk = decode._sdk_from_json()
-    if sdk is not None:
-        texts = [body.decode() for body in bodies]
-        for text in texts:  # it must accept every example before it is timed
-            sdk(text)
-        rows.append(("official voucherify SDK from_json", sdk, texts))
+    rows = decode.rows()
+    bodies = rows[0][2]
     # decode.py's helper times the rows in turns, so a noisy machine slows them all alike.
     times = decode._measure(rows, number, repeat)
     best = {name: min(runs) for name, runs in times.items()}
@@ -79,8 +57,8 @@ def decode_tables(number: int, repeat: int, sdk_site: Path | None = None) -> lis
         f"{len(bodies)} seed examples, {sum(map(len, bodies)) // len(bodies)} bytes on average; "
         f"best and median of {repeat} x {number} loops (benchmarks/decode.py's helpers).",
     ]
-    if sdk is not None:
-        ratio = ours / best["official voucherify SDK from_json"]
+    if decode.SDK_ROW in best:
+        ratio = ours / best[decode.SDK_ROW]
         notes.append(
             f"decode_async_action / SDK from_json = {ratio:.2f}x (its result stays a dict)."
         )
