@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from collections.abc import Callable
 
 from ._commands import run_demo, run_emulator, run_get, run_list, run_wait
 from ._exit import EXIT_CODES_HELP
@@ -32,38 +33,26 @@ def _positive_float(value: str) -> float:
     return number
 
 
-def _port(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
-    if not 0 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0-65535, got {value!r}")
-    return number
+def _integer(low: int, high: int | None = None, what: str = "an integer") -> Callable[[str], int]:
+    """An argparse type: an integer from *low* to *high* (inclusive; None: no upper bound)."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {value!r}") from None
+        if number < low or (high is not None and number > high):
+            bounds = f">= {low}" if high is None else f"{low}-{high}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value!r}")
+        return number
+
+    return parse
 
 
-def _count(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value!r}")
-    return number
-
-
-def _positive_int(value: str) -> int:
-    number = _count(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value!r}")
-    return number
-
-
-def _limit(value: str) -> int:
-    number = _positive_int(value)
-    if number > 100:
-        raise argparse.ArgumentTypeError(f"must be 1-100, got {value!r}")
-    return number
+_port = _integer(0, 65535, "a port number")
+_count = _integer(0)
+_positive_int = _integer(1)
+_limit = _integer(1, 100)
 
 
 def _end_date(value: str) -> dt.datetime | dt.date:
