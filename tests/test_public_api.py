@@ -68,3 +68,16 @@ def test_core_does_not_import_testing_or_cli() -> None:
     assert not {m for m in loaded if m.startswith("voucherify_async._cli")} - {
         "voucherify_async._client"
     }
+
+
+def test_decode_async_action_is_public() -> None:
+    """decode_async_action turns bytes (a webhook, a file) into a model, or a typed error."""
+    body = b'{"id": "aa_1", "type": "VOUCHERS.IMPORT", "status": "DONE", "progress": 100}'
+    action = voucherify_async.decode_async_action(body)
+    assert (action.id, action.status, action.progress) == ("aa_1", "DONE", 100)
+    bad = b'{"id": "aa_1", "type": "VOUCHERS.IMPORT", "status": "DONE", "progress": "all"}'
+    with pytest.raises(voucherify_async.ResponseDecodeError) as info:
+        voucherify_async.decode_async_action(bad)
+    assert info.value.path == "$.progress"
+    page = voucherify_async.decode_async_action_list(b'{"async_actions": [], "has_more": false}')
+    assert page.async_actions == []

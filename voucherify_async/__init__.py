@@ -6,7 +6,7 @@ from . import instrumentation
 from ._actions import AsyncActions
 from ._client import VoucherifyClient
 from ._config import PollPolicy
-from ._converter import converter
+from ._converter import converter, decode_async_action, decode_async_action_list
 from ._errors import (
     APIError,
     AsyncActionFailed,
@@ -128,6 +128,8 @@ __all__ = [
     "VouchersMetadataKeyPurgeResult",
     "VouchersMetadataUpdateResult",
     "converter",
+    "decode_async_action",
+    "decode_async_action_list",
     "instrumentation",
     "register_result_type",
     "result_type_for",
