@@ -414,8 +414,6 @@ async def test_budget_shared_fairly(emulator: VoucherifyEmulator, make_client: M
     times = sorted(r.time for r in emulator.requests)
     worst = max(sum(1 for t in times if s <= t < s + window) for s in times)
     assert worst <= limit
-    loop = asyncio.get_running_loop()
-    del loop
     delays = []
     for i in ids:
         finished = emulator.finished_at(i)

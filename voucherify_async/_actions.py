@@ -185,8 +185,7 @@ class AsyncActions:
                 )
         except BaseException:
             for handle in handles:
-                if handle._helper_owned and handle._waiters == 0:
-                    handle.cancel()
+                handle._abandon()
             raise
         return handles
 
@@ -334,11 +333,7 @@ def _enqueue_on_done(
 
 async def _release(handles: Sequence[AsyncActionHandle]) -> None:
     """Cancel the handles a helper started that nobody waits on any more, and let them stop."""
-    cancelled = [
-        handle
-        for handle in handles
-        if handle._helper_owned and handle._waiters == 0 and handle.cancel()
-    ]
+    cancelled = [handle for handle in handles if handle._abandon()]
     for handle in cancelled:
         await handle._stopped()
 

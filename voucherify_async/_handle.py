@@ -182,6 +182,10 @@ class AsyncActionHandle:
         self._finish()
         return True
 
+    def _abandon(self) -> bool:
+        """Cancel the handle if a helper started it and nobody waits on it; True if cancelled."""
+        return self._helper_owned and self._waiters == 0 and self.cancel()
+
     def add_done_callback(self, fn: Callable[[AsyncActionHandle], object]) -> None:
         """Call ``fn(handle)`` once, on the event loop, when the handle gets its outcome."""
         self._future.add_done_callback(lambda _: fn(self))

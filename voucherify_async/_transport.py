@@ -222,7 +222,7 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
 
 def _api_error(status: int, body: bytes, retry_after: float | None) -> APIError:
     payload: Any = None
-    if body[:1] in (b"{", b" ", b"\n", b"\t", b"\r"):
+    if body.lstrip()[:1] == b"{":
         with contextlib.suppress(ValueError, TypeError):
             payload = _json.loads(body)
     return APIError.from_response(status, body, payload, retry_after=retry_after)
