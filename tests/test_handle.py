@@ -14,6 +14,7 @@ from voucherify_async import (
     AsyncActionFailed,
     AsyncActionHandle,
     AsyncActionStatus,
+    ClientClosedError,
     NotFoundError,
     PollPolicy,
     PollTimeout,

@@ -8,24 +8,24 @@ import time
 import pytest
 
 from voucherify_async import ConfigurationError, VoucherifyClient
-from voucherify_async._pacing import RequestGate
+from voucherify_async._pacing import LocalGate
 
 
-async def _use(gate: RequestGate, log: list[tuple[float, float]], hold: float = 0.0) -> None:
-    await gate.acquire()
+async def _use(gate: LocalGate, log: list[tuple[float, float]], hold: float = 0.0) -> None:
+    admission = await gate.acquire()
     sent = time.monotonic()
     try:
         if hold:
             await asyncio.sleep(hold)  # stands in for the request's own duration
     finally:
         log.append((sent, time.monotonic()))
-        gate.release()
+        gate.release(admission, answered=True)
 
 
 async def test_window_counts_from_each_response() -> None:
     """A slot is free only `window` after its request ended: no window holds more than `limit`."""
     window, limit = 0.3, 5
-    gate = RequestGate(concurrency=100, limit=limit, window=window)
+    gate = LocalGate(concurrency=100, limit=limit, window=window)
     log: list[tuple[float, float]] = []
     await asyncio.gather(*(_use(gate, log, hold=0.02) for _ in range(12)))
     sends = sorted(sent for sent, _ in log)
@@ -37,13 +37,13 @@ async def test_window_counts_from_each_response() -> None:
 
 async def test_fifo_order_under_budget() -> None:
     """Callers are admitted in the order they arrived (the longest waiter first)."""
-    gate = RequestGate(concurrency=1, limit=1, window=0.05)
+    gate = LocalGate(concurrency=1, limit=1, window=0.05)
     order: list[int] = []
 
     async def take(n: int) -> None:
-        await gate.acquire()
+        admission = await gate.acquire()
         order.append(n)
-        gate.release()
+        gate.release(admission, answered=True)
 
     await asyncio.gather(*(take(n) for n in range(6)))
     assert order == list(range(6))
@@ -51,28 +51,28 @@ async def test_fifo_order_under_budget() -> None:
 
 async def test_pause_holds_everyone() -> None:
     """pause() admits nobody until it ends, and never shortens a longer pause."""
-    gate = RequestGate(concurrency=10)
+    gate = LocalGate(concurrency=10)
     gate.pause(0.2)
     gate.pause(0.05)
     assert gate.paused_for > 0.15
     started = time.monotonic()
-    await gate.acquire()
-    gate.release()
+    admission = await gate.acquire()
+    gate.release(admission, answered=True)
     assert time.monotonic() - started >= 0.19
 
 
 async def test_cancelled_waiter_gives_its_place_back() -> None:
     """A caller cancelled while queued takes no admission with it."""
-    gate = RequestGate(concurrency=1)
-    await gate.acquire()
+    gate = LocalGate(concurrency=1)
+    first = await gate.acquire()
     waiter = asyncio.ensure_future(gate.acquire())
     await asyncio.sleep(0)
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
-    gate.release()
-    await asyncio.wait_for(gate.acquire(), timeout=1)  # the admission is free again
-    gate.release()
+    gate.release(first, answered=True)
+    again = await asyncio.wait_for(gate.acquire(), timeout=1)  # the admission is free again
+    gate.release(again, answered=True)
     assert gate.waiting == 0
 
 

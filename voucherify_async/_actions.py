@@ -14,10 +14,17 @@ from yarl import URL
 
 from ._config import PollPolicy
 from ._converter import decode_async_action, decode_async_action_list
-from ._errors import PollTimeout, ResponseDecodeError
+from ._errors import (
+    ClientClosedError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    PollTimeout,
+    ResponseDecodeError,
+)
 from ._handle import AsyncActionHandle
 from ._models import AsyncAction, AsyncActionList
 from ._transport import Transport
+from ._validate import check_ids, check_timeout
 
 __all__ = ["AsyncActions"]
 
@@ -29,13 +36,15 @@ _COLLECTION: Final = "/v1/async-actions"
 def action_path(action_id: str) -> str:
     """``/v1/async-actions/<id>`` with the id percent-encoded as exactly one path segment."""
     if not isinstance(action_id, str):
-        raise TypeError(f"an async action id is a str, got {type(action_id).__name__}")
+        raise InvalidArgumentTypeError(
+            f"an async action id is a str, got {type(action_id).__name__}"
+        )
     if not action_id:
-        raise ValueError("an async action id must not be empty")
+        raise InvalidArgumentError("an async action id must not be empty")
     try:
         segment = quote(action_id, safe="")
     except UnicodeEncodeError:
-        raise ValueError(
+        raise InvalidArgumentError(
             "an async action id must be valid text (it holds a lone surrogate)"
         ) from None
     if segment.strip(".") == "":  # "." and ".." are dot-segments: a URL resolver would eat them
@@ -47,7 +56,9 @@ def format_end_date(end_date: dt.datetime | dt.date | str) -> str:
     """``end_date`` as the API takes it: ISO-8601 UTC with milliseconds and ``Z``, or a date."""
     if isinstance(end_date, dt.datetime):
         if end_date.tzinfo is None:
-            raise ValueError("end_date must be timezone-aware (a naive datetime is ambiguous)")
+            raise InvalidArgumentError(
+                "end_date must be timezone-aware (a naive datetime is ambiguous)"
+            )
         utc = end_date.astimezone(dt.UTC)
         return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
     if isinstance(end_date, dt.date):
@@ -56,9 +67,13 @@ def format_end_date(end_date: dt.datetime | dt.date | str) -> str:
         try:
             end_date.encode("utf-8")
         except UnicodeEncodeError:
-            raise ValueError("end_date must be valid text (it holds a lone surrogate)") from None
+            raise InvalidArgumentError(
+                "end_date must be valid text (it holds a lone surrogate)"
+            ) from None
         return end_date
-    raise TypeError("end_date must be a datetime, a date or a non-empty ISO-8601 string")
+    raise InvalidArgumentTypeError(
+        "end_date must be a datetime, a date or a non-empty ISO-8601 string"
+    )
 
 
 class AsyncActions:
@@ -100,7 +115,7 @@ class AsyncActions:
         actions scheduled before it. Items carry no ``result``.
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
-            raise ValueError(f"limit must be an integer from 1 to 100, got {limit!r}")
+            raise InvalidArgumentError(f"limit must be an integer from 1 to 100, got {limit!r}")
         query = {"limit": str(limit)}
         if end_date is not None:
             query["end_date"] = format_end_date(end_date)
@@ -156,8 +171,9 @@ class AsyncActions:
 
     def _handle(self, action_id: str, policy: PollPolicy | None) -> AsyncActionHandle:
         action_path(action_id)  # validate before any work
-        if self._closing or self._transport.closed:
-            raise RuntimeError("this VoucherifyClient is closed")
+        if self._closing:
+            raise ClientClosedError("this VoucherifyClient is closed")
+        self._transport.check_loop()
         handle = self._handles.get(action_id)
         if handle is None or handle.done():
             handle = AsyncActionHandle(
@@ -198,6 +214,7 @@ class AsyncActions:
         :class:`AsyncActionFailed` when the action failed. A handle this call started is
         cancelled when it returns or raises and nobody else waits on it.
         """
+        check_timeout(timeout)
         handles = self._helper_handles([action_id], policy)
         try:
             return await handles[0].result(timeout)
@@ -238,7 +255,8 @@ class AsyncActions:
         puts each exception, a :class:`PollTimeout` included, in the list in its place.
         *timeout* (seconds, None: no limit) bounds the whole wait.
         """
-        handles = self._helper_handles(ids, policy)
+        check_timeout(timeout)
+        handles = self._helper_handles(check_ids(ids), policy)
         try:
             futures = [h._future for h in handles]
             for h in handles:
@@ -286,7 +304,8 @@ class AsyncActions:
         this call started are cancelled when the loop ends early, unless someone else waits on
         them; wrap it in :func:`contextlib.aclosing` to have that happen at once on ``break``.
         """
-        handles = self._helper_handles(ids_or_handles, policy)
+        check_timeout(timeout)
+        handles = self._helper_handles(check_ids(ids_or_handles, "ids_or_handles"), policy)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout is not None else None
         ready: asyncio.Queue[AsyncActionHandle] = asyncio.Queue()
@@ -316,9 +335,14 @@ class AsyncActions:
         self._closing = True
         handles = builtins.list(self._handles.values())
         for handle in handles:
-            handle.cancel()
+            handle._close()
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         for handle in handles:
-            await handle._stopped()
+            if handle._loop is running:
+                await handle._stopped()
         self._handles.clear()
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import os
 from types import TracebackType
 from typing import Final, Self
 
 import aiohttp
+from yarl import URL
 
 from ._actions import AsyncActions
 from ._config import (
@@ -21,7 +24,7 @@ from ._config import (
     resolve_base_url,
 )
 from ._errors import ConfigurationError
-from ._pacing import RequestGate
+from ._pacing import GateFactory, LocalGate
 from ._transport import Transport
 
 __all__ = ["VoucherifyClient"]
@@ -59,6 +62,8 @@ class VoucherifyClient:
     :param max_retries: Extra attempts on connection errors, timeouts, 429 and 5xx (default 4).
     :param max_concurrency: HTTP requests in flight at once (default 16).
     :param requests_per_minute: The client-wide budget; ``None`` (default): no local cap.
+    :param budget: A budget shared with other processes (``voucherify_async.redis.RedisBudget``);
+        replaces *requests_per_minute*. Default ``None``: the in-process gate.
     :param budget_window: The window of that budget in seconds (default 60; change it only to
         time-scale tests and benchmarks).
     :param poll_policy: The default :class:`PollPolicy` of handles.
@@ -80,6 +85,7 @@ class VoucherifyClient:
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         requests_per_minute: int | None = None,
+        budget: GateFactory | None = None,
         budget_window: float = DEFAULT_BUDGET_WINDOW,
         poll_policy: PollPolicy = _DEFAULT_POLICY,
         api_version: str | None = None,
@@ -87,8 +93,8 @@ class VoucherifyClient:
         user_agent: str | None = None,
     ) -> None:
         headers = _auth_headers(app_id, app_token, oauth_token)
-        if max_retries < 0:
-            raise ConfigurationError(f"max_retries must be >= 0, got {max_retries!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
         if not isinstance(poll_policy, PollPolicy):
             raise ConfigurationError("poll_policy must be a PollPolicy")
         self._base_url = resolve_base_url(
@@ -106,18 +112,25 @@ class VoucherifyClient:
             headers["X-Voucherify-API-Version"] = api_version
         for name, value in headers.items():
             _check_header(name, value)
-        if isinstance(timeout, aiohttp.ClientTimeout):
-            client_timeout = timeout
-        elif isinstance(timeout, int | float) and timeout > 0:
-            client_timeout = aiohttp.ClientTimeout(total=float(timeout))
-        else:
-            raise ConfigurationError(
-                f"timeout must be > 0 seconds or a ClientTimeout, got {timeout!r}"
-            )
+        client_timeout = _client_timeout(timeout)
+        # A request without an answer may reach the server as late as its timeout allows.
+        hold = client_timeout.total or DEFAULT_TIMEOUT
         try:
-            gate = RequestGate(
-                concurrency=max_concurrency, limit=requests_per_minute, window=budget_window
-            )
+            if budget is not None:
+                if requests_per_minute is not None:
+                    raise ValueError("pass either requests_per_minute or budget, not both")
+                gate = budget.make_gate(
+                    concurrency=max_concurrency,
+                    unanswered_hold=hold,
+                    account=_account_key(headers, self._base_url),
+                )
+            else:
+                gate = LocalGate(
+                    concurrency=max_concurrency,
+                    limit=requests_per_minute,
+                    window=budget_window,
+                    unanswered_hold=hold,
+                )
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         self._auth_kind = "oauth" if "Authorization" in headers else "app keys"
@@ -166,15 +179,20 @@ class VoucherifyClient:
         await self.close()
 
     async def close(self) -> None:
-        """Stop every handle's polling, wait for it to end, and close an owned session.
+        """Stop every handle's polling, end every pending call, and close an owned session.
 
-        Awaiters of handles still polling get :class:`asyncio.CancelledError`. Calling it
-        twice is fine.
+        Awaiters of handles still polling get :class:`ClientClosedError`; so do plain calls
+        (``get``, ``list``...) still waiting for the gate, in flight or between retries. When it
+        returns, nothing of the client runs any more. Calling it twice is fine, and it works
+        from any event loop (from another one, it only marks the client closed and drops its
+        connections).
         """
         await self.async_actions._close()
         await self._transport.close()
-        # Let aiohttp finish closing its transports before the loop moves on.
-        await asyncio.sleep(0)
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop()
+            # Let aiohttp finish closing its transports before the loop moves on.
+            await asyncio.sleep(0)
 
 
 def _auth_headers(
@@ -196,6 +214,31 @@ def _auth_headers(
         )
     assert app_id is not None and app_token is not None
     return {"X-App-Id": app_id, "X-App-Token": app_token}
+
+
+def _client_timeout(timeout: object) -> aiohttp.ClientTimeout:
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        return timeout
+    if (
+        isinstance(timeout, int | float)
+        and not isinstance(timeout, bool)
+        and math.isfinite(timeout)
+        and timeout > 0
+    ):
+        return aiohttp.ClientTimeout(total=float(timeout))
+    raise ConfigurationError(
+        f"timeout must be a finite number of seconds > 0 or a ClientTimeout, got {timeout!r}"
+    )
+
+
+def _account_key(headers: dict[str, str], base_url: str) -> str | None:
+    """A name for the account a shared budget counts for: the host and the app id.
+
+    Never a token: with an OAuth token (which changes every 15 minutes) there is no stable
+    name, and the budget must be given one of its own.
+    """
+    app_id = headers.get("X-App-Id")
+    return None if app_id is None else f"{URL(base_url).host}:{app_id}"
 
 
 def _check_header(name: str, value: str) -> None:

@@ -3,17 +3,28 @@
 ::
 
     VoucherifyError
-    ├── ConfigurationError
+    ├── ConfigurationError  also a ValueError: the client or a PollPolicy cannot be built as asked
+    ├── InvalidArgumentError also a ValueError: a call got an argument it cannot use
+    │   └── InvalidArgumentTypeError  also a TypeError: ... of the wrong type
+    ├── ClientClosedError   also a RuntimeError: the client is closed, or closed under the call
+    ├── WrongEventLoopError also a RuntimeError: used from an event loop other than its own
     ├── APIError            .status .code .key .message .details .request_id
     │   │                   .resource_id .resource_type .body
     │   ├── AuthenticationError   401, 403
     │   ├── NotFoundError         404
-    │   ├── RateLimitError        429   .retry_after (seconds or None)
+    │   ├── RateLimitError        429   .retry_after (seconds or None) .retry_at
     │   └── ServerError           5xx
     ├── TransportError      connection failures and timeouts, the aiohttp exception chained
+    │                       .permanent: True when no retry can mend it (TLS verification)
+    ├── OutcomeUnknownError a request that starts an action may have reached the server
     ├── ResponseDecodeError a 2xx body that is not JSON, or not an async action
     ├── AsyncActionFailed   .action
     └── PollTimeout         also a TimeoutError; .handle, .latest
+
+The rule for misuse: every exception the library raises on purpose is a
+:class:`VoucherifyError`. A bad argument is also a :class:`ValueError` (a bad value) or a
+:class:`TypeError` (a wrong type), so ``except ValueError`` keeps working; a call on a closed
+client, or from another event loop, is also a :class:`RuntimeError`.
 
 The HTTP status picks the :class:`APIError` subclass, whatever the body says. Messages
 never contain credentials: only the status, the error's key, message and request id.
@@ -23,6 +34,7 @@ This module imports no aiohttp: it is plain data, usable to decode a webhook or 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -33,14 +45,19 @@ __all__ = [
     "APIError",
     "AsyncActionFailed",
     "AuthenticationError",
+    "ClientClosedError",
     "ConfigurationError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
     "NotFoundError",
+    "OutcomeUnknownError",
     "PollTimeout",
     "RateLimitError",
     "ResponseDecodeError",
     "ServerError",
     "TransportError",
     "VoucherifyError",
+    "WrongEventLoopError",
 ]
 
 #: How many characters of a response body an exception keeps (and shows in its repr).
@@ -61,8 +78,40 @@ class VoucherifyError(Exception):
     """The base of every exception this library raises on purpose."""
 
 
-class ConfigurationError(VoucherifyError):
-    """The client cannot be built as asked: missing credentials, a bad URL or option."""
+class ConfigurationError(VoucherifyError, ValueError):
+    """The client or a :class:`PollPolicy` cannot be built as asked.
+
+    Missing credentials, a bad URL, an unknown cluster, an option of the wrong type or out of
+    range. Also a :class:`ValueError`.
+    """
+
+
+class InvalidArgumentError(VoucherifyError, ValueError):
+    """A call got an argument it cannot use (an empty id, a limit of 0, a NaN timeout).
+
+    Raised before any request is sent. Also a :class:`ValueError`.
+    """
+
+
+class InvalidArgumentTypeError(InvalidArgumentError, TypeError):
+    """A call got an argument of the wrong type (a ``str`` where ids are expected).
+
+    Also a :class:`TypeError` (and a :class:`ValueError`, through its base).
+    """
+
+
+class ClientClosedError(VoucherifyError, RuntimeError):
+    """The client is closed: a call made after :meth:`VoucherifyClient.close`, or one that was
+    still waiting or in flight when ``close()`` ran. Also a :class:`RuntimeError`."""
+
+
+class WrongEventLoopError(VoucherifyError, RuntimeError):
+    """A client or handle was used from an event loop other than the one it belongs to.
+
+    A client belongs to the loop it first sent a request in (a module-level client used in a
+    second ``asyncio.run()``, a notebook cell, a test with a loop of its own): create the client
+    inside the loop, or ``await client.close()`` and make a new one. Also a :class:`RuntimeError`.
+    """
 
 
 class APIError(VoucherifyError):
@@ -174,15 +223,34 @@ class NotFoundError(APIError):
 
 
 class RateLimitError(APIError):
-    """429: the request budget is spent. :attr:`retry_after` is in seconds, or ``None``."""
+    """429: the request budget is spent. :attr:`retry_after` is in seconds, or ``None``.
+
+    Also raised, with status 429, when the server asked the whole client to pause
+    (``Retry-After``, ``X-Rate-Limit-Remaining: 0``) for longer than the call may wait:
+    :attr:`retry_at` then says when the account may send again (a timezone-aware UTC
+    datetime; ``None`` when unknown).
+    """
 
     retry_after: float | None
+    retry_at: dt.datetime | None
 
     def __init__(
-        self, status: int = 429, *, retry_after: float | None = None, **fields: Any
+        self,
+        status: int = 429,
+        *,
+        retry_after: float | None = None,
+        retry_at: dt.datetime | None = None,
+        **fields: Any,
     ) -> None:
         self.retry_after = retry_after
+        self.retry_at = retry_at
         super().__init__(status, **fields)
+
+    def _describe(self) -> str:
+        text = super()._describe()
+        if self.retry_at is not None:
+            text += f"; retry at {self.retry_at.isoformat(timespec='seconds')}"
+        return text
 
 
 class ServerError(APIError):
@@ -205,8 +273,63 @@ def error_class_for_status(status: int) -> type[APIError]:
 class TransportError(VoucherifyError):
     """The request did not get a whole response: connection failure, reset or timeout.
 
-    The aiohttp (or asyncio) exception is chained as ``__cause__``.
+    The aiohttp (or asyncio) exception is chained as ``__cause__``. :attr:`permanent` is
+    True when no retry can mend it (a TLS certificate that does not verify): a handle ends on
+    such an error instead of polling again.
     """
+
+    permanent: bool
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        self.permanent = permanent
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_transport_error,
+            (type(self), self.args[0] if self.args else "", self.permanent),
+        )
+
+
+def _rebuild_transport_error(
+    cls: type[TransportError], message: str, permanent: bool
+) -> TransportError:
+    return cls(message, permanent=permanent)
+
+
+class OutcomeUnknownError(VoucherifyError):
+    """A request that starts an async action may have reached the server, and its answer was
+    lost (a dropped connection, a timeout, a gateway error).
+
+    Starting an action is not idempotent, so it is never retried: the action may or may not
+    exist. Find out with ``client.async_actions.list()`` (newest first: look for an action of
+    the expected type created after :attr:`sent_at`). The cause is chained as ``__cause__``.
+    """
+
+    method: str
+    path: str
+    sent_at: dt.datetime | None
+
+    def __init__(
+        self, message: str, *, method: str = "", path: str = "",
+        sent_at: dt.datetime | None = None,
+    ) -> None:  # fmt: skip
+        self.method = method
+        self.path = path
+        self.sent_at = sent_at
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_outcome_unknown,
+            (self.args[0] if self.args else "", self.method, self.path, self.sent_at),
+        )
+
+
+def _rebuild_outcome_unknown(
+    message: str, method: str, path: str, sent_at: dt.datetime | None
+) -> OutcomeUnknownError:
+    return OutcomeUnknownError(message, method=method, path=path, sent_at=sent_at)
 
 
 class ResponseDecodeError(VoucherifyError):

@@ -11,13 +11,16 @@ from typing import Any, Final
 from ._config import PollPolicy, own_delay
 from ._errors import (
     AsyncActionFailed,
+    ClientClosedError,
     PollTimeout,
     RateLimitError,
     ServerError,
     TransportError,
+    WrongEventLoopError,
 )
 from ._models import AsyncAction, AsyncActionStatus
 from ._schedule import PollSchedule
+from ._validate import check_timeout
 from .instrumentation import PollEvent, StatusChangeEvent, emit_poll, emit_status_change
 
 __all__ = ["AsyncActionHandle"]
@@ -40,7 +43,7 @@ class AsyncActionHandle:
     __slots__ = (
         "__weakref__",
         "_attempt",
-        "_deadline",
+        "_deadline_timer",
         "_fetch",
         "_future",
         "_helper_owned",
@@ -52,6 +55,7 @@ class AsyncActionHandle:
         "_on_finish",
         "_policy",
         "_schedule",
+        "_stall_timer",
         "_subscribers",
         "_task",
         "_timer",
@@ -87,7 +91,15 @@ class AsyncActionHandle:
         self._last_error: BaseException | None = None
         started = loop.time()
         self._last_change = started
-        self._deadline = started + policy.timeout if policy.timeout is not None else None
+        # The policy's deadlines are timers of their own: they end the handle on time,
+        # whatever is in flight or queued at that moment.
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._stall_timer: asyncio.TimerHandle | None = None
+        if policy.timeout is not None:
+            self._deadline_timer = loop.call_at(
+                started + policy.timeout, self._expire, "the polling policy's timeout passed"
+            )
+        self._arm_stall_timer(started)
         if policy.first_poll_after:
             self._timer = loop.call_later(own_delay(policy.first_poll_after), self._spawn)
         else:
@@ -144,6 +156,8 @@ class AsyncActionHandle:
         or :class:`asyncio.CancelledError` when the handle was cancelled. Cancelling the task
         that waits cancels this wait only.
         """
+        check_timeout(timeout, "timeout")
+        self._check_loop()
         future = self._future
         if future.done():
             return future.result()
@@ -173,14 +187,44 @@ class AsyncActionHandle:
         """
         if self._future.done():
             return False
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._task is not None:
-            self._task.cancel()
+        self._stop_polling()
         self._future.cancel()
         self._finish()
         return True
+
+    def _check_loop(self) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self._loop:
+            raise WrongEventLoopError(
+                f"the handle for {self._id} belongs to another event loop; await it in the "
+                "loop of the client that made it"
+            )
+
+    def _stop_polling(self) -> None:
+        """Cancel the timers and the poll in flight (its request is dropped at once)."""
+        for timer in (self._timer, self._deadline_timer, self._stall_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._deadline_timer = self._stall_timer = None
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+
+    def _close(self) -> None:
+        """The client is closing: end with :class:`ClientClosedError` (not a cancel)."""
+        if self._future.done():
+            return
+        if self._loop.is_closed():
+            self._task = None  # its loop is gone: nothing of it can run again
+        self._stop_polling()
+        self._settle(
+            exception=ClientClosedError(
+                f"the VoucherifyClient was closed while async action {self._id} was polled"
+            )
+        )
 
     def _abandon(self) -> bool:
         """Cancel the handle if a helper started it and nobody waits on it; True if cancelled."""
@@ -244,12 +288,15 @@ class AsyncActionHandle:
             try:
                 snapshot: AsyncAction | None = await self._fetch(self._id)
             except TRANSIENT_ERRORS as exc:
+                if isinstance(exc, TransportError) and exc.permanent:
+                    raise
                 snapshot, error = None, exc
                 self._last_error = exc
                 logger.warning("polling async action %s: %s; will poll again", self._id, exc)
             now = self._loop.time()
             if snapshot is not None and self._observe(snapshot):
                 self._last_change = now
+                self._arm_stall_timer(now)
             if snapshot is not None and snapshot.is_terminal:
                 event = PollEvent(
                     self._id, self._attempt, snapshot.status, snapshot.progress, 0.0, "done"
@@ -262,8 +309,9 @@ class AsyncActionHandle:
                 return
             self._plan_next(now, snapshot, error)
         except asyncio.CancelledError:
-            self._future.cancel()
-            self._finish()
+            if not self._future.done():
+                self._future.cancel()
+                self._finish()
             raise
         except Exception as exc:
             # Permanent: 401/403/404/other 4xx, an undecodable body, or a bug of ours.
@@ -280,19 +328,28 @@ class AsyncActionHandle:
         in_progress = snapshot is not None and snapshot.status == AsyncActionStatus.IN_PROGRESS
         progress = snapshot.progress if snapshot is not None else None
         delay, reason = schedule.next_delay(now, in_progress, progress)
-        limit, why = _nearest_limit(self._deadline, self._policy.stall_timeout, self._last_change)
-        if limit is not None and now + delay >= limit:
-            delay, reason = max(0.0, limit - now), "deadline"
+        deadline = self._deadline_timer.when() if self._deadline_timer is not None else None
+        if deadline is not None and now + delay >= deadline:
+            reason = "deadline"  # the deadline timer ends the handle before this poll
         status = snapshot.status if snapshot is not None else None
         emit_poll(PollEvent(self._id, self._attempt, status, progress, delay, reason, error))
-        if reason == "deadline":
-            self._timer = self._loop.call_later(delay, self._expire, why)
-        else:
-            self._timer = self._loop.call_later(delay, self._spawn)
+        self._timer = self._loop.call_later(delay, self._spawn)
+
+    def _arm_stall_timer(self, last_change: float) -> None:
+        stall = self._policy.stall_timeout
+        if stall is None:
+            return
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+        self._stall_timer = self._loop.call_at(
+            last_change + stall, self._expire, f"no change in status or progress for {stall} s"
+        )
 
     def _expire(self, why: str) -> None:
-        """The policy's deadline or stall deadline passed: end with PollTimeout."""
-        self._timer = None
+        """The policy's deadline or stall deadline passed: end with PollTimeout, at once."""
+        if self._future.done():
+            return
+        self._stop_polling()
         error = PollTimeout(
             f"async action {self._id}: {why} "
             f"(latest status {self.status}, progress {self.progress})",
@@ -333,6 +390,10 @@ class AsyncActionHandle:
         self._finish()
 
     def _finish(self) -> None:
+        for timer in (self._deadline_timer, self._stall_timer):
+            if timer is not None:
+                timer.cancel()
+        self._deadline_timer = self._stall_timer = None
         for queue, wakeup in self._subscribers:
             queue.append(_END)
             wakeup.set()
@@ -343,16 +404,5 @@ class AsyncActionHandle:
     async def _stopped(self) -> None:
         """Wait until a poll in flight has really ended (used by ``client.close()``)."""
         task = self._task
-        if task is not None and not task.done():
+        if task is not None and not task.done() and not self._loop.is_closed():
             await asyncio.wait([task])
-
-
-def _nearest_limit(
-    deadline: float | None, stall_timeout: float | None, last_change: float
-) -> tuple[float | None, str]:
-    stall = last_change + stall_timeout if stall_timeout is not None else None
-    if stall is not None and (deadline is None or stall < deadline):
-        return stall, f"no change in status or progress for {stall_timeout} s"
-    if deadline is not None:
-        return deadline, "the polling policy's timeout passed"
-    return None, ""

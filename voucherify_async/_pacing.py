@@ -1,31 +1,124 @@
 """Client-wide pacing: requests in flight, the request budget, and pauses the server demands.
 
-Every HTTP attempt of a client passes one :class:`RequestGate`. The gate is first come,
-first served: the caller that has waited longest goes first, so no poll starves.
+Every HTTP attempt of a client passes one :class:`RequestGate`. The transport and the handles
+see only that interface; :class:`LocalGate` is the in-process implementation (the default) and
+``voucherify_async.redis`` has one shared by many processes.
 
-The budget is exact, not approximate: a request takes a slot when it is sent and the slot is
-freed ``window`` seconds after its response *arrived*. The server saw the request somewhere
-between those two instants, so no window of ``window`` seconds on the server can hold more
-than ``limit`` of our requests, whatever the network latency. (A token bucket of capacity
-``limit`` lets ``2 * limit`` through in one window; a counter reset each minute does too.)
+The guarantees every implementation keeps:
+
+- **The budget is exact.** A request takes a slot before it is sent. When its response
+  arrives the slot is freed ``window`` seconds later: the server saw the request somewhere
+  between those two instants, so no window of ``window`` seconds on the server holds more than
+  ``limit`` of our requests, whatever the latency. A request that ends *without* a response
+  (cancelled, timed out, connection dropped) may still reach the server later, up to the moment
+  its response would have been given up on: its slot is held until ``window`` seconds after
+  ``admitted + unanswered_hold`` (the request timeout), or after its end if that is later.
+- **Closing ends every wait.** After :meth:`RequestGate.close`, every caller still waiting
+  and every later one gets :class:`ClientClosedError`.
+- **Server pauses are bounded per call.** A caller that says how long it may wait
+  (``max_wait``) gets :class:`ServerPause` at once, instead of waiting, when a pause the
+  server demanded outlasts it.
+
+:class:`LocalGate` is first come, first served: the caller that has waited longest goes first.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import collections
 import contextlib
+import math
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["RequestGate"]
+from ._errors import ClientClosedError
+
+__all__ = ["Admission", "GateFactory", "LocalGate", "RequestGate", "ServerPause"]
 
 
-class RequestGate:
-    """Admits requests under a concurrency cap, an optional sliding-window budget and pauses.
+class ServerPause(Exception):
+    """A server-demanded pause outlasts what the caller may wait; ``until`` is monotonic."""
+
+    def __init__(self, until: float) -> None:
+        self.until = until
+        super().__init__(f"paused until monotonic {until:.3f}")
+
+
+class Admission:
+    """One admitted request: give it back with :meth:`RequestGate.release`, exactly once."""
+
+    __slots__ = ("admitted_at", "token")
+
+    def __init__(self, admitted_at: float, token: object = None) -> None:
+        #: The gate's clock when the request was admitted (monotonic seconds).
+        self.admitted_at = admitted_at
+        #: Whatever the implementation needs to free the slot (a Redis slot id...).
+        self.token = token
+
+
+class RequestGate(abc.ABC):
+    """The interface every request of a client passes: admit, release, pause, close."""
+
+    @abc.abstractmethod
+    async def acquire(self, *, max_wait: float | None = None) -> Admission:
+        """Wait for one admission.
+
+        *max_wait* (seconds, None: no bound) is how long the caller may wait for a pause the
+        server demanded: a longer pause raises :class:`ServerPause` at once. Raises
+        :class:`ClientClosedError` when the gate is closed, before or while waiting.
+        """
+
+    @abc.abstractmethod
+    def release(self, admission: Admission, *, answered: bool) -> None:
+        """Give back *admission*: *answered* is True when a response (its headers) arrived."""
+
+    @abc.abstractmethod
+    def pause(self, seconds: float) -> None:
+        """Admit nothing for *seconds* from now (extends, never shortens, a pause)."""
+
+    @property
+    @abc.abstractmethod
+    def paused_for(self) -> float:
+        """Seconds left of the current server-demanded pause (0 when none)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Fail every waiting caller, and every later one, with :class:`ClientClosedError`."""
+
+    async def aclose(self) -> None:
+        """Close, and wait for any background work of the implementation to end."""
+        self.close()
+
+
+class GateFactory(Protocol):
+    """What ``VoucherifyClient(budget=...)`` takes: something that builds the client's gate."""
+
+    def make_gate(
+        self, *, concurrency: int, unanswered_hold: float, account: str | None
+    ) -> RequestGate:
+        """The gate for one client: *concurrency* requests in flight at most; a request
+        without an answer may reach the server up to *unanswered_hold* seconds after its
+        admission; *account* names the account (``host:app_id``; None with an OAuth token)."""
+        ...
+
+
+class _Waiter:
+    __slots__ = ("future", "max_wait_until")
+
+    def __init__(self, future: asyncio.Future[Admission], max_wait_until: float | None) -> None:
+        self.future = future
+        self.max_wait_until = max_wait_until
+
+
+class LocalGate(RequestGate):
+    """The in-process gate: a concurrency cap, an optional sliding-window budget and pauses.
 
     *limit* requests per *window* seconds (``None``: no budget of our own); at most
-    *concurrency* requests in flight.
+    *concurrency* requests in flight. *unanswered_hold* (seconds, default 30: the request
+    timeout) is how long after its admission a request without a response may still reach
+    the server.
     """
 
     def __init__(
@@ -34,29 +127,37 @@ class RequestGate:
         concurrency: int,
         limit: int | None = None,
         window: float = 60.0,
+        unanswered_hold: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError(f"max_concurrency must be >= 1, got {concurrency!r}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"max_concurrency must be an integer >= 1, got {concurrency!r}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise ValueError(f"requests_per_minute must be an integer or None, got {limit!r}")
         if limit is not None and limit < 1:
             raise ValueError(f"requests_per_minute must be >= 1 or None, got {limit!r}")
-        if window <= 0:
-            raise ValueError(f"the budget window must be > 0 seconds, got {window!r}")
+        if not _finite_positive(window):
+            raise ValueError(f"the budget window must be a finite number > 0, got {window!r}")
+        if not _finite_positive(unanswered_hold):
+            raise ValueError(
+                f"unanswered_hold must be a finite number > 0, got {unanswered_hold!r}"
+            )
         self._clock = clock
         self._concurrency = concurrency
         self._limit = limit
         self._window = window
+        self._unanswered_hold = unanswered_hold
         self._in_flight = 0
-        # Arrival times of finished requests still inside the window, oldest first.
+        # When each finished request's slot frees, minus the window: sorted, oldest first.
         self._finished: collections.deque[float] = collections.deque()
         self._pending = 0  # budget slots taken by requests still in flight
         self._pause_until = 0.0
-        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._queue: collections.deque[_Waiter] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
 
     @property
     def paused_for(self) -> float:
-        """Seconds left of the current server-demanded pause (0 when none)."""
         return max(0.0, self._pause_until - self._clock())
 
     @property
@@ -64,52 +165,86 @@ class RequestGate:
         """Callers waiting for admission."""
         return len(self._queue)
 
+    @property
+    def in_flight(self) -> int:
+        """Admitted requests not yet released."""
+        return self._in_flight
+
     def pause(self, seconds: float) -> None:
-        """Admit nothing for *seconds* from now (extends, never shortens, a pause)."""
+        if not math.isfinite(seconds) or seconds <= 0:
+            return
         until = self._clock() + seconds
         if until > self._pause_until:
             self._pause_until = until
+            # Callers that may not wait that long learn it now, not when they would be admitted.
+            for waiter in list(self._queue):
+                limit = waiter.max_wait_until
+                if limit is not None and until > limit and not waiter.future.done():
+                    waiter.future.set_exception(ServerPause(until))
             self._reschedule()
 
-    async def acquire(self) -> None:
-        """Wait for one admission; pair every successful call with :meth:`release`."""
-        if not self._queue and self._admissible():
-            self._admit()
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def acquire(self, *, max_wait: float | None = None) -> Admission:
+        if self._closed:
+            raise ClientClosedError("this VoucherifyClient is closed")
+        now = self._clock()
+        limit = None if max_wait is None else now + max_wait
+        if limit is not None and self._pause_until > limit:
+            raise ServerPause(self._pause_until)
+        if not self._queue and self._admissible(now):
+            return self._admit(now)
+        future: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(future, limit)
         self._queue.append(waiter)
         self._reschedule()
         try:
-            await waiter
+            return await future
         except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                # Admitted, then cancelled before we could use it: give the admission back.
-                self.release()
+            if future.done() and not future.cancelled() and future.exception() is None:
+                # Admitted, then cancelled before we could use it: nothing was sent.
+                self._give_back(future.result())
             else:
                 with contextlib.suppress(ValueError):
                     self._queue.remove(waiter)
                 self._reschedule()
             raise
 
-    def release(self) -> None:
-        """Give back an admission: the request has its whole response (or failed)."""
+    def release(self, admission: Admission, *, answered: bool) -> None:
         self._in_flight -= 1
         if self._limit is not None:
             self._pending -= 1
-            self._finished.append(self._clock())
+            now = self._clock()
+            frees = now if answered else max(now, admission.admitted_at + self._unanswered_hold)
+            self._insert_finished(frees)
         self._reschedule()
 
-    def _admit(self) -> None:
+    def _give_back(self, admission: Admission) -> None:
+        """Undo an admission whose request was never sent: the slot is free at once."""
+        self._in_flight -= 1
+        if self._limit is not None:
+            self._pending -= 1
+        self._reschedule()
+
+    def _insert_finished(self, frees: float) -> None:
+        finished = self._finished
+        if not finished or finished[-1] <= frees:
+            finished.append(frees)
+            return
+        # Rare: an unanswered request's slot outlives later ones; keep the deque sorted.
+        items = sorted([*finished, frees])
+        finished.clear()
+        finished.extend(items)
+
+    def _admit(self, now: float) -> Admission:
         self._in_flight += 1
         if self._limit is not None:
             self._pending += 1
+        return Admission(now)
 
-    def _admissible(self) -> bool:
-        return self._next_admission_in() == 0.0
+    def _admissible(self, now: float) -> bool:
+        return self._next_admission_in(now) == 0.0
 
-    def _next_admission_in(self) -> float | None:
+    def _next_admission_in(self, now: float) -> float | None:
         """0 when a request may start now; seconds until one may; None until a release."""
-        now = self._clock()
         if self._pause_until > now:
             return self._pause_until - now
         if self._in_flight >= self._concurrency:
@@ -130,12 +265,15 @@ class RequestGate:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._closed:
+            return
         while self._queue:
             waiter = self._queue[0]
-            if waiter.done():  # cancelled while queued
+            if waiter.future.done():  # cancelled or failed while queued
                 self._queue.popleft()
                 continue
-            delay = self._next_admission_in()
+            now = self._clock()
+            delay = self._next_admission_in(now)
             if delay is None:
                 return
             if delay > 0:
@@ -143,11 +281,23 @@ class RequestGate:
                 self._timer = loop.call_later(delay, self._reschedule)
                 return
             self._queue.popleft()
-            self._admit()
-            waiter.set_result(None)
+            waiter.future.set_result(self._admit(now))
 
     def close(self) -> None:
-        """Stop the timer; queued callers are cancelled by their own tasks' cancellation."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        queue, self._queue = self._queue, collections.deque()
+        for waiter in queue:
+            if not waiter.future.done() and not waiter.future.get_loop().is_closed():
+                waiter.future.set_exception(ClientClosedError("the VoucherifyClient was closed"))
+
+
+def _finite_positive(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )

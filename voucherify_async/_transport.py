@@ -2,20 +2,27 @@
 
 The transport knows URLs, statuses and bytes; it knows nothing of async actions, handles or
 polling. It returns the body of a 2xx response, or raises an :class:`APIError` subclass,
-:class:`TransportError` or :class:`ResponseDecodeError`.
+:class:`TransportError`, :class:`ResponseDecodeError`, :class:`ClientClosedError` or, for a
+request that starts an action, :class:`OutcomeUnknownError`.
+
+Lifecycle: a transport belongs to the event loop it first sends in. Every call registers its
+task while it runs; :meth:`Transport.close` fails the calls waiting in the gate, cancels the
+ones in flight or between retries (they raise :class:`ClientClosedError`), and returns only once
+every call has left the transport, so nothing of the client runs after ``close()`` returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import email.utils
 import logging
 import math
 import re
 import time
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, Literal
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -23,8 +30,17 @@ from yarl import URL
 
 from . import _json
 from ._config import MAX_SERVER_PAUSE, RETRY_MAX_TIME, retry_delays
-from ._errors import APIError, ResponseDecodeError, TransportError
-from ._pacing import RequestGate
+from ._encoding import ACCEPT_ENCODING, BodyDecodeError, BodyTooLarge, read_body
+from ._errors import (
+    APIError,
+    ClientClosedError,
+    OutcomeUnknownError,
+    RateLimitError,
+    ResponseDecodeError,
+    TransportError,
+    WrongEventLoopError,
+)
+from ._pacing import Admission, RequestGate, ServerPause
 
 __all__ = ["Transport"]
 
@@ -32,22 +48,62 @@ logger: Final = logging.getLogger("voucherify_async")
 
 #: Statuses worth another attempt; every other non-2xx status is final.
 RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
-#: The largest 2xx body we read, in bytes (a 10 MB body is fine; a runaway stream is not).
+#: The largest 2xx body we read, in bytes, once decoded (a 10 MB body is fine; a bomb is not).
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 #: How much of an error (non-2xx) body we read, in bytes: enough for any error object.
 MAX_ERROR_BODY_BYTES: Final = 64 * 1024
+#: ``X-Rate-Limit-Retry`` values above this many epoch seconds (year 2286) are milliseconds.
+_EPOCH_MS_THRESHOLD: Final = 1e10
 
 _REQUEST_ID = re.compile(rb'"request_id"\s*:\s*"([^"\\]{1,128})"')
 
+#: How a call may be retried: ``"transient"`` retries any transient failure (GET);
+#: ``"unsent"`` only failures that certainly did not reach the server (starting an action).
+RetryMode = Literal["transient", "unsent"]
+
 # Transport failures that no retry can mend: a certificate that does not verify, a bad URL.
-_FINAL_CLIENT_ERRORS: Final = (
-    aiohttp.ClientSSLError,
-    aiohttp.InvalidURL,
-)
+_FINAL: Final = (aiohttp.ClientSSLError, aiohttp.InvalidURL)
+# Failures before a single byte was sent: the connection was never made.
+_NOT_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+class _Abort(Exception):
+    """Raised inside an attempt: stop the call with this already-built error, no retry."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+class _SendOnce:
+    """An aiohttp middleware that refuses aiohttp's own silent resend of a request.
+
+    aiohttp sends an idempotent request a second time when a kept-alive connection drops
+    after sending. That second request never passed our gate, so the budget could not see it;
+    with this middleware the drop surfaces as an error and our retry (through the gate)
+    decides.
+    """
+
+    __slots__ = ("error",)
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+
+    async def __call__(
+        self,
+        request: aiohttp.ClientRequest,
+        handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
+    ) -> aiohttp.ClientResponse:
+        if self.error is not None:
+            raise self.error
+        try:
+            return await handler(request)
+        except BaseException as exc:
+            self.error = exc
+            raise
 
 
 class Transport:
-    """Sends GETs for a client, through one gate, with retries.
+    """Sends requests for a client, through one gate, with retries.
 
     *session* is borrowed when given (never closed here); otherwise one is created on first
     use, inside the running loop, and closed by :meth:`close`.
@@ -65,7 +121,7 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.root = str(URL(base_url))  # encoded once, so paths can be appended as text
-        self._headers = dict(headers)
+        self._headers = {**headers, "Accept-Encoding": ACCEPT_ENCODING}
         self._timeout = timeout
         self._max_retries = max_retries
         self._gate = gate
@@ -73,43 +129,150 @@ class Transport:
         self._session = session
         self._owns_session = session is None
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Tasks inside a call -> how many cancellations they had on entry (for uncancel()).
+        self._calls: dict[asyncio.Task[Any], int] = {}
+        self._cancelled_by_close: set[asyncio.Task[Any]] = set()
+        self._idle: asyncio.Event | None = None
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called."""
         return self._closed
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    @property
+    def gate(self) -> RequestGate:
+        """The gate every request passes."""
+        return self._gate
+
+    def check_loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, once it is known to be this transport's; else a typed error."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise WrongEventLoopError(
+                "VoucherifyClient calls need a running event loop (call them from async code)"
+            ) from None
         if self._closed:
-            raise RuntimeError("this VoucherifyClient is closed")
+            raise ClientClosedError("this VoucherifyClient is closed")
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            state = "closed" if self._loop.is_closed() else "still running"
+            raise WrongEventLoopError(
+                "this VoucherifyClient belongs to another event loop (that loop is "
+                f"{state}); a client works in the loop it first sent a request in: create it "
+                "inside asyncio.run(), or close() it and create a new one"
+            )
+        return loop
+
+    def _get_session(self) -> aiohttp.ClientSession:
         session = self._session
         if session is None:
             connector = aiohttp.TCPConnector(
                 limit=self._concurrency, limit_per_host=self._concurrency
             )
             session = self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, raise_for_status=False
+                connector=connector,
+                timeout=self._timeout,
+                raise_for_status=False,
+                auto_decompress=False,
             )
         elif session.closed:
-            raise RuntimeError("the aiohttp session given to VoucherifyClient is closed")
+            raise ClientClosedError("the aiohttp session given to VoucherifyClient is closed")
         return session
 
     async def close(self) -> None:
-        """Close the session if we own it; a borrowed one is left open."""
+        """End every call, close the gate, and close the session if we own it.
+
+        Calls waiting in the gate, in flight or between retries raise
+        :class:`ClientClosedError`; this returns once all of them have left the transport.
+        Works from any loop: from a loop other than the transport's, it only marks it closed
+        and drops the session (its loop can no longer run anything of it).
+        """
+        if self._closed and not self._calls and self._session is None:
+            return
         self._closed = True
         self._gate.close()
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        own_loop = self._loop is None or self._loop is running
+        if own_loop:
+            current = asyncio.current_task()
+            for task in list(self._calls):
+                if task is not current and not task.done():
+                    self._cancelled_by_close.add(task)
+                    task.cancel()
+            if self._calls and current not in self._calls:
+                if self._idle is None:
+                    self._idle = asyncio.Event()
+                await self._idle.wait()
+            await self._gate.aclose()
         session, self._session = self._session, None
         if session is not None and self._owns_session:
-            await session.close()
+            if own_loop:
+                await session.close()
+            else:
+                _abandon_session(session)
 
     async def get(self, url: URL, *, path: str) -> tuple[int, bytes]:
-        """GET *url* (already encoded) and return the status and body of its 2xx response.
+        """GET *url*, retrying transient failures: see :meth:`request`."""
+        return await self.request("GET", url, path=path)
 
-        *path* names the request in logs and errors. Retries transient failures up to
-        ``max_retries`` times with exponential backoff and full jitter; a 429 or a spent budget
-        pauses the whole client for as long as the server asks.
+    async def request(
+        self,
+        method: str,
+        url: URL,
+        *,
+        path: str,
+        retry: RetryMode = "transient",
+        data: Callable[[], Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """Send *method* to *url* (already encoded); return the status and body of its 2xx.
+
+        *path* names the request in logs and errors. *data* builds the request body for each
+        attempt (None: no body). With ``retry="transient"`` transient failures are retried up
+        to ``max_retries`` times with exponential backoff and full jitter; with
+        ``retry="unsent"`` only failures that certainly did not reach the server are, and any
+        other raises :class:`OutcomeUnknownError`. A 429 or a spent budget pauses the whole
+        client for as long as the server asks; a pause longer than this call may wait raises
+        :class:`RateLimitError` with ``retry_at`` at once.
         """
+        self.check_loop()
+        task = asyncio.current_task()
+        if task is None or task in self._calls:  # a call inside a call (a hook): no tracking
+            return await self._retrying(method, url, path, retry, data, headers)
+        self._calls[task] = task.cancelling()
+        try:
+            return await self._retrying(method, url, path, retry, data, headers)
+        except asyncio.CancelledError:
+            if task in self._cancelled_by_close and task.uncancel() <= self._calls[task]:
+                raise ClientClosedError(
+                    f"{method} {path}: the VoucherifyClient was closed while the request was "
+                    "waiting or in flight" + _UNKNOWN_HINT.get(retry, "")
+                ) from None
+            raise
+        finally:
+            del self._calls[task]
+            self._cancelled_by_close.discard(task)
+            if self._idle is not None and not self._calls:
+                self._idle.set()
+
+    async def _retrying(
+        self,
+        method: str,
+        url: URL,
+        path: str,
+        retry: RetryMode,
+        data: Callable[[], Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[int, bytes]:
         session = self._get_session()
+        request_headers = self._headers if headers is None else {**self._headers, **headers}
+        label = f"{method} {path}"
         delays = None
         started = time.monotonic()
         attempt = 0
@@ -117,35 +280,44 @@ class Transport:
             attempt += 1
             server_wait = 0.0
             try:
-                status, body, headers, elapsed = await self._attempt(session, url)
-            except _FINAL_CLIENT_ERRORS as exc:
-                raise TransportError(f"GET {path} failed: {type(exc).__name__}") from exc
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                error: Exception = TransportError(
-                    f"GET {path} failed: {_describe_transport_error(exc)}"
+                status, body, response_headers, elapsed = await self._attempt(
+                    session, method, url, request_headers, data, started, retry
                 )
+            except _Abort as abort:
+                raise abort.error from abort.error.__cause__
+            except ServerPause as pause:
+                raise self._pause_error(label, pause.until) from None
+            except _FINAL as exc:
+                raise TransportError(f"{label} failed: {_describe(exc)}", permanent=True) from exc
+            except _NOT_SENT as exc:
+                error: Exception = TransportError(f"{label} failed: {_describe(exc)}")
                 error.__cause__ = exc
-                logger.debug("GET %s -> %s (attempt %d)", path, type(exc).__name__, attempt)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = TransportError(f"{label} failed: {_describe(exc)}")
+                error.__cause__ = exc
+                if retry == "unsent":
+                    raise _outcome_unknown(label, method, path, started, exc) from exc
             else:
-                self._obey_rate_headers(headers)
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
-                        "GET %s -> %d in %.1f ms (attempt %d, request_id %s)",
-                        path, status, elapsed * 1000, attempt, _request_id(body),
+                        "%s -> %d in %.1f ms (attempt %d, request_id %s)",
+                        label, status, elapsed * 1000, attempt, _request_id(body),
                     )  # fmt: skip
                 if 200 <= status < 300:
                     return status, body
-                retry_after = _retry_after(headers)
-                error = _api_error(status, body, retry_after)
+                retry_after = _retry_after(response_headers)
+                error = _api_error(status, body, retry_after, response_headers)
                 if status not in RETRYABLE_STATUSES:
                     raise error
                 if status == 429:
-                    pause = (
-                        retry_after if retry_after is not None else _seconds_until_retry(headers)
-                    )
-                    if pause is not None:
-                        self._gate.pause(min(pause, MAX_SERVER_PAUSE))
-                        server_wait = pause
+                    server_wait = (
+                        retry_after
+                        if retry_after is not None
+                        else _seconds_until_retry(response_headers)
+                    ) or 0.0
+                elif retry == "unsent":
+                    # A 5xx answer: the server (or a gateway) got the request.
+                    raise _outcome_unknown(label, method, path, started, error) from error
                 elif status == 503 and retry_after is not None:
                     server_wait = retry_after
             if attempt > self._max_retries:
@@ -155,77 +327,159 @@ class Transport:
             wait = max(next(delays), server_wait)
             if time.monotonic() - started + wait > RETRY_MAX_TIME:
                 raise error
-            logger.warning(
-                "GET %s: %s; retry %d of %d in %.2f s",
-                path, error, attempt, self._max_retries, wait,
-            )  # fmt: skip
+            logger.warning("%s; retry %d of %d in %.2f s", error, attempt, self._max_retries, wait)
             await asyncio.sleep(wait)
 
     async def _attempt(
-        self, session: aiohttp.ClientSession, url: URL
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str],
+        data: Callable[[], Any] | None,
+        started: float,
+        retry: RetryMode,
     ) -> tuple[int, bytes, CIMultiDictProxy[str], float]:
         gate = self._gate
-        await gate.acquire()
+        max_wait = max(0.0, RETRY_MAX_TIME - (time.monotonic() - started))
+        admission: Admission = await gate.acquire(max_wait=max_wait)
+        answered = False
         try:
-            started = time.monotonic()
-            async with session.get(
-                url, headers=self._headers, timeout=self._timeout, allow_redirects=False
-            ) as response:
-                status = response.status
-                length = response.content_length
-                if not 200 <= status < 300:
-                    # An error page of any size is still an APIError: keep only its start.
-                    body = await _read_prefix(response, MAX_ERROR_BODY_BYTES)
-                elif length is not None and length <= MAX_BODY_BYTES:
-                    body = await response.read()
-                else:
-                    body = await _read_capped(response)
-                return status, body, response.headers, time.monotonic() - started
+            sent = time.monotonic()
+            try:
+                context = session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    data=data() if data is not None else None,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                    auto_decompress=False,
+                    middlewares=(_SendOnce(),),
+                )
+                async with context as response:
+                    answered = True
+                    self._obey_rate_headers(response.headers, response.status)
+                    body = await self._read(response, method, url)
+                    return response.status, body, response.headers, time.monotonic() - sent
+            except RuntimeError as exc:
+                if session.closed:
+                    raise ClientClosedError("the aiohttp session was closed") from exc
+                raise
         finally:
-            gate.release()
+            gate.release(admission, answered=answered)
 
-    def _obey_rate_headers(self, headers: CIMultiDictProxy[str]) -> None:
-        """``X-Rate-Limit-Remaining: 0`` pauses the whole client until ``X-Rate-Limit-Retry``."""
+    async def _read(self, response: aiohttp.ClientResponse, method: str, url: URL) -> bytes:
+        status = response.status
+        success = 200 <= status < 300
+        try:
+            # An error page of any size is still an APIError: keep only its start.
+            limit = MAX_BODY_BYTES if success else MAX_ERROR_BODY_BYTES
+            return await read_body(response, limit, truncate=not success)
+        except BodyTooLarge as exc:
+            raise _Abort(ResponseDecodeError(str(exc), status=status)) from None
+        except BodyDecodeError as exc:
+            if not success:
+                return b""  # an undecodable error page still says its status
+            raise _Abort(ResponseDecodeError(str(exc), status=status)) from None
+
+    def _obey_rate_headers(self, headers: CIMultiDictProxy[str], status: int) -> None:
+        """Pause the whole client as the server asks: a 429's ``Retry-After`` (or
+        ``X-Rate-Limit-Retry``), and ``X-Rate-Limit-Remaining: 0`` until ``X-Rate-Limit-Retry``."""
+        pause: float | None = None
+        if status == 429:
+            pause = _retry_after(headers)
+            if pause is None:
+                pause = _seconds_until_retry(headers)
         remaining = headers.get("X-Rate-Limit-Remaining")
-        if remaining is None or remaining.strip() != "0":
+        if remaining is not None and remaining.strip() == "0":
+            until_retry = _seconds_until_retry(headers)
+            if until_retry is not None and (pause is None or until_retry > pause):
+                pause = until_retry
+        if not pause:
             return
-        pause = _seconds_until_retry(headers)
-        if pause:
-            self._gate.pause(min(pause, MAX_SERVER_PAUSE))
-
-
-async def _read_prefix(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Up to *limit* bytes of the body; the rest is left unread (the connection is dropped)."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await response.content.read(limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(256 * 1024):
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ResponseDecodeError(
-                f"response body is larger than {MAX_BODY_BYTES} bytes", status=response.status
+        if pause > MAX_SERVER_PAUSE:
+            logger.warning(
+                "the server asked for a pause of %.0f s; pausing for the cap of %.0f s",
+                pause, MAX_SERVER_PAUSE,
+            )  # fmt: skip
+            pause = MAX_SERVER_PAUSE
+        if self._gate.paused_for < 1.0 <= pause:
+            logger.warning(
+                "the server's rate limit pauses every request of this client for %.1f s", pause
             )
-        chunks.append(chunk)
-    return b"".join(chunks)
+        self._gate.pause(pause)
+
+    def _pause_error(self, label: str, until: float) -> RateLimitError:
+        seconds = max(0.0, until - time.monotonic())
+        retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+        return RateLimitError(
+            429,
+            retry_after=seconds,
+            retry_at=retry_at,
+            message=(
+                f"{label} not sent: the server paused this client for {seconds:.0f} s more, "
+                f"longer than one call waits ({RETRY_MAX_TIME:.0f} s)"
+            ),
+        )
 
 
-def _api_error(status: int, body: bytes, retry_after: float | None) -> APIError:
+_UNKNOWN_HINT: Final = {
+    "unsent": "; it may have reached the server: find the action with client.async_actions.list()",
+}
+
+
+def _outcome_unknown(
+    label: str, method: str, path: str, started: float, cause: BaseException
+) -> OutcomeUnknownError:
+    sent_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.monotonic() - started)
+    reason = _describe(cause) if not isinstance(cause, APIError) else str(cause)
+    return OutcomeUnknownError(
+        f"{label}: the request may have reached the server, and its answer was lost "
+        f"({reason}); it is not retried, as that could start the action twice. Look for an "
+        f"action created after {sent_at.isoformat(timespec='seconds')} in "
+        "client.async_actions.list() before trying again",
+        method=method,
+        path=path,
+        sent_at=sent_at,
+    )
+
+
+def _abandon_session(session: aiohttp.ClientSession) -> None:
+    """Drop a session whose loop is gone: close its sockets without that loop."""
+    connector = session.connector
+    if connector is not None:
+        for conns in list(getattr(connector, "_conns", {}).values()):
+            for proto, *_ in conns:
+                transport = getattr(proto, "transport", None)
+                sock = transport.get_extra_info("socket") if transport is not None else None
+                if sock is not None:
+                    sock.close()
+        with contextlib.suppress(RuntimeError):
+            connector._close()
+    session.detach()
+
+
+def _api_error(
+    status: int, body: bytes, retry_after: float | None, headers: CIMultiDictProxy[str]
+) -> APIError:
     payload: Any = None
     if body.lstrip()[:1] == b"{":
-        with contextlib.suppress(ValueError, TypeError):
+        try:
             payload = _json.loads(body)
-    return APIError.from_response(status, body, payload, retry_after=retry_after)
+        except (ValueError, TypeError):
+            payload = None
+    if 300 <= status < 400 and not (isinstance(payload, dict) and payload.get("message")):
+        location = headers.get("Location")
+        where = f" to {location[:200]}" if location else " without a Location"
+        payload = {"message": f"redirect{where} (redirects are not followed: check base_url)"}
+    error = APIError.from_response(status, body, payload, retry_after=retry_after)
+    if isinstance(error, RateLimitError):
+        wait = retry_after if retry_after is not None else _seconds_until_retry(headers)
+        if wait is not None:
+            error.retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
+            error.args = (error._describe(),)
+    return error
 
 
 def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
@@ -241,6 +495,8 @@ def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
             return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
         seconds = when.timestamp() - time.time()
     if not math.isfinite(seconds):
         return None
@@ -248,7 +504,11 @@ def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
 
 
 def _seconds_until_retry(headers: CIMultiDictProxy[str]) -> float | None:
-    """Seconds until ``X-Rate-Limit-Retry`` (Unix epoch seconds); None when absent or past."""
+    """Seconds until ``X-Rate-Limit-Retry`` (Unix epoch seconds); None when absent or past.
+
+    A value too large for seconds is read as milliseconds (a common mistake); one that is
+    not a number, or in the past, is ignored.
+    """
     value = headers.get("X-Rate-Limit-Retry")
     if value is None:
         return None
@@ -258,6 +518,8 @@ def _seconds_until_retry(headers: CIMultiDictProxy[str]) -> float | None:
         return None
     if not math.isfinite(epoch):
         return None
+    if epoch > _EPOCH_MS_THRESHOLD:
+        epoch /= 1000.0
     seconds = epoch - time.time()
     return seconds if seconds > 0 else None
 
@@ -267,8 +529,18 @@ def _request_id(body: bytes) -> str | None:
     return match.group(1).decode("ascii", "replace") if match else None
 
 
-def _describe_transport_error(exc: BaseException) -> str:
+def _describe(exc: BaseException) -> str:
+    """What happened, in words, for a transport failure."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"the server's TLS certificate does not verify ({exc.certificate_error})"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"TLS failed: {exc}"
     if isinstance(exc, TimeoutError):
         return "timed out"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # We never raise for status: this is aiohttp's parser refusing what the server sent.
+        return f"the server's response could not be parsed ({exc.message})"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"the response body was cut off or malformed ({exc})"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,51 @@
+"""Checks of the public API's arguments: one place, one rule, one error type.
+
+A bad argument raises :class:`InvalidArgumentError` (also a ``ValueError``) or, for a value of
+the wrong type, :class:`InvalidArgumentTypeError` (also a ``TypeError``), before any request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TypeVar
+
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError
+
+__all__ = ["check_ids", "check_seconds", "check_timeout"]
+
+T = TypeVar("T")
+
+
+def check_seconds(value: object, name: str) -> float:
+    """*value* as seconds: a real number, finite and >= 0 (NaN would corrupt the loop's timers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentTypeError(
+            f"{name} must be a number of seconds, got {type(value).__name__}"
+        )
+    if not math.isfinite(value) or value < 0:
+        raise InvalidArgumentError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def check_timeout(value: object, name: str = "timeout") -> float | None:
+    """A timeout argument: None (no limit) or seconds as :func:`check_seconds` takes them."""
+    return None if value is None else check_seconds(value, name)
+
+
+def check_ids(items: Iterable[T] | str | bytes, name: str = "ids") -> list[T]:
+    """An iterable of ids or handles as a list; a lone str (or bytes) is refused.
+
+    ``wait_all("aa_abc")`` would otherwise wait on the actions ``a``, ``a``, ``_``...
+    """
+    if isinstance(items, str | bytes | bytearray):
+        raise InvalidArgumentTypeError(
+            f"{name} must be an iterable of ids or handles, not a single {type(items).__name__} "
+            f"(to wait on one action, pass [{items!r}] or use wait())"
+        )
+    try:
+        return list(items)
+    except TypeError:
+        raise InvalidArgumentTypeError(
+            f"{name} must be an iterable of ids or handles, got {type(items).__name__}"
+        ) from None
