@@ -564,3 +564,17 @@ def test_cli_emulator_refuses_remote_host(capsys: pytest.CaptureFixture[str]) ->
     """``voucherify-async emulator --host 0.0.0.0`` exits with a usage error, naming the opt-in."""
     assert cli_main(["emulator", "--host", "0.0.0.0", "--port", "0"]) == 2
     assert "allow_remote" in capsys.readouterr().err
+
+
+async def test_a_handle_ends_on_a_certificate_that_does_not_verify(tmp_path: Path) -> None:
+    """get() and a handle agree: a TLS verification failure is final (TransportError.permanent)."""
+    async with https_server(tmp_path) as (url, _, served):
+        async with VoucherifyClient(APP_ID, APP_TOKEN, base_url=url) as client:
+            with pytest.raises(TransportError) as got:
+                await client.async_actions.get("aa_1")
+            assert got.value.permanent
+            async with asyncio.timeout(20):
+                with pytest.raises(TransportError) as polled:
+                    await client.async_actions.handle("aa_2")
+            assert polled.value.permanent
+        assert served == []
