@@ -109,6 +109,15 @@ def client_for(url: str, **options: Any) -> VoucherifyClient:
     return VoucherifyClient(APP_ID, APP_TOKEN, base_url=url, **options)
 
 
+async def until(predicate: Callable[[], bool]) -> None:
+    """Let the loop run until *predicate* holds (bounded by the test's own timeout)."""
+    for _ in range(int(BOUND * 1000)):
+        if predicate():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the condition never held")
+
+
 def our_tasks() -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("voucherify-async")]
 
@@ -128,8 +137,7 @@ async def test_close_fails_calls_queued_behind_a_spent_budget() -> None:
         client = client_for(url, requests_per_minute=1)
         await client.async_actions.get("aa_1")
         queued = asyncio.ensure_future(client.async_actions.get("aa_2"))
-        while client._gate.waiting == 0:  # type: ignore[attr-defined]
-            await asyncio.sleep(0)
+        await until(lambda: client._gate.waiting > 0)  # type: ignore[attr-defined]
         await client.close()
         assert queued.done()  # ended by close(), not later
         with pytest.raises(ClientClosedError):
@@ -146,12 +154,14 @@ async def test_close_fails_calls_queued_behind_a_server_pause() -> None:
     async with asyncio.timeout(BOUND), http_server(handler) as url:
         client = client_for(url)
         call = asyncio.ensure_future(client.async_actions.get("aa_1"))
-        while client._gate.paused_for == 0:  # type: ignore[attr-defined]
-            await asyncio.sleep(0.001)
+        await until(lambda: client._gate.paused_for > 0)  # type: ignore[attr-defined]
+        queued = asyncio.ensure_future(client.async_actions.get("aa_2"))
+        await until(lambda: client._gate.waiting > 0)  # type: ignore[attr-defined]
         await client.close()
-        assert call.done()
-        with pytest.raises(ClientClosedError):
-            await call
+        assert call.done() and queued.done()
+        for pending in (call, queued):
+            with pytest.raises(ClientClosedError):
+                await pending
 
 
 async def test_close_ends_calls_in_flight_and_never_retries() -> None:
@@ -220,17 +230,20 @@ async def test_deadline_ends_a_handle_whose_poll_is_in_flight() -> None:
         await asyncio.Event().wait()  # never answers
         raise AssertionError("unreachable")
 
-    async with asyncio.timeout(BOUND), http_server(handler) as url:
-        async with client_for(url, timeout=300) as client:
-            handle = client.async_actions.handle("aa_1", PollPolicy(timeout=0.3))
-            await arrived.wait()
-            started = time.monotonic()
-            with pytest.raises(PollTimeout) as info:
-                await handle
-            assert time.monotonic() - started < BOUND / 2  # not the 300 s request timeout
-            assert info.value.handle is handle
-            assert len(seen) == 1
-            assert our_tasks() == []
+    async with (
+        asyncio.timeout(BOUND),
+        http_server(handler) as url,
+        client_for(url, timeout=300) as client,
+    ):
+        handle = client.async_actions.handle("aa_1", PollPolicy(timeout=0.3))
+        await arrived.wait()
+        started = time.monotonic()
+        with pytest.raises(PollTimeout) as info:
+            await handle
+        assert time.monotonic() - started < BOUND / 2  # not the 300 s request timeout
+        assert info.value.handle is handle
+        assert len(seen) == 1
+        assert our_tasks() == []
 
 
 async def test_deadline_before_the_first_poll_sends_nothing() -> None:
@@ -241,11 +254,14 @@ async def test_deadline_before_the_first_poll_sends_nothing() -> None:
         seen.append(request.path)
         return web.json_response(action_body("aa_1"))
 
-    async with asyncio.timeout(BOUND), http_server(handler) as url:
-        async with client_for(url) as client:
-            policy = PollPolicy(first_poll_after=60, timeout=0.05)
-            with pytest.raises(PollTimeout):
-                await client.async_actions.handle("aa_1", policy)
+    async with (
+        asyncio.timeout(BOUND),
+        http_server(handler) as url,
+        client_for(url) as client,
+    ):
+        policy = PollPolicy(first_poll_after=60, timeout=0.05)
+        with pytest.raises(PollTimeout):
+            await client.async_actions.handle("aa_1", policy)
         assert seen == []
 
 
@@ -257,13 +273,16 @@ async def test_deadline_ends_a_handle_queued_behind_a_pause() -> None:
         seen.append(request.path)
         return web.json_response({"code": 429}, status=429, headers={"Retry-After": "600"})
 
-    async with asyncio.timeout(BOUND), http_server(handler) as url:
-        async with client_for(url) as client:
-            with pytest.raises(RateLimitError):
-                await client.async_actions.get("aa_0")
-            handle = client.async_actions.handle("aa_1", PollPolicy(timeout=0.2))
-            with pytest.raises(PollTimeout):
-                await handle
+    async with (
+        asyncio.timeout(BOUND),
+        http_server(handler) as url,
+        client_for(url) as client,
+    ):
+        with pytest.raises(RateLimitError):
+            await client.async_actions.get("aa_0")
+        handle = client.async_actions.handle("aa_1", PollPolicy(timeout=0.2))
+        with pytest.raises(PollTimeout):
+            await handle
         assert seen == [f"{PREFIX}/aa_0"]
 
 
@@ -278,12 +297,15 @@ async def test_stall_deadline_ends_a_handle_in_flight() -> None:
             await asyncio.Event().wait()  # the second poll never returns
         return web.json_response(action_body("aa_1"))
 
-    async with asyncio.timeout(BOUND), http_server(handler) as url:
-        async with client_for(url, timeout=300) as client:
-            policy = PollPolicy(initial_delay=0.01, stall_timeout=0.3)
-            with pytest.raises(PollTimeout, match="no change"):
-                await client.async_actions.handle("aa_1", policy)
-            assert our_tasks() == []
+    async with (
+        asyncio.timeout(BOUND),
+        http_server(handler) as url,
+        client_for(url, timeout=300) as client,
+    ):
+        policy = PollPolicy(initial_delay=0.01, stall_timeout=0.3)
+        with pytest.raises(PollTimeout, match="no change"):
+            await client.async_actions.handle("aa_1", policy)
+        assert our_tasks() == []
 
 
 # --- long server pauses --------------------------------------------------------------------
@@ -301,18 +323,21 @@ async def test_a_pause_longer_than_a_call_fails_fast_with_retry_at(
         return web.json_response({"code": 429}, status=429, headers={"Retry-After": "600"})
 
     caplog.set_level(logging.WARNING, "voucherify_async")
-    async with asyncio.timeout(BOUND), http_server(handler) as url:
-        async with client_for(url) as client:
-            with pytest.raises(RateLimitError) as first:
-                await client.async_actions.get("aa_1")
-            assert first.value.retry_at is not None
-            with pytest.raises(RateLimitError) as second:
-                await client.async_actions.get("aa_2")  # refused before sending
-            assert second.value.retry_at is not None
-            assert "600" in str(second.value) or "599" in str(second.value)
-            handle = client.async_actions.handle("aa_3")
-            await asyncio.sleep(0)
-            assert not handle.done()
+    async with (
+        asyncio.timeout(BOUND),
+        http_server(handler) as url,
+        client_for(url) as client,
+    ):
+        with pytest.raises(RateLimitError) as first:
+            await client.async_actions.get("aa_1")
+        assert first.value.retry_at is not None
+        with pytest.raises(RateLimitError) as second:
+            await client.async_actions.get("aa_2")  # refused before sending
+        assert second.value.retry_at is not None
+        assert "600" in str(second.value) or "599" in str(second.value)
+        handle = client.async_actions.handle("aa_3")
+        await asyncio.sleep(0)
+        assert not handle.done()
         assert seen == [f"{PREFIX}/aa_1"]
     pauses = [r for r in caplog.records if "pauses every request" in r.getMessage()]
     assert len(pauses) == 1
@@ -362,11 +387,14 @@ async def test_aiohttp_never_resends_behind_the_gate() -> None:
             writer.write(http_response(b'{"id": "aa_1", "type": "X", "status": "DONE"}'))
             await writer.drain()
 
-    async with asyncio.timeout(BOUND), raw_server(serve) as url:
-        async with client_for(url, max_retries=0, requests_per_minute=10) as client:
+    async with (
+        asyncio.timeout(BOUND),
+        raw_server(serve) as url,
+        client_for(url, max_retries=0, requests_per_minute=10) as client,
+    ):
+        await client.async_actions.get("aa_1")
+        with pytest.raises(TransportError):
             await client.async_actions.get("aa_1")
-            with pytest.raises(TransportError):
-                await client.async_actions.get("aa_1")
     assert requests == 2  # aiohttp alone would have sent a third, past the gate
 
 
@@ -454,10 +482,13 @@ async def test_a_bad_status_line_is_not_called_a_400() -> None:
         writer.write(b"HTTP/1.1 OK-ish\r\n\r\n")
         await writer.drain()
 
-    async with asyncio.timeout(BOUND), raw_server(serve) as url:
-        async with client_for(url, max_retries=0) as client:
-            with pytest.raises(TransportError) as info:
-                await client.async_actions.get("aa_1")
+    async with (
+        asyncio.timeout(BOUND),
+        raw_server(serve) as url,
+        client_for(url, max_retries=0) as client,
+    ):
+        with pytest.raises(TransportError) as info:
+            await client.async_actions.get("aa_1")
     text = str(info.value)
     assert "could not be parsed" in text and "400" not in text
 
