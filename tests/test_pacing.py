@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from voucherify_async import ConfigurationError, VoucherifyClient
-from voucherify_async._pacing import LocalGate
+from voucherify_async import ClientClosedError, ConfigurationError, VoucherifyClient
+from voucherify_async._pacing import LocalGate, ServerPause
 
 
 async def _use(gate: LocalGate, log: list[tuple[float, float]], hold: float = 0.0) -> None:
@@ -84,3 +84,95 @@ def test_bad_pacing_options(options: dict[str, float]) -> None:
     """Nonsense pacing options are a ConfigurationError at construction."""
     with pytest.raises(ConfigurationError):
         VoucherifyClient("a", "b", base_url="http://127.0.0.1:1", **options)  # type: ignore[arg-type]
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_unanswered_request_holds_its_slot_past_its_timeout() -> None:
+    """A request cancelled mid-flight may still reach the server up to its timeout later: its
+    slot frees a window after admitted + unanswered_hold, not a window after the cancel."""
+    clock = FakeClock()
+    gate = LocalGate(concurrency=10, limit=2, window=60.0, unanswered_hold=30.0, clock=clock)
+    first = await gate.acquire()
+    second = await gate.acquire()
+    clock.now += 0.05
+    gate.release(first, answered=False)  # cancelled 50 ms after it was sent
+    gate.release(second, answered=True)
+    assert gate._next_admission_in(clock.now) == pytest.approx(60.0 - 0.0)  # the answered one
+    clock.now += 60.0  # the answered slot is free; the unanswered one is not
+    third = await gate.acquire()
+    gate.release(third, answered=True)
+    clock.now = 1000.0 + 30.0 + 60.0 - 0.001
+    assert gate._next_admission_in(clock.now) == pytest.approx(0.001, abs=1e-6)
+    clock.now += 0.002
+    fourth = await gate.acquire()  # admitted + hold + window has passed
+    gate.release(fourth, answered=True)
+
+
+async def test_admitted_then_cancelled_before_sending_frees_at_once() -> None:
+    """A waiter admitted and cancelled before it could send gives its slot straight back."""
+    clock = FakeClock()
+    gate = LocalGate(concurrency=1, limit=5, window=60.0, clock=clock)
+    holder = await gate.acquire()
+    waiter = asyncio.ensure_future(gate.acquire())
+    await asyncio.sleep(0)
+    gate.release(holder, answered=True)  # admits the waiter (its future gets the admission)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert gate.in_flight == 0
+    # 1 answered request in the window: 4 slots left, none lost to the cancelled waiter.
+    admissions = [await gate.acquire() for _ in range(1)]
+    assert gate._pending + len(gate._finished) == 2
+    for admission in admissions:
+        gate.release(admission, answered=True)
+
+
+async def test_close_fails_waiters_and_later_callers() -> None:
+    """close() ends every queued acquire() with ClientClosedError, and every later one."""
+    gate = LocalGate(concurrency=1)
+    holder = await gate.acquire()
+    waiters = [asyncio.ensure_future(gate.acquire()) for _ in range(3)]
+    await asyncio.sleep(0)
+    gate.close()
+    for waiter in waiters:
+        with pytest.raises(ClientClosedError):
+            await waiter
+    with pytest.raises(ClientClosedError):
+        await gate.acquire()
+    gate.release(holder, answered=True)  # a late release after close is harmless
+
+
+async def test_a_pause_longer_than_max_wait_is_refused_at_once() -> None:
+    """acquire(max_wait) raises ServerPause instead of waiting out a longer pause, including
+    for callers already queued when the pause begins."""
+    clock = FakeClock()
+    gate = LocalGate(concurrency=1, clock=clock)
+    holder = await gate.acquire()
+    queued = asyncio.ensure_future(gate.acquire(max_wait=10.0))
+    patient = asyncio.ensure_future(gate.acquire())
+    await asyncio.sleep(0)
+    gate.pause(600.0)
+    with pytest.raises(ServerPause):
+        await queued
+    with pytest.raises(ServerPause):
+        await gate.acquire(max_wait=120.0)
+    assert not patient.done()  # no bound: it waits the pause out
+    patient.cancel()
+    gate.release(holder, answered=True)
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("-inf"), -1.0, 0.0])
+def test_pause_ignores_nonsense(seconds: float) -> None:
+    """pause() with NaN, a negative or zero length pauses nothing (NaN would poison timers)."""
+    gate = LocalGate(concurrency=1)
+    gate.pause(seconds)
+    assert gate.paused_for == 0.0

@@ -14,6 +14,7 @@ import contextlib
 import gc
 import gzip
 import logging
+import random
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -396,6 +397,41 @@ async def test_aiohttp_never_resends_behind_the_gate() -> None:
         with pytest.raises(TransportError):
             await client.async_actions.get("aa_1")
     assert requests == 2  # aiohttp alone would have sent a third, past the gate
+
+
+def busiest_window(arrivals: list[float], window: float) -> int:
+    """The most arrivals any window of *window* seconds holds."""
+    times = sorted(arrivals)
+    return max((sum(1 for t in times[i:] if t < start + window) for i, start in
+                enumerate(times)), default=0)  # fmt: skip
+
+
+async def test_cancelled_requests_keep_the_budget_as_the_server_sees_it() -> None:
+    """Callers cancelled mid-request while the server counts each request 0-80 ms late: no
+    window of the server's holds more than the budget."""
+    window, limit, total = 0.4, 3, 9
+    rng = random.Random(12)
+    arrivals: list[float] = []
+    arrived: asyncio.Queue[str] = asyncio.Queue()
+
+    async def handler(request: web.BaseRequest) -> web.Response:
+        arrivals.append(time.monotonic() + rng.uniform(0.0, 0.08))  # the server counts it late
+        arrived.put_nowait(request.path.rsplit("/", 1)[1])
+        await asyncio.Event().wait()  # never answers: the caller gives up first
+        raise AssertionError("unreachable")
+
+    async with (
+        asyncio.timeout(BOUND * 2),
+        http_server(handler) as url,
+        client_for(url, requests_per_minute=limit, budget_window=window, timeout=0.5) as client,
+    ):
+        calls = {f"aa_{i}": asyncio.ensure_future(client.async_actions.get(f"aa_{i}"))
+                 for i in range(total)}  # fmt: skip
+        for _ in range(total):
+            calls[await arrived.get()].cancel()  # cancelled mid-request, as soon as it is sent
+        await asyncio.gather(*calls.values(), return_exceptions=True)
+    assert len(arrivals) == total
+    assert busiest_window(arrivals, window) <= limit
 
 
 # --- bodies that do not decode ---------------------------------------------------------------
