@@ -112,6 +112,8 @@ def soak_ok(summary: soak.SoakSummary) -> bool:
         and not summary.warnings
         and not summary.loop_errors
         and (growth is None or growth < soak.RSS_SLACK_MB)
+        and summary.busiest_window <= soak.BUDGET
+        and summary.closed_calls == {"ClientClosedError": 2 * soak.AT_CLOSE}
     )
 
 
@@ -143,6 +145,15 @@ def soak_table(runs: list[tuple[str, soak.SoakSummary]]) -> str:
         row("Faults injected", faults),
         row("Outcomes", outcomes),
         row("Wrong outcomes", lambda s: str(len(s.wrong))),
+        row("Plain gets cancelled mid-way", lambda s: f"{s.cancelled_gets:,}"),
+        row(
+            f"Busiest {soak.BUDGET_WINDOW:.0f} s window at the server (budget {soak.BUDGET})",
+            lambda s: str(s.busiest_window),
+        ),
+        row(
+            f"Calls pending at close() ({2 * soak.AT_CLOSE}: handles + gets in flight)",
+            lambda s: ", ".join(f"{k} {v}" for k, v in sorted(s.closed_calls.items())),
+        ),
         row("Hangs", lambda s: str(s.hangs)),
         row("Time per handle, max / mean", lambda s: f"{s.max_time:.2f} s / {s.mean_time:.2f} s"),
         row(
@@ -162,6 +173,44 @@ def soak_table(runs: list[tuple[str, soak.SoakSummary]]) -> str:
         row("Verdict", lambda s: "pass" if soak_ok(s) else "**FAIL**"),
     ]
     return "\n".join(lines)
+
+
+# --- the lifecycle tests -------------------------------------------------------------------
+
+#: The files whose tests make the lifecycle table: close, deadlines, pauses, resends, loops.
+LIFECYCLE_FILES = ("test_lifecycle.py",)
+
+
+def run_lifecycle() -> tuple[str, bool]:
+    """Run the lifecycle tests with pytest; one table row per test: its docstring, outcome."""
+    import importlib
+    import subprocess
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "junit.xml"
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             f"--junitxml={report}", *(str(HERE / name) for name in LIFECYCLE_FILES)],
+            cwd=ROOT, check=False, capture_output=True,
+        )  # fmt: skip
+        cases = ET.parse(report).getroot().iter("testcase")
+        lines = ["| Case | Outcome | Time (s) |", "|---|---|---|"]
+        ok = True
+        for case in cases:
+            name = case.get("name", "")
+            module = importlib.import_module(case.get("classname", "").rsplit(".", 1)[-1])
+            function = getattr(module, name.split("[", 1)[0], None)
+            doc = " ".join((getattr(function, "__doc__", None) or name).split())
+            params = f" [{name.split('[', 1)[1]}" if "[" in name else ""
+            failed = case.find("failure") is not None or case.find("error") is not None
+            skipped = case.find("skipped") is not None
+            ok = ok and not failed
+            outcome = "**FAIL**" if failed else "skipped" if skipped else "holds"
+            text = (doc + params).replace("|", "\\|")
+            lines.append(f"| {text} | {outcome} | {float(case.get('time', 0)):.2f} |")
+    return "\n".join(lines), ok
 
 
 # --- the page -----------------------------------------------------------------------------
@@ -187,8 +236,8 @@ every run is bounded by `asyncio.timeout({budget:.0f})`.
 - **`get`, fault once**: the fault hits the first GET only. A transient fault is retried and
   the get returns the action; a permanent one raises at once, after one GET.
 - **`get`, fault persists**: a transient fault hits every GET: the get raises its documented
-  error once the retries are spent. (A dropped connection costs two GETs per attempt:
-  aiohttp resends a GET once on a fresh connection.)
+  error once the retries are spent. Every attempt passes the request gate: aiohttp's own
+  silent resend after a dropped connection is refused, so the budget sees every request.
 - **Handle**: a transient fault lasts until {polls} whole polls have failed (each after its
   retries), then ends: the handle survives the outage and resolves. A permanent error ends the
   handle with that exception. "Connection refused" starts the emulator on the handle's port
@@ -201,12 +250,32 @@ every run is bounded by `asyncio.timeout({budget:.0f})`.
 {table}
 """
 
+_LIFECYCLE = """\
+## Lifecycle: every call ends, nothing outlives close()
+
+The tests of `test_lifecycle.py`, run by pytest for this page: each talks HTTP to a server of its
+own on 127.0.0.1 (aiohttp, or raw asyncio streams for faults below HTTP), synchronises on events
+the server sets, and is bounded by `asyncio.timeout`. They cover close() while calls wait in the
+gate (spent budget, server pause), are in flight or sleep between retries; policy deadlines
+while a poll is in flight, queued, or behind a pause; pauses longer than a call may wait;
+cancelled requests and server-side lateness against the budget; aiohttp's hidden resend;
+corrupt and bomb bodies; parser failures and redirects; and a client or handle used from another
+event loop.
+
+{table}
+"""
+
 _SOAK = """\
 ## Soak
 
 Handles started at a steady rate against the emulator, which injects faults into 10 % of all
 requests ({kinds}, equally likely; the 429 carries `Retry-After: 0.05` and the delay outlasts the
-client's {timeout:.0f} s timeout). Jobs last 0.1-1.3 s; about 10 % end FAILED and 5 % end DONE
+client's {timeout:.0f} s timeout). The client has a budget of {budget} requests per
+{window:.0f} s (time-scaled), checked against the emulator's arrivals; {deadline:.0%} of the handles
+have a policy deadline shorter than their job (they must end `PollTimeout`), {cancel:.0%} of the jobs
+also get a plain `get()` cancelled 0-20 ms in, and at the end the client closes with {close}
+handles polling and {close} gets in flight, every one of which must end `ClientClosedError`.
+Jobs last 0.1-1.3 s; about 10 % end FAILED and 5 % end DONE
 with `operation_status` FAILED (both must raise `AsyncActionFailed`); the poll policy is a real
 schedule (first delay {delay} s, x{growth}, at most {cap} s), without `fast_polling()`.
 A handle is a hang if it has not ended {hang:.0f} s after its job. RSS is read from
@@ -222,7 +291,10 @@ tests/reliability/test_soak.py` (or `nox -s soak`).
 
 
 def render(
-    matrix_rows: list[list[str]], bugs: list[str], soaks: list[tuple[str, soak.SoakSummary]]
+    matrix_rows: list[list[str]],
+    bugs: list[str],
+    soaks: list[tuple[str, soak.SoakSummary]],
+    lifecycle: str,
 ) -> str:
     """The whole page."""
     parts = [
@@ -239,6 +311,7 @@ def render(
             polls=matrix.FAILED_POLLS,
             table=matrix_table(matrix_rows, bugs),
         ),
+        _LIFECYCLE.format(table=lifecycle),
         _SOAK.format(
             kinds=", ".join(soak.FAULTS),
             timeout=soak.TIMEOUT,
@@ -246,6 +319,11 @@ def render(
             growth=soak.POLICY.multiplier,
             cap=soak.POLICY.max_delay,
             hang=soak.HANG_AFTER,
+            budget=soak.BUDGET,
+            window=soak.BUDGET_WINDOW,
+            deadline=soak.DEADLINE_SHARE,
+            cancel=soak.CANCEL_SHARE,
+            close=soak.AT_CLOSE,
             table=soak_table(soaks),
         ),
     ]
@@ -272,7 +350,9 @@ async def main_async(quick: bool) -> tuple[str, bool]:
     for warning in caught:
         print(f"warning during the matrix: {warning.message}", file=sys.stderr)
     print(f"matrix: {time.monotonic() - started:.1f} s", file=sys.stderr)
-    return render(rows, bugs, soaks), matrix_ok and all(soak_ok(s) for _, s in soaks)
+    lifecycle, lifecycle_ok = run_lifecycle()
+    ok = matrix_ok and lifecycle_ok and all(soak_ok(s) for _, s in soaks)
+    return render(rows, bugs, soaks, lifecycle), ok
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from voucherify_async import (
     AsyncActionFailed,
     AsyncActionStatus,
     PollPolicy,
+    PollTimeout,
     VoucherifyClient,
 )
 from voucherify_async.testing import (
@@ -66,6 +67,16 @@ HANG_AFTER = 30.0
 WARM_UP = 0.25
 #: The most the RSS may grow after warm-up, in MiB.
 RSS_SLACK_MB = 8.0
+
+#: The client's budget: at most BUDGET requests in any BUDGET_WINDOW seconds (time-scaled:
+#: 150 per second is 9,000 a minute). The run checks it against the emulator's arrivals.
+BUDGET, BUDGET_WINDOW = 150, 1.0
+#: The share of jobs whose handle has a policy deadline shorter than the job: PollTimeout.
+DEADLINE_SHARE = 0.05
+#: The share of jobs that also get a plain get() cancelled 0-20 ms after it starts.
+CANCEL_SHARE = 0.05
+#: Calls left waiting or in flight when the client closes: each must end ClientClosedError.
+AT_CLOSE = 20
 
 CI_HANDLES, CI_SECONDS = 300, 6.0
 FULL_HANDLES, FULL_SECONDS = 2_000, 60.0
@@ -107,8 +118,9 @@ class Job:
     """A simulated action and the outcome its handle must reach."""
 
     action_id: str
-    expected: str  # "DONE" or "FAILED"
+    expected: str  # "DONE", "FAILED" or "TIMEOUT"
     duration: float
+    deadline: float | None = None
 
 
 @attrs.define
@@ -128,6 +140,9 @@ class SoakSummary:
     rss_start: float | None = None
     rss_warm: float | None = None
     rss_end: float | None = None
+    busiest_window: int = 0
+    cancelled_gets: int = 0
+    closed_calls: dict[str, int] = attrs.Factory(dict)
     tasks_left: int = 0
     tasks_after_close: int = 0
     timers_left: int = 0
@@ -161,16 +176,21 @@ def _plan(emulator: VoucherifyEmulator, rng: random.Random) -> Job:
         action_type, duration=duration, status=status, operation_status=operation_status
     )
     expected = "FAILED" if status == "FAILED" or operation_status == "FAILED" else "DONE"
+    if rng.random() < DEADLINE_SHARE:  # a deadline that passes while polls are under way
+        return Job(action_id, "TIMEOUT", duration, deadline=duration * rng.uniform(0.2, 0.6))
     return Job(action_id, expected, duration)
 
 
 async def _follow(client: VoucherifyClient, job: Job) -> tuple[str, float]:
     """Await one handle; return the outcome it reached and how long it took (seconds)."""
     started = time.monotonic()
-    handle = client.async_actions.handle(job.action_id)
+    policy = None if job.deadline is None else attrs.evolve(POLICY, timeout=job.deadline)
+    handle = client.async_actions.handle(job.action_id, policy)
     try:
         async with asyncio.timeout(job.duration + HANG_AFTER):
             action = await handle
+    except PollTimeout:
+        outcome = "TIMEOUT"
     except AsyncActionFailed as failed:
         outcome = "FAILED" if failed.action.id == job.action_id else "FAILED, wrong id"
     except TimeoutError as error:
@@ -204,6 +224,15 @@ class _Soak:
         self.outcomes: collections.Counter[str] = collections.Counter()
         self.total_time = 0.0
         self.running: set[asyncio.Task[None]] = set()
+        self.window: collections.deque[float] = collections.deque()  # arrivals in one window
+
+    async def cancelled_get(self, client: VoucherifyClient, job: Job) -> None:
+        """A plain get() cancelled 0-20 ms in: mid-queue, mid-flight or done, as it falls."""
+        call = asyncio.ensure_future(client.async_actions.get(job.action_id))
+        await asyncio.sleep(self.rng.uniform(0.0, 0.02))  # a random moment, not a sync point
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
+        self.summary.cancelled_gets += 1
 
     async def follow(self, client: VoucherifyClient, job: Job) -> None:
         outcome, took = await _follow(client, job)
@@ -218,8 +247,16 @@ class _Soak:
             summary.wrong.append(f"{job.action_id}: expected {job.expected}, got {outcome}")
 
     def drop_request_log(self) -> None:
-        self.summary.requests += len(self.emulator.requests)
-        self.emulator.requests.clear()
+        """Count the requests, track the busiest budget window, and forget them."""
+        requests = self.emulator.requests
+        self.summary.requests += len(requests)
+        window = self.window
+        for request in sorted(requests, key=lambda r: r.time):
+            window.append(request.time)
+            while window[0] <= request.time - BUDGET_WINDOW:
+                window.popleft()
+            self.summary.busiest_window = max(self.summary.busiest_window, len(window))
+        requests.clear()
 
     async def launch(self, client: VoucherifyClient) -> None:
         summary = self.summary
@@ -235,6 +272,10 @@ class _Soak:
             task = asyncio.create_task(self.follow(client, job), name=f"soak handle {i}")
             self.running.add(task)
             task.add_done_callback(self.running.discard)
+            if self.rng.random() < CANCEL_SHARE:
+                extra = asyncio.create_task(self.cancelled_get(client, job), name=f"soak get {i}")
+                self.running.add(extra)
+                extra.add_done_callback(self.running.discard)
             # Pacing the arrivals (a steady rate of new handles), not waiting for anything.
             await asyncio.sleep(max(0.0, start + (i + 1) * interval - time.monotonic()))
         while self.running:
@@ -242,6 +283,26 @@ class _Soak:
         self.drop_request_log()
         summary.outcomes = dict(self.outcomes)
         summary.mean_time = self.total_time / summary.handles
+
+    async def close_under_load(self, client: VoucherifyClient) -> None:
+        """Close the client with handles polling and gets in flight: each ends ClientClosedError."""
+        emulator = self.emulator
+        ids = [emulator.add_action(duration=None) for _ in range(AT_CLOSE)]
+        for action_id in ids:  # every request for them hangs: all are pending at close()
+            emulator.inject(Delay(30.0), times=None, action_id=action_id)
+        handles = [client.async_actions.handle(i) for i in ids]
+        gets = [asyncio.ensure_future(client.async_actions.get(i)) for i in ids]
+        waits = [asyncio.ensure_future(h.result()) for h in handles]
+        await emulator.wait_for_requests(2 * AT_CLOSE)
+        await client.close()
+        outcomes: collections.Counter[str] = collections.Counter()
+        for future in (*gets, *waits):
+            if not future.done():
+                outcomes["still running after close()"] += 1
+                continue
+            error = future.exception() if not future.cancelled() else None
+            outcomes[type(error).__name__ if error else "no error"] += 1
+        self.summary.closed_calls = dict(outcomes)
 
 
 async def run_soak(handles: int, seconds: float, *, seed: int = 2026) -> SoakSummary:
@@ -263,11 +324,15 @@ async def run_soak(handles: int, seconds: float, *, seed: int = 2026) -> SoakSum
                     for name, fault in FAULTS.items()
                 }
                 client = VoucherifyClient(
-                    APP_ID, APP_TOKEN, base_url=emu.base_url, timeout=TIMEOUT, poll_policy=POLICY
-                )
+                    APP_ID, APP_TOKEN, base_url=emu.base_url, timeout=TIMEOUT, poll_policy=POLICY,
+                    requests_per_minute=BUDGET, budget_window=BUDGET_WINDOW,
+                )  # fmt: skip
                 async with client:
-                    await _Soak(summary, emu, random.Random(seed)).launch(client)
+                    run = _Soak(summary, emu, random.Random(seed))
+                    await run.launch(client)
                     summary.tasks_left, summary.timers_left = len(our_tasks()), our_timers()
+                    await run.close_under_load(client)
+                    run.drop_request_log()
                 summary.tasks_after_close = len(our_tasks())
                 summary.timers_after_close = our_timers()
                 summary.faults = {name: fault.hits for name, fault in injected.items()}
@@ -288,7 +353,10 @@ async def test_soak() -> None:
     assert summary.wrong == []
     assert summary.hangs == 0
     assert sum(summary.outcomes.values()) == handles
-    assert set(summary.outcomes) <= {"DONE", "FAILED"}
+    assert set(summary.outcomes) <= {"DONE", "FAILED", "TIMEOUT"}
+    assert summary.outcomes.get("TIMEOUT", 0) > 0 and summary.cancelled_gets > 0
+    assert summary.busiest_window <= BUDGET
+    assert summary.closed_calls == {"ClientClosedError": 2 * AT_CLOSE}, summary.closed_calls
     assert summary.outcomes.get("FAILED", 0) > 0 and summary.outcomes.get("DONE", 0) > 0
     assert 0.05 < summary.faults_injected / summary.requests < 0.15
     assert all(hits > 0 for hits in summary.faults.values()), summary.faults

@@ -114,7 +114,8 @@ class Drop:
     """Close the connection before sending anything: the client sees a disconnect.
 
     aiohttp's client resends an idempotent request once on a fresh connection after such a
-    disconnect, so inject ``Drop()`` with ``times=2`` for an aiohttp-based client to see it.
+    disconnect, so inject ``Drop()`` with ``times=2`` for a plain aiohttp client to see it
+    (voucherify-async's client refuses that resend: one ``Drop()`` reaches it).
     """
 
 
