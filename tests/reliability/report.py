@@ -271,11 +271,11 @@ _SOAK = """\
 Handles started at a steady rate against the emulator, which injects faults into 10 % of all
 requests ({kinds}, equally likely; the 429 carries `Retry-After: 0.05` and the delay outlasts the
 client's {timeout:.0f} s timeout). The client has a budget of {budget} requests per
-{window:.0f} s (time-scaled), checked against the emulator's arrivals; {deadline:.0%} of the handles
-have a policy deadline shorter than their job (they must end `PollTimeout`), {cancel:.0%} of the jobs
-also get a plain `get()` cancelled 0-20 ms in, and at the end the client closes with {close}
-handles polling and {close} gets in flight, every one of which must end `ClientClosedError`.
-Jobs last 0.1-1.3 s; about 10 % end FAILED and 5 % end DONE
+{window:.0f} s (time-scaled), checked against the emulator's arrivals; {deadline:.0%} of the
+handles have a policy deadline shorter than their job (they must end `PollTimeout`),
+{cancel:.0%} of the jobs also get a plain `get()` cancelled 0-20 ms in, and at the end the
+client closes with {close} handles polling and {close} gets in flight, every one of which must
+end `ClientClosedError`. Jobs last 0.1-1.3 s; about 10 % end FAILED and 5 % end DONE
 with `operation_status` FAILED (both must raise `AsyncActionFailed`); the poll policy is a real
 schedule (first delay {delay} s, x{growth}, at most {cap} s), without `fast_polling()`.
 A handle is a hang if it has not ended {hang:.0f} s after its job. RSS is read from
