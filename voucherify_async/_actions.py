@@ -90,12 +90,22 @@ class AsyncActions:
     async def get(self, action_id: str) -> AsyncAction:
         """One ``GET /v1/async-actions/{id}``: the action as it is now, with its typed result.
 
-        Raises :class:`ValueError` for an empty id (before any request), :class:`NotFoundError`
-        for an unknown one, and the other documented errors after retries.
+        Raises :class:`InvalidArgumentError` (a ``ValueError``) for an empty id, before any
+        request; :class:`NotFoundError` for an unknown one; and the other documented errors
+        after retries. When the server has paused the client for longer than a call waits
+        (two minutes), it raises :class:`RateLimitError` with ``retry_at`` at once.
         """
+        return await self._get(action_id, patient=False)
+
+    async def _poll(self, action_id: str) -> AsyncAction:
+        """A handle's GET: it waits out server pauses (the handle has deadlines of its own)."""
+        return await self._get(action_id, patient=True)
+
+    async def _get(self, action_id: str, *, patient: bool) -> AsyncAction:
         path = action_path(action_id)
         transport = self._transport
-        status, body = await transport.get(URL(transport.root + path, encoded=True), path=path)
+        url = URL(transport.root + path, encoded=True)
+        status, body = await transport.get(url, path=path, patient=patient)
         action = decode_async_action(body, status=status)
         if action.id != action_id:
             raise ResponseDecodeError(
@@ -178,7 +188,7 @@ class AsyncActions:
         if handle is None or handle.done():
             handle = AsyncActionHandle(
                 action_id,
-                fetch=self.get,
+                fetch=self._poll,
                 policy=policy if policy is not None else self._default_policy,
                 on_finish=self._forget,
             )

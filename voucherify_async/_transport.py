@@ -217,9 +217,9 @@ class Transport:
             else:
                 _abandon_session(session)
 
-    async def get(self, url: URL, *, path: str) -> tuple[int, bytes]:
+    async def get(self, url: URL, *, path: str, patient: bool = False) -> tuple[int, bytes]:
         """GET *url*, retrying transient failures: see :meth:`request`."""
-        return await self.request("GET", url, path=path)
+        return await self.request("GET", url, path=path, patient=patient)
 
     async def request(
         self,
@@ -230,6 +230,7 @@ class Transport:
         retry: RetryMode = "transient",
         data: Callable[[], Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        patient: bool = False,
     ) -> tuple[int, bytes]:
         """Send *method* to *url* (already encoded); return the status and body of its 2xx.
 
@@ -238,16 +239,17 @@ class Transport:
         to ``max_retries`` times with exponential backoff and full jitter; with
         ``retry="unsent"`` only failures that certainly did not reach the server are, and any
         other raises :class:`OutcomeUnknownError`. A 429 or a spent budget pauses the whole
-        client for as long as the server asks; a pause longer than this call may wait raises
-        :class:`RateLimitError` with ``retry_at`` at once.
+        client for as long as the server asks; a pause longer than this call may wait
+        (``RETRY_MAX_TIME``) raises :class:`RateLimitError` with ``retry_at`` at once, unless
+        *patient* (a handle's poll, which has deadlines of its own) waits it out.
         """
         self.check_loop()
         task = asyncio.current_task()
         if task is None or task in self._calls:  # a call inside a call (a hook): no tracking
-            return await self._retrying(method, url, path, retry, data, headers)
+            return await self._retrying(method, url, path, retry, data, headers, patient)
         self._calls[task] = task.cancelling()
         try:
-            return await self._retrying(method, url, path, retry, data, headers)
+            return await self._retrying(method, url, path, retry, data, headers, patient)
         except asyncio.CancelledError:
             if task in self._cancelled_by_close and task.uncancel() <= self._calls[task]:
                 raise ClientClosedError(
@@ -269,6 +271,7 @@ class Transport:
         retry: RetryMode,
         data: Callable[[], Any] | None,
         headers: Mapping[str, str] | None,
+        patient: bool,
     ) -> tuple[int, bytes]:
         session = self._get_session()
         request_headers = self._headers if headers is None else {**self._headers, **headers}
@@ -280,8 +283,9 @@ class Transport:
             attempt += 1
             server_wait = 0.0
             try:
+                max_wait = None if patient else RETRY_MAX_TIME - (time.monotonic() - started)
                 status, body, response_headers, elapsed = await self._attempt(
-                    session, method, url, request_headers, data, started, retry
+                    session, method, url, request_headers, data, max_wait
                 )
             except _Abort as abort:
                 raise abort.error from abort.error.__cause__
@@ -337,12 +341,12 @@ class Transport:
         url: URL,
         headers: Mapping[str, str],
         data: Callable[[], Any] | None,
-        started: float,
-        retry: RetryMode,
+        max_wait: float | None,
     ) -> tuple[int, bytes, CIMultiDictProxy[str], float]:
         gate = self._gate
-        max_wait = max(0.0, RETRY_MAX_TIME - (time.monotonic() - started))
-        admission: Admission = await gate.acquire(max_wait=max_wait)
+        admission: Admission = await gate.acquire(
+            max_wait=None if max_wait is None else max(0.0, max_wait)
+        )
         answered = False
         try:
             sent = time.monotonic()
