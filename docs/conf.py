@@ -53,7 +53,7 @@ templates_path: list[str] = []
 # other packages would need intersphinx, hence the network at build time: they stay plain text.
 nitpicky = True
 _EXTERNAL = (
-    "aiohttp|asyncio|attrs|backoff|cattrs|collections|contextlib|datetime|enum|fastapi|httpx"
+    "abc|aiohttp|asyncio|attrs|backoff|cattrs|collections|contextlib|datetime|enum|fastapi|httpx"
     "|pytest|random|typing|yarl"
 )
 nitpick_ignore_regex = [(r"py:.*", rf"({_EXTERNAL})(\..*)?")]

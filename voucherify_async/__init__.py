@@ -33,6 +33,7 @@ from ._models import (
     AsyncActionType,
     OperationStatus,
 )
+from ._pacing import Admission, Budget, RequestGate
 from ._registry import register_result_type, result_type_for
 from ._results import (
     AsyncActionResult,
@@ -76,6 +77,7 @@ from ._results import (
 
 __all__ = [
     "APIError",
+    "Admission",
     "AsyncAction",
     "AsyncActionFailed",
     "AsyncActionHandle",
@@ -85,6 +87,7 @@ __all__ = [
     "AsyncActionType",
     "AsyncActions",
     "AuthenticationError",
+    "Budget",
     "BulkUpdateError",
     "CampaignVouchersDeleteResult",
     "CampaignVouchersGenerateResult",
@@ -120,6 +123,7 @@ __all__ = [
     "ProductsMetadataKeyPurgeResult",
     "ProductsMetadataUpdateResult",
     "RateLimitError",
+    "RequestGate",
     "ResponseDecodeError",
     "ServerError",
     "SkuCsvImportFailure",

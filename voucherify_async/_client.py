@@ -24,7 +24,7 @@ from ._config import (
     resolve_base_url,
 )
 from ._errors import ConfigurationError
-from ._pacing import GateFactory, LocalGate
+from ._pacing import Budget, LocalGate
 from ._transport import Transport
 
 __all__ = ["VoucherifyClient"]
@@ -85,7 +85,7 @@ class VoucherifyClient:
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         requests_per_minute: int | None = None,
-        budget: GateFactory | None = None,
+        budget: Budget | None = None,
         budget_window: float = DEFAULT_BUDGET_WINDOW,
         poll_policy: PollPolicy = _DEFAULT_POLICY,
         api_version: str | None = None,

@@ -35,7 +35,7 @@ from typing import Protocol
 
 from ._errors import ClientClosedError
 
-__all__ = ["Admission", "GateFactory", "LocalGate", "RequestGate", "ServerPause"]
+__all__ = ["Admission", "Budget", "GateFactory", "LocalGate", "RequestGate", "ServerPause"]
 
 
 class ServerPause(Exception):
@@ -66,7 +66,8 @@ class RequestGate(abc.ABC):
         """Wait for one admission.
 
         *max_wait* (seconds, None: no bound) is how long the caller may wait for a pause the
-        server demanded: a longer pause raises :class:`ServerPause` at once. Raises
+        server demanded: a longer pause raises ``ServerPause`` (an internal exception the
+        transport turns into :class:`~voucherify_async.RateLimitError`) at once. Raises
         :class:`ClientClosedError` when the gate is closed, before or while waiting.
         """
 
@@ -92,8 +93,9 @@ class RequestGate(abc.ABC):
         self.close()
 
 
-class GateFactory(Protocol):
-    """What ``VoucherifyClient(budget=...)`` takes: something that builds the client's gate."""
+class Budget(Protocol):
+    """What ``VoucherifyClient(budget=...)`` takes: a request budget that builds the client's
+    :class:`RequestGate` (``voucherify_async.redis.RedisBudget`` is one, shared by processes)."""
 
     def make_gate(
         self, *, concurrency: int, unanswered_hold: float, account: str | None
@@ -102,6 +104,10 @@ class GateFactory(Protocol):
         without an answer may reach the server up to *unanswered_hold* seconds after its
         admission; *account* names the account (``host:app_id``; None with an OAuth token)."""
         ...
+
+
+#: The name the gate's implementations use for :class:`Budget`.
+GateFactory = Budget
 
 
 class _Waiter:
