@@ -218,7 +218,9 @@ class AsyncActionHandle:
         if self._future.done():
             return
         if self._loop.is_closed():
-            self._task = None  # its loop is gone: nothing of it can run again
+            # Its loop is gone: nothing of it can run again, and nothing can be told.
+            self._task = self._timer = self._deadline_timer = self._stall_timer = None
+            return
         self._stop_polling()
         self._settle(
             exception=ClientClosedError(

@@ -630,3 +630,30 @@ def test_a_handle_awaited_from_another_loop_says_so() -> None:
 
     asyncio.run(make())
     asyncio.run(use())
+
+
+def test_close_from_a_new_loop_drops_handles_of_a_dead_one() -> None:
+    """Handles still polling when their loop ended: close() from another loop just drops them."""
+
+    async def handler(request: web.BaseRequest) -> web.Response:
+        return web.json_response(action_body(request.path.rsplit("/", 1)[1]))
+
+    holder: list[VoucherifyClient] = []
+
+    async def first() -> None:
+        async with http_server(handler) as url:
+            client = client_for(url)
+            holder.append(client)
+            handle = client.async_actions.handle("aa_1")
+            waiter = asyncio.ensure_future(handle.result())
+            async for _ in handle.updates():
+                break
+            waiter.cancel()  # asyncio.run would cancel it too; the handle stays live
+
+    async def second() -> None:
+        await holder[0].close()
+        assert holder[0].closed
+
+    asyncio.run(first())
+    asyncio.run(second())
+    gc.collect()
