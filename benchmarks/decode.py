@@ -7,6 +7,10 @@ in the same process and the same way (``timeit``, several repeats, best and medi
 * ``orjson.loads`` alone, when orjson is installed (our decoder's parser then),
 * ``decode_async_action``: bytes -> typed AsyncAction with its typed result,
 * the same with the stdlib ``json`` parser, and the structuring step alone,
+* the same two (bytes, and structuring alone) with a converter built the plain cattrs way
+  (:func:`cattrs_converter`: cattrs' own generated hooks, ``make_dict_structure_fn``, for
+  the same models and the same output), the figure that says whether the hand-generated
+  hooks of ``voucherify_async/_hooks.py`` pay for themselves,
 * the official ``voucherify`` SDK's ``AsyncActionGetResponseBody.from_json``, when it is
   importable (its ``result`` stays an untyped dict).
 
@@ -21,14 +25,22 @@ to ``sys.path``, after this environment's own packages.
 from __future__ import annotations
 
 import argparse
+import enum
 import importlib
 import json
 import statistics
 import sys
 import timeit
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
+from types import NoneType, UnionType
 from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "tests" / "data" / "seed_examples.json"
@@ -38,11 +50,21 @@ try:
 except ImportError:  # running from a checkout without installing it
     sys.path.insert(0, str(ROOT))
 
-from voucherify_async import _json  # noqa: E402
+from voucherify_async import AsyncAction, _json  # noqa: E402
 from voucherify_async._converter import (  # noqa: E402
     decode_async_action,
     structure_async_action,
 )
+from voucherify_async._hooks import (  # noqa: E402
+    WrongTypeError,
+    copy_extra,
+    is_model,
+    parse_datetime,
+    strict_str,
+    structure_unknown,
+)
+from voucherify_async._registry import _RESULT_TYPES  # noqa: E402
+from voucherify_async._results import UnknownResult  # noqa: E402
 
 
 def _sdk_from_json() -> Callable[[str], Any] | None:
@@ -53,6 +75,175 @@ def _sdk_from_json() -> Callable[[str], Any] | None:
         return None
     from_json: Callable[[str], Any] = module.AsyncActionGetResponseBody.from_json
     return from_json
+
+
+# --- the same models through cattrs' own generated hooks ---------------------------------
+#
+# voucherify_async/_hooks.py compiles its own structure function per model class. This is
+# the converter one would build without it: cattrs generates each class's hook
+# (make_dict_structure_fn, detailed validation as the library's converter has it), with the
+# library's strict scalar hooks, so the two differ only in the per-class code. What cattrs
+# does not do by itself (keep unknown keys, decode ``result`` by ``type``, take ``failed`` as
+# one object, remember explicit nulls for unstructure) is done around cattrs' generated hook,
+# the way a cattrs user would, so that both give equal models.
+
+
+def _enum_members(tp: Any) -> dict[str, Any] | None:
+    """For ``SomeEnum | str`` (or ``| None``), which cattrs has no hook for: value -> member."""
+    if typing.get_origin(tp) not in (UnionType, typing.Union):
+        return None
+    args = typing.get_args(tp)
+    rest = [arg for arg in args if arg is not str and arg is not NoneType]
+    if str not in args or len(rest) != 1 or not isinstance(rest[0], type):
+        return None
+    return {member.value: member for member in rest[0]} if issubclass(rest[0], enum.Enum) else None
+
+
+def _enum_or_str_hook(tp: Any) -> Callable[[Any, Any], Any]:
+    members = _enum_members(tp)
+    assert members is not None
+    nullable = NoneType in typing.get_args(tp)
+
+    def structure(value: Any, _: Any) -> Any:
+        if value is None and nullable:
+            return None
+        return members.get(strict_str(value), value)  # an unknown value stays a string
+
+    return structure
+
+
+def _one_or_many_hook(conv: cattrs.Converter, tp: Any) -> Callable[[Any, Any], Any]:
+    """``list[X] | None`` that also takes one ``X`` object (the API sends ``failed`` so)."""
+    list_type = next(arg for arg in typing.get_args(tp) if arg is not NoneType)
+    item_hook = conv.get_structure_hook(typing.get_args(list_type)[0])
+    list_hook = conv.get_structure_hook(list_type)
+    item_type = typing.get_args(list_type)[0]
+
+    def structure(value: Any, _: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, Mapping):
+            return [item_hook(value, item_type)]
+        return list_hook(value, list_type)
+
+    return structure
+
+
+def _model_hook(conv: cattrs.Converter, cls: type[Any]) -> Callable[[Any, Any], Any]:
+    """cattrs' generated hook for *cls*, and what the library's models need around it."""
+    hints = typing.get_type_hints(cls)
+    overrides: dict[str, Any] = {}  # field name -> cattrs override
+    declared, defaulted, one_or_many, by_type = [], [], [], []
+    for field in attrs.fields(cls):
+        if field.name == "extra" or field.name.startswith("_"):
+            overrides[field.name] = override(omit=True)  # set below, as the library sets them
+            continue
+        declared.append(field.name)
+        if field.default not in (None, attrs.NOTHING):
+            defaulted.append(field.name)
+        if field.metadata.get("by_type"):
+            overrides[field.name] = override(omit=True)  # decoded by ``type``, below
+            by_type.append(field.name)
+        elif field.metadata.get("one_or_many"):
+            hook = _one_or_many_hook(conv, hints[field.name])
+            overrides[field.name] = override(struct_hook=hook)
+            one_or_many.append(field.name)
+    generated = make_dict_structure_fn(cls, conv, **overrides)
+    known, needed = frozenset(declared), frozenset(defaulted)
+    set_slot = object.__setattr__  # what a frozen attrs class's own __init__ uses
+    result_hooks: dict[type[Any], Callable[[Any, Any], Any]] = {}  # result class -> hook
+
+    def structure(obj: Any, _: Any) -> Any:
+        instance = generated(obj, cls)
+        for name in by_type:
+            value = obj.get(name)
+            if value is not None:
+                # The class is looked up in the registry per call, as the library does.
+                kind = obj.get("type")
+                result_cls = (
+                    _RESULT_TYPES.get(kind, UnknownResult)
+                    if kind.__class__ is str
+                    else UnknownResult
+                )
+                hook = result_hooks.get(result_cls)
+                if hook is None:
+                    hook = result_hooks[result_cls] = conv.get_structure_hook(result_cls)
+                set_slot(instance, name, hook(value, result_cls))
+        if not known.issuperset(obj):
+            set_slot(instance, "extra", copy_extra(obj, known))
+        if None in obj.values() or not needed <= obj.keys():
+            set_slot(instance, "_present", frozenset(obj))
+        if one_or_many:
+            singular = [name for name in one_or_many if isinstance(obj.get(name), Mapping)]
+            if singular:
+                set_slot(instance, "_singular", frozenset(singular))
+        return instance
+
+    return structure
+
+
+# The library's strict scalar checks written as two-argument cattrs hooks (no wrapper call).
+
+
+def _strict_str(value: Any, _: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise WrongTypeError("string", value)
+
+
+def _strict_int(value: Any, _: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise WrongTypeError("integer", value)
+
+
+def _strict_float(value: Any, _: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise WrongTypeError("number", value)
+
+
+def _strict_bool(value: Any, _: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise WrongTypeError("boolean", value)
+
+
+def _datetime(value: Any, _: Any) -> datetime:
+    return parse_datetime(value)
+
+
+def cattrs_converter() -> cattrs.Converter:
+    """A converter for the library's models whose per-class hooks cattrs generates.
+
+    Same strictness as the library's converter where cattrs offers it: the same strict
+    ``str``/``int``/``float``/``bool``/datetime hooks, detailed validation (every error
+    collected, with its path), missing required keys rejected. Unlike the library, a list
+    field takes any iterable (cattrs' list hook), not only a JSON array.
+    """
+    conv = cattrs.Converter(detailed_validation=True)
+    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(int, _strict_int)
+    conv.register_structure_hook(float, _strict_float)
+    conv.register_structure_hook(bool, _strict_bool)
+    conv.register_structure_hook(datetime, _datetime)
+    conv.register_structure_hook(UnknownResult, lambda value, _: structure_unknown(value))
+    conv.register_structure_hook_factory(
+        lambda tp: _enum_members(tp) is not None, _enum_or_str_hook
+    )
+    conv.register_structure_hook_factory(is_model, lambda cls: _model_hook(conv, cls))
+    return conv
+
+
+def cattrs_structure_action() -> Callable[[Any], AsyncAction]:
+    """dict -> AsyncAction through :func:`cattrs_converter`'s hook (looked up once)."""
+    hook = cattrs_converter().get_structure_hook(AsyncAction)
+
+    def structure(payload: Any) -> AsyncAction:
+        action: AsyncAction = hook(payload, AsyncAction)
+        return action
+
+    return structure
 
 
 def _measure(
@@ -103,6 +294,16 @@ def rows() -> list[Row]:
         ),
         ("structure only (dict -> AsyncAction)", structure_async_action, payloads),
     ]
+    cattrs_structure = cattrs_structure_action()
+    loads = _json.loads
+    timed += [
+        (
+            f"{CATTRS_DECODE_ROW} ({_json.BACKEND})",
+            lambda body: cattrs_structure(loads(body)),
+            bodies,
+        ),
+        (CATTRS_STRUCTURE_ROW, cattrs_structure, payloads),
+    ]
     sdk = _sdk_from_json()
     if sdk is not None:
         texts = [body.decode() for body in bodies]
@@ -114,6 +315,9 @@ def rows() -> list[Row]:
 
 #: The name of the official SDK's row.
 SDK_ROW = "official voucherify SDK from_json"
+#: The rows of the cattrs-generated hooks (the decode row is followed by the JSON backend).
+CATTRS_DECODE_ROW = "cattrs-generated hooks, bytes"
+CATTRS_STRUCTURE_ROW = "structure only, cattrs-generated hooks"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,19 +5,33 @@ They check that every table comes out with its rows and numbers, never how fast 
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from _seed import examples
+from cattrs.errors import ClassValidationError
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import budget, client_cpu, polling, run, scale  # noqa: E402
+from benchmarks import budget, client_cpu, decode, polling, run, scale  # noqa: E402
 from benchmarks._common import Table, percentile, scale_policy  # noqa: E402
-from voucherify_async import PollPolicy  # noqa: E402
+from voucherify_async import (  # noqa: E402
+    AsyncAction,
+    OperationStatus,
+    PollPolicy,
+    ResponseDecodeError,
+    UnknownResult,
+    VouchersImportResult,
+    converter,
+)
+from voucherify_async._converter import structure_async_action  # noqa: E402
 
 NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?x?$")
 
@@ -37,8 +51,81 @@ def test_decode_table() -> None:
     names = [row[0] for row in table.rows]
     assert names[0].startswith("json.loads")
     assert any(name.startswith("decode_async_action") for name in names)
+    assert any(name.startswith(decode.CATTRS_DECODE_ROW) for name in names)
+    assert decode.CATTRS_STRUCTURE_ROW in names
     assert _figures(table, "x json.loads")[0] == "1.00x"
     assert _all_numbers(_figures(table, "best us/payload"))
+
+
+def _assert_same_model(payload: dict[str, Any], cattrs_structure: Callable[[Any], Any]) -> None:
+    ours = structure_async_action(copy.deepcopy(payload))
+    theirs = cattrs_structure(copy.deepcopy(payload))
+    assert type(theirs) is AsyncAction
+    assert theirs == ours
+    assert type(theirs.result) is type(ours.result)
+    assert repr(theirs) == repr(ours)
+    # The private fields (explicit nulls, one-object lists) too: unstructure reads them.
+    assert converter.unstructure(theirs) == converter.unstructure(ours)
+
+
+def test_cattrs_hooks_decode_every_seed_example_as_the_library_does() -> None:
+    """The cattrs-generated row builds the same models as the library: the timing is fair."""
+    cattrs_structure = decode.cattrs_structure_action()
+    payloads = list(examples().values())
+    assert len(payloads) == 22
+    for payload in payloads:
+        _assert_same_model(payload, cattrs_structure)
+        assert converter.unstructure(cattrs_structure(payload)) == payload
+
+
+def _with_extras(p: dict[str, Any]) -> None:
+    p.update(user={"id": "u_1"}, log_id=None, request_id=None)
+    p["result"]["note"] = [1, {"a": 2}]
+
+
+def _one_failure(p: dict[str, Any]) -> None:
+    p["result"]["failed"] = p["result"]["failed"][0]
+
+
+def _unknown_values(p: dict[str, Any]) -> None:
+    p.update(type="VOUCHERS.SOMETHING_NEW", status="PAUSED", operation_status="MAYBE")
+
+
+def _defaults_left_out(p: dict[str, Any]) -> None:
+    del p["object"], p["result"]["message"]
+
+
+@pytest.mark.parametrize(
+    "change", [_with_extras, _one_failure, _unknown_values, _defaults_left_out]
+)
+def test_cattrs_hooks_match_the_library_off_the_common_path(
+    change: Callable[[dict[str, Any]], None],
+) -> None:
+    """Unknown keys, explicit nulls, ``failed`` as one object, unknown values, left-out defaults."""
+    payload = examples()["VOUCHERS.IMPORT"]
+    change(payload)
+    _assert_same_model(payload, decode.cattrs_structure_action())
+
+
+def test_cattrs_hooks_types_and_strictness() -> None:
+    """Typed results, enum members, and the library's refusals: no coercion, no missing id."""
+    structure = decode.cattrs_structure_action()
+    payload = examples()["VOUCHERS.IMPORT"]
+    action = structure(payload)
+    assert isinstance(action.result, VouchersImportResult)
+    assert isinstance(structure({**payload, "type": "X"}).result, UnknownResult)
+    operation = structure({**payload, "operation_status": "SUCCESS"}).operation_status
+    assert operation is OperationStatus.SUCCESS
+    for bad in (
+        {**payload, "result": {**payload["result"], "done_count": "5"}},
+        {**payload, "progress": True},
+        {**payload, "request_id": 5},
+        {key: value for key, value in payload.items() if key != "id"},
+    ):
+        with pytest.raises(ResponseDecodeError):
+            structure_async_action(bad)
+        with pytest.raises(ClassValidationError):
+            structure(bad)
 
 
 def test_client_cpu_table() -> None:
