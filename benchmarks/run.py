@@ -57,6 +57,8 @@ def decode_tables(number: int, repeat: int, sdk_site: Path | None = None) -> lis
         f"{len(bodies)} seed examples, {sum(map(len, bodies)) // len(bodies)} bytes on average; "
         f"best and median of {repeat} x {number} loops (benchmarks/decode.py's helpers).",
     ]
+    medians = {name: statistics.median(runs) for name, runs in times.items()}
+    notes.append(decode.hooks_vs_cattrs({name: (best[name], medians[name]) for name in best}) + ".")
     if decode.SDK_ROW in best:
         ratio = ours / best[decode.SDK_ROW]
         notes.append(
