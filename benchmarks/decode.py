@@ -115,9 +115,9 @@ def _enum_or_str_hook(tp: Any) -> Callable[[Any, Any], Any]:
 def _one_or_many_hook(conv: cattrs.Converter, tp: Any) -> Callable[[Any, Any], Any]:
     """``list[X] | None`` that also takes one ``X`` object (the API sends ``failed`` so)."""
     list_type = next(arg for arg in typing.get_args(tp) if arg is not NoneType)
-    item_hook = conv.get_structure_hook(typing.get_args(list_type)[0])
-    list_hook = conv.get_structure_hook(list_type)
     item_type = typing.get_args(list_type)[0]
+    item_hook = conv.get_structure_hook(item_type)
+    list_hook = conv.get_structure_hook(list_type)
 
     def structure(value: Any, _: Any) -> Any:
         if value is None:
