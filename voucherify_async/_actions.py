@@ -31,6 +31,10 @@ __all__ = ["AsyncActions"]
 logger: Final = logging.getLogger("voucherify_async")
 
 _COLLECTION: Final = "/v1/async-actions"
+_MILLISECOND: Final = dt.timedelta(milliseconds=1)
+#: Pages in a row that bring no new action before :meth:`AsyncActions.iterate` gives up.
+#: An honest server needs at most two (re-asking a millisecond, then stepping past it).
+MAX_STALE_PAGES: Final = 3
 
 
 def action_path(action_id: str) -> str:
@@ -141,16 +145,27 @@ class AsyncActions:
 
         The API has no cursor: each next page is asked with ``end_date`` one millisecond after
         the oldest ``created_at`` of the page before, and ids already yielded are dropped, so
-        nothing is skipped or repeated. *page_size* is 1-100 (default 100).
+        nothing is repeated, and nothing is skipped unless more than *page_size* actions share
+        one millisecond (then a WARNING is logged). *page_size* is 1-100 (default 100).
+
+        Every request moves forward: a page that brings nothing new moves ``end_date`` strictly
+        back. A server whose pages do not move at all (one that ignores ``end_date``) ends the
+        iteration with :class:`ResponseDecodeError` after
+        ``MAX_STALE_PAGES`` (3) such pages in a row, instead of asking the same page forever.
         """
         seen: set[str] = set()
-        cursor = end_date
+        cursor: dt.datetime | dt.date | str | None = end_date
+        previous: dt.datetime | None = None  # the cursor of the last request, when we chose it
+        stale = 0
+        warned: set[dt.datetime] = set()
         while True:
             page = await self.list(limit=page_size, end_date=cursor)
-            fresh = [item for item in page.async_actions if item.id not in seen]
-            for item in fresh:
-                seen.add(item.id)
-                yield item
+            fresh = 0
+            for item in page.async_actions:
+                if item.id not in seen:  # also drops an id repeated within one page
+                    seen.add(item.id)
+                    fresh += 1
+                    yield item
             if not page.has_more or not page.async_actions:
                 return
             dated = [item.created_at for item in page.async_actions if item.created_at is not None]
@@ -158,14 +173,35 @@ class AsyncActions:
                 logger.warning("async actions list page without created_at; cannot page further")
                 return
             oldest = min(dated)
-            # Inclusive of the oldest millisecond, unless a whole page shares it: then move on.
-            step = dt.timedelta(milliseconds=1) if fresh else dt.timedelta(0)
-            if not fresh:
-                logger.warning(
-                    "a whole page of async actions shares created_at %s; some may be skipped",
-                    oldest,
-                )
-            cursor = oldest + step
+            if fresh:
+                stale = 0
+                # Ask the oldest millisecond again (inclusive): its other actions come next.
+                nxt = oldest + _MILLISECOND
+                if previous is not None:
+                    nxt = min(nxt, previous)
+            else:
+                stale += 1
+                if stale >= MAX_STALE_PAGES:
+                    raise ResponseDecodeError(
+                        f"async actions list: {stale} pages in a row brought no new action "
+                        f"(end_date {format_end_date(previous or oldest)}); the server does not "
+                        "page by end_date, so iterate() stops here",
+                        status=200,
+                        path="$.async_actions",
+                    )
+                # Nothing new: every action of the oldest millisecond we can reach is seen.
+                # Step strictly back, so the next request is never the same one again.
+                nxt = oldest if previous is None else min(oldest, previous - _MILLISECOND)
+                crowded = len(page.async_actions) >= page_size and max(dated) == oldest
+                if crowded and oldest not in warned:  # a full page of one millisecond
+                    warned.add(oldest)
+                    logger.warning(
+                        "more than %d async actions share created_at %s; iterate() moves past "
+                        "that millisecond and may skip some of them (use a larger page_size)",
+                        page_size,
+                        format_end_date(oldest),
+                    )
+            previous = cursor = nxt
 
     # -- handles ------------------------------------------------------------------------
 
