@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import _hypothesis_profiles  # noqa: F401 (loads the profile before any test module)
 import pytest
 from _support import APP_ID, APP_TOKEN
 

@@ -160,3 +160,20 @@ def test_fast_and_slow_paths_agree(payload: dict[str, Any]) -> None:
     slow = _slow_action(payload)
     assert fast == slow
     assert converter.unstructure(fast) == converter.unstructure(slow) == payload
+
+
+def test_hypothesis_profile_is_reproducible_in_ci() -> None:
+    """Under CI the examples are derandomized; everywhere, no example fails by time."""
+    import os
+
+    import _hypothesis_profiles
+
+    active = settings.default
+    assert active.deadline is None
+    if os.environ.get("HYPOTHESIS_PROFILE") is None:
+        assert ("ci" if os.environ.get("CI") else "explore") == _hypothesis_profiles.PROFILE
+    if _hypothesis_profiles.PROFILE == "ci":
+        assert active.derandomize is True and active.database is None
+        assert active.print_blob is True
+    # The module-level settings of the property tests inherit the profile.
+    assert FAST.derandomize == active.derandomize

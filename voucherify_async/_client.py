@@ -55,21 +55,28 @@ class VoucherifyClient:
     :param app_id: The application id; default ``$VOUCHERIFY_APP_ID``.
     :param app_token: The secret key; default ``$VOUCHERIFY_APP_TOKEN``. Never logged or shown.
     :param oauth_token: An OAuth access token, sent as ``Authorization: Bearer``, instead of keys.
-    :param cluster: ``"api"`` (EU, default), ``"us1.api"`` or ``"as1.api"``.
+    :param cluster: ``"api"`` (EU, default), ``"us1.api"`` or ``"as1.api"``; any other value
+        is a :class:`ConfigurationError`. Reach a dedicated region with *base_url*.
     :param base_url: Overrides *cluster*; default ``$VOUCHERIFY_BASE_URL``.
     :param session: An :class:`aiohttp.ClientSession` to borrow; it is never closed here.
-    :param timeout: Seconds per HTTP request (default 30), or an :class:`aiohttp.ClientTimeout`.
-    :param max_retries: Extra attempts on connection errors, timeouts, 429 and 5xx (default 4).
-    :param max_concurrency: HTTP requests in flight at once (default 16).
-    :param requests_per_minute: The client-wide budget; ``None`` (default): no local cap.
+    :param timeout: Seconds per HTTP request, finite and > 0 (default 30), or an
+        :class:`aiohttp.ClientTimeout`.
+    :param max_retries: Extra attempts on connection errors, timeouts, 429 and 5xx, an integer
+        >= 0 (default 4; 0: no retry).
+    :param max_concurrency: HTTP requests in flight at once, an integer >= 1 (default 16).
+    :param requests_per_minute: The client-wide budget, an integer >= 1; ``None`` (default):
+        no local cap.
     :param budget: A budget shared with other processes (``voucherify_async.redis.RedisBudget``);
         replaces *requests_per_minute*. Default ``None``: the in-process gate.
-    :param budget_window: The window of that budget in seconds (default 60; change it only to
-        time-scale tests and benchmarks).
+    :param budget_window: The window of that budget in seconds, finite and > 0 (default 60;
+        change it only to time-scale tests and benchmarks).
     :param poll_policy: The default :class:`PollPolicy` of handles.
     :param api_version: Sent as ``X-Voucherify-API-Version`` when set.
     :param allow_insecure_http: Allow credentials over plain http to hosts other than loopback.
     :param user_agent: Appended to ``voucherify-async/<version>`` in the User-Agent.
+
+    Every bad option raises :class:`ConfigurationError` (also a ``ValueError``) naming it,
+    before anything is opened.
     """
 
     def __init__(
@@ -93,8 +100,19 @@ class VoucherifyClient:
         user_agent: str | None = None,
     ) -> None:
         headers = _auth_headers(app_id, app_token, oauth_token)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        _check_int("max_retries", max_retries, minimum=0)
+        _check_int("max_concurrency", max_concurrency, minimum=1)
+        if requests_per_minute is not None:
+            _check_int("requests_per_minute", requests_per_minute, minimum=1)
+        if (
+            isinstance(budget_window, bool)
+            or not isinstance(budget_window, int | float)
+            or not math.isfinite(budget_window)
+            or budget_window <= 0
+        ):
+            raise ConfigurationError(
+                f"budget_window must be a finite number of seconds > 0, got {budget_window!r}"
+            )
         if not isinstance(poll_policy, PollPolicy):
             raise ConfigurationError("poll_policy must be a PollPolicy")
         self._base_url = resolve_base_url(
@@ -118,7 +136,7 @@ class VoucherifyClient:
         try:
             if budget is not None:
                 if requests_per_minute is not None:
-                    raise ValueError("pass either requests_per_minute or budget, not both")
+                    raise ConfigurationError("pass either requests_per_minute or budget, not both")
                 gate = budget.make_gate(
                     concurrency=max_concurrency,
                     unanswered_hold=hold,
@@ -239,6 +257,12 @@ def _account_key(headers: dict[str, str], base_url: str) -> str | None:
     """
     app_id = headers.get("X-App-Id")
     return None if app_id is None else f"{URL(base_url).host}:{app_id}"
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    """An integer option: ``bool``, floats (even ``2.0``) and strings are refused by name."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _check_header(name: str, value: str) -> None:

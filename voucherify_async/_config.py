@@ -16,6 +16,7 @@ import backoff
 from yarl import URL
 
 from ._errors import ConfigurationError
+from ._validate import check_seconds
 
 __all__ = ["PollPolicy", "fast_polling"]
 
@@ -47,24 +48,33 @@ ENV_BASE_URL: Final = "VOUCHERIFY_BASE_URL"
 def resolve_base_url(cluster: str, base_url: str | None, *, allow_insecure_http: bool) -> str:
     """The API root for a client: *base_url*, else ``$VOUCHERIFY_BASE_URL``, else the cluster's.
 
-    Plain ``http`` is refused for any host but loopback unless *allow_insecure_http*.
+    *cluster* must be one of :data:`CLUSTERS`; a dedicated region or a proxy is reached with
+    *base_url*. Plain ``http`` is refused for any host but loopback unless
+    *allow_insecure_http*. Every refusal is a :class:`ConfigurationError`.
     """
+    if not isinstance(cluster, str) or cluster not in CLUSTERS:
+        raise ConfigurationError(
+            f"unknown cluster {cluster!r}: use one of {', '.join(map(repr, CLUSTERS))}, "
+            "or pass base_url for a dedicated region"
+        )
+    if base_url is not None and not isinstance(base_url, str):
+        raise ConfigurationError(f"base_url must be a str, got {type(base_url).__name__}")
     url = base_url or os.environ.get(ENV_BASE_URL) or None
     if url is None:
-        if not cluster or "/" in cluster or ":" in cluster:
-            raise ConfigurationError(
-                f"invalid cluster {cluster!r}: use one of {', '.join(CLUSTERS)}"
-            )
         return f"https://{cluster}.voucherify.io"
     try:
         parts = urlsplit(url)
         host, _ = parts.hostname, parts.port  # both parse (and may refuse) the netloc
-        URL(url)
-    except ValueError as exc:
-        raise ConfigurationError(f"base_url is not a valid URL: {url!r} ({exc})") from None
+        parsed = URL(url)
+        parsed.host, parsed.port  # noqa: B018 (yarl parses the netloc lazily)
+    except (ValueError, IndexError, TypeError, UnicodeError) as exc:
+        # yarl and urllib raise IndexError/TypeError for some malformed netlocs ("[::1]@").
+        raise ConfigurationError(
+            f"base_url is not a valid URL: {url!r} ({type(exc).__name__}: {exc})"
+        ) from None
     if parts.scheme not in ("http", "https") or not host:
         raise ConfigurationError(f"base_url must be an http(s) URL with a host, got {url!r}")
-    if parts.query or parts.fragment or parts.username or parts.password:
+    if parts.query or parts.fragment or parts.username is not None or parts.password:
         raise ConfigurationError("base_url must not carry a query, a fragment or credentials")
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(host):
         raise ConfigurationError(
@@ -93,14 +103,21 @@ def is_loopback(host: str) -> bool:
 _fast_polling_cap: float | None = None
 
 
-@contextlib.contextmanager
-def fast_polling(max_delay: float = 0.001) -> Iterator[None]:
+def fast_polling(max_delay: float = 0.001) -> contextlib.AbstractContextManager[None]:
     """Make every poll and retry delay of the library's own at most *max_delay* seconds.
 
     For test suites: handles resolve as soon as the server says so, retries are instant.
     Waits that the server demands (``Retry-After``, ``X-Rate-Limit-Retry``) and the
-    ``requests_per_minute`` budget are still honoured. Default cap: 0.001 s.
+    ``requests_per_minute`` budget are still honoured. Default cap: 0.001 s; 0 makes those
+    delays nothing at all. A negative, NaN or infinite cap raises
+    :class:`~voucherify_async.InvalidArgumentError` (a ``bool`` or a string,
+    :class:`~voucherify_async.InvalidArgumentTypeError`) when called, before the ``with``.
     """
+    return _capped(check_seconds(max_delay, "max_delay"))
+
+
+@contextlib.contextmanager
+def _capped(max_delay: float) -> Iterator[None]:
     global _fast_polling_cap
     previous = _fast_polling_cap
     _fast_polling_cap = max_delay
@@ -124,14 +141,32 @@ def retry_delays() -> Generator[float, None, None]:
         yield own_delay(backoff.full_jitter(value))
 
 
+def _number(attribute: attrs.Attribute[Any], value: object) -> float:
+    """*value* as a finite real number, or :class:`ConfigurationError` naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(
+            f"{attribute.name} must be a number (seconds), got {type(value).__name__}"
+        )
+    if not math.isfinite(value):
+        raise ConfigurationError(f"{attribute.name} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and (not math.isfinite(value) or value < 0):
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+    if value is not None and _number(attribute, value) < 0:
+        raise ConfigurationError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and (not math.isfinite(value) or value <= 0):
-        raise ValueError(f"{attribute.name} must be a finite number > 0, got {value!r}")
+    if value is not None and _number(attribute, value) <= 0:
+        raise ConfigurationError(f"{attribute.name} must be a finite number > 0, got {value!r}")
+
+
+def _flag(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigurationError(
+            f"{attribute.name} must be True or False, got {type(value).__name__}"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -143,37 +178,50 @@ class PollPolicy:
     reports progress, the adaptive mode predicts its finish from the progress rate and aims the
     next poll at it, so a twenty-minute import costs a few dozen GETs, not a thousand.
 
-    All times are in seconds.
+    All times are in seconds, finite real numbers (``bool`` is refused). A field out of range,
+    NaN, infinite or of the wrong type raises :class:`ConfigurationError` (also a
+    ``ValueError``) at construction, as does a ``min_delay`` above ``max_delay``. An
+    ``initial_delay`` above ``max_delay`` is allowed: every delay is capped at ``max_delay``.
     """
 
-    #: Delay before the first GET. Default 0: the first snapshot comes at once.
+    #: Delay before the first GET (>= 0). Default 0: the first snapshot comes at once.
     first_poll_after: float = attrs.field(default=0.0, validator=_non_negative)
-    #: Delay after the first GET; later delays grow from it. Default 0.6 s.
+    #: Delay after the first GET; later delays grow from it (> 0, capped at max_delay).
+    #: Default 0.6 s.
     initial_delay: float = attrs.field(default=0.6, validator=_positive)
     #: Growth factor of the delays (a ``backoff.expo`` generator underneath). Default 1.5.
     multiplier: float = attrs.field(default=1.5)
-    #: The longest delay between two polls. Default 30 s.
+    #: The longest delay between two polls (> 0). Default 30 s.
     max_delay: float = attrs.field(default=30.0, validator=_positive)
-    #: The shortest delay the adaptive mode may choose. Default 0.25 s.
+    #: The shortest delay the adaptive mode may choose (> 0, at most max_delay). Default 0.25 s.
     min_delay: float = attrs.field(default=0.25, validator=_positive)
     #: Each delay is multiplied by a random factor in ``[1 - jitter, 1 + jitter]``. Default 0.1.
     jitter: float = attrs.field(default=0.1)
-    #: Overall deadline from the handle's start (monotonic clock); ``None`` (default) waits forever.
+    #: Overall deadline from the handle's start (monotonic clock), > 0; ``None`` (default) waits
+    #: forever.
     timeout: float | None = attrs.field(default=None, validator=_positive)
-    #: Give up when neither status nor progress changed for this long; ``None`` (default): never.
+    #: Give up when neither status nor progress changed for this long (> 0); ``None`` (default):
+    #: never.
     stall_timeout: float | None = attrs.field(default=None, validator=_positive)
     #: Aim polls at the finish predicted from the observed progress rate. Default True.
-    adaptive: bool = True
+    adaptive: bool = attrs.field(default=True, validator=_flag)
 
     @multiplier.validator
-    def _check_multiplier(self, _: attrs.Attribute[float], value: float) -> None:
-        if not math.isfinite(value) or value < 1:
-            raise ValueError(f"multiplier must be a finite number >= 1, got {value!r}")
+    def _check_multiplier(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if _number(attribute, value) < 1:
+            raise ConfigurationError(f"multiplier must be a finite number >= 1, got {value!r}")
 
     @jitter.validator
-    def _check_jitter(self, _: attrs.Attribute[float], value: float) -> None:
-        if not 0 <= value < 1:
-            raise ValueError(f"jitter must be in [0, 1), got {value!r}")
+    def _check_jitter(self, attribute: attrs.Attribute[float], value: float) -> None:
+        if not 0 <= _number(attribute, value) < 1:
+            raise ConfigurationError(f"jitter must be in [0, 1), got {value!r}")
+
+    def __attrs_post_init__(self) -> None:
+        if self.min_delay > self.max_delay:
+            raise ConfigurationError(
+                f"min_delay ({self.min_delay!r} s) must not exceed max_delay "
+                f"({self.max_delay!r} s): lower min_delay too"
+            )
 
     def delays(self) -> Generator[float, None, None]:
         """The plain growth schedule: the delays after each poll, in seconds, before jitter."""

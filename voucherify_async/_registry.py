@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError
 from ._models import AsyncActionType
 from ._results import (
     CampaignsMetadataKeyPurgeResult,
@@ -77,15 +78,16 @@ def register_result_type(type_name: str, cls: type[Any]) -> None:
     built-in ones: ``"5"`` is no ``int``), or one you registered a cattrs hook for.
     *type_name* may be an :class:`~voucherify_async.AsyncActionType` member or any string.
 
-    :raises TypeError: *type_name* is not a string or *cls* is not a class.
-    :raises ValueError: *type_name* is empty.
+    :raises InvalidArgumentTypeError: *type_name* is not a string or *cls* is not a class
+        (also a ``TypeError``).
+    :raises InvalidArgumentError: *type_name* is empty (also a ``ValueError``).
     """
     if not isinstance(type_name, str):
-        raise TypeError(f"type_name must be a str, not {type(type_name).__name__}")
+        raise InvalidArgumentTypeError(f"type_name must be a str, not {type(type_name).__name__}")
     if not type_name:
-        raise ValueError("type_name must not be empty")
+        raise InvalidArgumentError("type_name must not be empty")
     if not isinstance(cls, type):
-        raise TypeError(f"cls must be a class, not {cls!r}")
+        raise InvalidArgumentTypeError(f"cls must be a class, not {cls!r}")
     _RESULT_TYPES[str(type_name)] = cls
 
 

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
+from ._errors import InvalidArgumentTypeError
+
 if TYPE_CHECKING:
     from ._models import AsyncAction
 
@@ -82,10 +84,33 @@ _on_poll: tuple[OnPollHook, ...] = ()
 _on_status_change: tuple[OnStatusChangeHook, ...] = ()
 
 
+def _callables(hooks: object, name: str) -> tuple[Any, ...]:
+    """*hooks* as a tuple of callables, or :class:`InvalidArgumentTypeError` before any change."""
+    if callable(hooks) or isinstance(hooks, str | bytes):
+        raise InvalidArgumentTypeError(
+            f"{name} takes an iterable of callables, not a single {type(hooks).__name__} "
+            "(wrap one hook in a list)"
+        )
+    try:
+        found: tuple[Any, ...] = tuple(hooks)  # type: ignore[arg-type]
+    except TypeError:
+        raise InvalidArgumentTypeError(
+            f"{name} takes an iterable of callables, got {type(hooks).__name__}"
+        ) from None
+    for hook in found:
+        if not callable(hook):
+            raise InvalidArgumentTypeError(f"{name}: a hook must be callable, got {hook!r}")
+    return found
+
+
 def set_on_poll_hooks(hooks: Iterable[OnPollHook]) -> None:
-    """Replace the hooks called after every poll of every handle."""
+    """Replace the hooks called after every poll of every handle.
+
+    Raises :class:`~voucherify_async.InvalidArgumentTypeError` (also a ``TypeError``) for
+    anything but an iterable of callables, leaving the hooks as they were.
+    """
     global _on_poll
-    _on_poll = tuple(hooks)
+    _on_poll = _callables(hooks, "set_on_poll_hooks")
 
 
 def get_on_poll_hooks() -> tuple[OnPollHook, ...]:
@@ -94,9 +119,13 @@ def get_on_poll_hooks() -> tuple[OnPollHook, ...]:
 
 
 def set_on_status_change_hooks(hooks: Iterable[OnStatusChangeHook]) -> None:
-    """Replace the hooks called when a handle sees a new status or progress."""
+    """Replace the hooks called when a handle sees a new status or progress.
+
+    Raises :class:`~voucherify_async.InvalidArgumentTypeError` (also a ``TypeError``) for
+    anything but an iterable of callables, leaving the hooks as they were.
+    """
     global _on_status_change
-    _on_status_change = tuple(hooks)
+    _on_status_change = _callables(hooks, "set_on_status_change_hooks")
 
 
 def get_on_status_change_hooks() -> tuple[OnStatusChangeHook, ...]:

@@ -389,12 +389,70 @@ def test_plain_http_is_accepted_for_loopback_only(host: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://[::1]evil.com", "http://[::1", "http://[evil.com]", "http://127.0.0.1:99999"],
+    [
+        "http://[::1]evil.com",
+        "http://[::1",
+        "http://[evil.com]",
+        "http://127.0.0.1:99999",
+        "http://[::1]@",
+        "http://[::1]@/v1",
+        "https://[::1]@:443",
+    ],
 )
 def test_malformed_base_url_is_configuration_error(url: str) -> None:
     """A base URL that cannot be parsed is a ConfigurationError at construction."""
     with pytest.raises(ConfigurationError):
         VoucherifyClient("a", "b", base_url=url)
+
+
+_netloc_parts = st.sampled_from(
+    [
+        "127.0.0.1",
+        "localhost",
+        "[::1]",
+        "[",
+        "]",
+        "::1",
+        "[::ffff:127.0.0.1]",
+        "[fe80::1%25eth0]",
+        "evil.com",
+        "xn--",
+        "\u0130",
+        "\uff0e",
+        "@",
+        ":",
+        ":0",
+        ":65536",
+        ":-1",
+        "%",
+        "%00",
+        "%2e",
+        ".",
+        " ",
+        "\t",
+        "\\",
+        "#",
+        "?",
+        "/",
+    ]
+)
+netlocs = st.lists(_netloc_parts | st.text(max_size=3), min_size=0, max_size=6).map("".join)
+
+
+@HYPOTHESIS
+@given(st.sampled_from(["http", "https", "HTTP", "ftp", ""]), netlocs, st.booleans())
+def test_odd_base_urls_are_configuration_errors(scheme: str, netloc: str, insecure: bool) -> None:
+    """Whatever the netloc, building a client ends in a client or a ConfigurationError.
+
+    Never another exception type (yarl and urllib raise IndexError, TypeError or
+    UnicodeError for some malformed netlocs).
+    """
+    url = f"{scheme}://{netloc}"
+    try:
+        client = VoucherifyClient("a", "b", base_url=url, allow_insecure_http=insecure)
+    except ConfigurationError:
+        return
+    assert URL(client._transport.root).host
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])

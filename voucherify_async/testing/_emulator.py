@@ -18,6 +18,10 @@ from typing import Any
 
 from aiohttp import web
 
+from voucherify_async._errors import ConfigurationError, InvalidArgumentError
+from voucherify_async._validate import check_seconds, check_timeout
+
+from ._errors import EmulatorStateError, UnknownActionError
 from ._examples import ACTION_TYPES
 from ._faults import Body, Delay, Drop, Fault, InjectedFault, Status
 from ._http import PREFIX, Reply, action_segment, authorized, close_connection, fault_reply, send
@@ -70,11 +74,11 @@ class VoucherifyEmulator:
         seed: int | None = None,
     ) -> None:
         if not allow_remote and not _is_loopback(host):
-            raise ValueError(
+            raise ConfigurationError(
                 f"refusing to listen on non-loopback host {host!r}; pass allow_remote=True"
             )
-        if not speed > 0:
-            raise ValueError(f"speed must be > 0, got {speed!r}")
+        if check_seconds(speed, "speed") <= 0:
+            raise ConfigurationError(f"speed must be > 0, got {speed!r}")
         self._host = host
         self._port = port
         self._app_id = app_id
@@ -99,7 +103,7 @@ class VoucherifyEmulator:
     async def start(self) -> None:
         """Start serving; :attr:`base_url` is set once this returns."""
         if self._runner is not None:
-            raise RuntimeError("the emulator is already started")
+            raise EmulatorStateError("the emulator is already started")
         # A bare server, no router: every request-target reaches _handle exactly as sent.
         server = web.Server(self._handle, access_log=None)
         runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
@@ -135,7 +139,7 @@ class VoucherifyEmulator:
     def base_url(self) -> str:
         """The address to point a client at, like ``http://127.0.0.1:54321``."""
         if self._base_url is None:
-            raise RuntimeError("the emulator is not started")
+            raise EmulatorStateError("the emulator is not started")
         return self._base_url
 
     # -- the job clock ---------------------------------------------------------------
@@ -157,8 +161,7 @@ class VoucherifyEmulator:
 
         Jobs that end in the jump count as finished now for :meth:`finished_at`.
         """
-        if not seconds >= 0:
-            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        check_seconds(seconds, "seconds")
         before = self._now_ms()
         for job in self._jobs.values():
             if job.finished_real is None and job.terminal_ms is not None:
@@ -199,22 +202,26 @@ class VoucherifyEmulator:
         the standard keys. Each action's ``created_at`` is at least 1 ms after the previous
         one's; ``processing_time`` is the time (ms) from adding it to its end.
         """
-        if duration is not None and not duration >= 0:
-            raise ValueError(f"duration must be >= 0 seconds or None, got {duration!r}")
+        if duration is not None:
+            check_seconds(duration, "duration")
         if enqueued is None:
             enqueued = 0.0 if duration is None else min(0.05 * duration, 0.5)
-        if not enqueued >= 0 or (duration is not None and enqueued > duration):
-            raise ValueError(f"enqueued must be between 0 and duration, got {enqueued!r}")
+        if check_seconds(enqueued, "enqueued") < 0 or (
+            duration is not None and enqueued > duration
+        ):
+            raise InvalidArgumentError(f"enqueued must be between 0 and duration, got {enqueued!r}")
         if status not in ("DONE", "FAILED"):
-            raise ValueError(f"status must be 'DONE' or 'FAILED', got {status!r}")
+            raise InvalidArgumentError(f"status must be 'DONE' or 'FAILED', got {status!r}")
         if not (progress in ("linear", "steps") or callable(progress)):
-            raise ValueError(f"progress must be 'linear', 'steps' or a function: {progress!r}")
+            raise InvalidArgumentError(
+                f"progress must be 'linear', 'steps' or a function: {progress!r}"
+            )
         if id is None:
             id = self._hex_id("aa_")
             while id in self._jobs:
                 id = self._hex_id("aa_")
         elif not id or id in self._jobs:
-            raise ValueError(f"id must be non-empty and new, got {id!r}")
+            raise InvalidArgumentError(f"id must be non-empty and new, got {id!r}")
         now_ms = self._now_ms()
         created_ms = max(math.floor(now_ms), self._last_created_ms + 1)
         self._last_created_ms = created_ms
@@ -269,7 +276,7 @@ class VoucherifyEmulator:
         try:
             return self._jobs[action_id]
         except KeyError:
-            raise KeyError(f"no async action {action_id!r} in this emulator") from None
+            raise UnknownActionError(f"no async action {action_id!r} in this emulator") from None
 
     @property
     def action_ids(self) -> list[str]:
@@ -369,9 +376,10 @@ class VoucherifyEmulator:
     ) -> list[RecordedRequest]:
         """Wait until *n* requests (for *action_id*, when given) have arrived; return them.
 
-        Raises TimeoutError after *timeout* seconds (default 5.0; None waits forever).
+        Raises :class:`TimeoutError` (a ``VoucherifyError`` too) after *timeout* seconds
+        (default 5.0; None waits forever; finite and >= 0).
         """
-        return await self._log.wait(n, timeout, action_id)
+        return await self._log.wait(n, check_timeout(timeout), action_id)
 
     # -- serving ---------------------------------------------------------------------
 

@@ -21,6 +21,9 @@ from typing import Any, TypeAlias
 
 import attrs
 
+from voucherify_async._errors import InvalidArgumentError
+from voucherify_async._validate import check_seconds
+
 __all__ = [
     "Body",
     "Delay",
@@ -35,8 +38,10 @@ __all__ = [
 
 
 def _check_status(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if not 100 <= value <= 599:
-        raise ValueError(f"{attribute.name} must be an HTTP status (100-599), got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+        raise InvalidArgumentError(
+            f"{attribute.name} must be an HTTP status (100-599), got {value!r}"
+        )
 
 
 def _headers(value: Mapping[str, str] | None) -> dict[str, str]:
@@ -93,8 +98,7 @@ class Body:
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value >= 0:
-        raise ValueError(f"{attribute.name} must be >= 0 seconds, got {value!r}")
+    check_seconds(value, attribute.name)
 
 
 @attrs.frozen
@@ -155,10 +159,18 @@ class InjectedFault:
     hits: int = 0
 
     def __attrs_post_init__(self) -> None:
-        if self.times is not None and self.times < 1:
-            raise ValueError(f"times must be >= 1 or None (no limit), got {self.times!r}")
-        if self.probability is not None and not 0.0 <= self.probability <= 1.0:
-            raise ValueError(f"probability must be between 0 and 1, got {self.probability!r}")
+        if self.times is not None and (
+            isinstance(self.times, bool) or not isinstance(self.times, int) or self.times < 1
+        ):
+            raise InvalidArgumentError(f"times must be >= 1 or None (no limit), got {self.times!r}")
+        if self.probability is not None and not (
+            isinstance(self.probability, int | float)
+            and not isinstance(self.probability, bool)
+            and 0.0 <= self.probability <= 1.0
+        ):
+            raise InvalidArgumentError(
+                f"probability must be between 0 and 1, got {self.probability!r}"
+            )
 
     @property
     def active(self) -> bool:

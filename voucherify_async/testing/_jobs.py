@@ -14,6 +14,8 @@ from typing import Any, Literal, TypeAlias
 
 import attrs
 
+from voucherify_async._errors import InvalidArgumentError
+
 from ._examples import OPERATION_STATUS_TYPES, default_result
 
 __all__ = ["Job", "ProgressCurve", "format_ms", "parse_end_date"]
@@ -133,7 +135,7 @@ class Job:
     ) -> None:
         """Set the terminal status, with the defaults for whatever is None."""
         if status not in TERMINAL_STATUSES:
-            raise ValueError(f"status must be 'DONE' or 'FAILED', got {status!r}")
+            raise InvalidArgumentError(f"status must be 'DONE' or 'FAILED', got {status!r}")
         if operation_status is None and self.type in OPERATION_STATUS_TYPES:
             operation_status = "SUCCESS" if status == "DONE" else "FAILED"
         self.status = status
@@ -184,7 +186,7 @@ class Job:
     def hold(self, now_ms: float) -> None:
         """Freeze the job as it is at *now_ms*: it never ends until finish()."""
         if self.is_terminal(now_ms):
-            raise ValueError(f"async action {self.id!r} has already ended")
+            raise InvalidArgumentError(f"async action {self.id!r} has already ended")
         status, progress, updated = self.state(now_ms)
         self.held = _Frozen(status, progress, updated)
         self.terminal_ms = None
@@ -192,9 +194,9 @@ class Job:
     def set_progress(self, progress: int, now_ms: float) -> None:
         """Pin progress to *progress* from *now_ms* on; an ENQUEUED job starts now."""
         if not 0 <= progress <= 100:
-            raise ValueError(f"progress must be between 0 and 100, got {progress!r}")
+            raise InvalidArgumentError(f"progress must be between 0 and 100, got {progress!r}")
         if self.is_terminal(now_ms):
-            raise ValueError(f"async action {self.id!r} has already ended")
+            raise InvalidArgumentError(f"async action {self.id!r} has already ended")
         self.start_ms = min(self.start_ms, now_ms)
         self.pinned = (progress, now_ms)
         if self.held is not None:
@@ -209,7 +211,7 @@ class Job:
     ) -> None:
         """End the job at *now_ms* with *status*; None picks the planned or default values."""
         if self.is_terminal(now_ms):
-            raise ValueError(f"async action {self.id!r} has already ended")
+            raise InvalidArgumentError(f"async action {self.id!r} has already ended")
         if status == self.status:
             operation_status = operation_status or self.operation_status
             if result is None and not self.result_is_default:

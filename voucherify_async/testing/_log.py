@@ -9,6 +9,8 @@ from urllib.parse import unquote
 import attrs
 from aiohttp import web
 
+from ._errors import RequestsTimeout
+
 __all__ = ["RecordedRequest", "RequestLog", "monotonic"]
 
 _REDACTED = frozenset({"x-app-token", "authorization"})
@@ -104,6 +106,6 @@ class RequestLog:
                         return seen
                     await self._arrived.wait()
         except TimeoutError:
-            raise TimeoutError(
+            raise RequestsTimeout(
                 f"saw {len(seen)} of {n} requests within {timeout} seconds"
             ) from None

@@ -7,6 +7,9 @@ import math
 
 import attrs
 
+from voucherify_async._errors import InvalidArgumentError
+from voucherify_async._validate import check_seconds
+
 __all__ = ["GENEROUS_LIMIT", "RateState", "SlidingWindow"]
 
 #: The limit reported when no budget is enforced.
@@ -43,10 +46,12 @@ class SlidingWindow:
     """
 
     def __init__(self, limit: int | None, window: float) -> None:
-        if limit is not None and limit < 1:
-            raise ValueError(f"requests_per_minute must be >= 1 or None, got {limit!r}")
-        if not window > 0:
-            raise ValueError(f"rate_limit_window must be > 0 seconds, got {window!r}")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise InvalidArgumentError(f"requests_per_minute must be >= 1 or None, got {limit!r}")
+        if check_seconds(window, "rate_limit_window") <= 0:
+            raise InvalidArgumentError(f"rate_limit_window must be > 0 seconds, got {window!r}")
         self.limit = limit
         self.window = window
         self._admitted: collections.deque[float] = collections.deque()
