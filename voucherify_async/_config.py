@@ -152,14 +152,19 @@ def _number(attribute: attrs.Attribute[Any], value: object) -> float:
     return float(value)
 
 
-def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and _number(attribute, value) < 0:
+def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if _number(attribute, value) < 0:
         raise ConfigurationError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
-def _positive(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and _number(attribute, value) <= 0:
+def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if _number(attribute, value) <= 0:
         raise ConfigurationError(f"{attribute.name} must be a finite number > 0, got {value!r}")
+
+
+def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _positive(instance, attribute, value)  # type: ignore[arg-type]
 
 
 def _flag(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -199,10 +204,10 @@ class PollPolicy:
     jitter: float = attrs.field(default=0.1)
     #: Overall deadline from the handle's start (monotonic clock), > 0; ``None`` (default) waits
     #: forever.
-    timeout: float | None = attrs.field(default=None, validator=_positive)
+    timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
     #: Give up when neither status nor progress changed for this long (> 0); ``None`` (default):
     #: never.
-    stall_timeout: float | None = attrs.field(default=None, validator=_positive)
+    stall_timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
     #: Aim polls at the finish predicted from the observed progress rate. Default True.
     adaptive: bool = attrs.field(default=True, validator=_flag)
 
