@@ -271,7 +271,7 @@ def _sync_misuse() -> Iterator[tuple[str, Callable[[], object]]]:
     yield "fast_polling", lambda: fast_polling(-1)
 
 
-@pytest.mark.parametrize(("case", "call"), list(_sync_misuse()), ids=lambda v: str(v))
+@pytest.mark.parametrize(("case", "call"), list(_sync_misuse()), ids=[c for c, _ in _sync_misuse()])
 def test_misuse_is_a_voucherify_error_and_a_builtin_type(
     case: str, call: Callable[[], object]
 ) -> None:

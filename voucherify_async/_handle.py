@@ -294,7 +294,10 @@ class AsyncActionHandle:
                     raise
                 snapshot, error = None, exc
                 self._last_error = exc
-                logger.warning("polling async action %s: %s; will poll again", self._id, exc)
+                text = str(exc)  # name the action once: a TransportError's text holds its path
+                if self._id not in text:
+                    text = f"polling async action {self._id}: {text}"
+                logger.warning("%s; will poll again", text)
             now = self._loop.time()
             if snapshot is not None and self._observe(snapshot):
                 self._last_change = now

@@ -331,7 +331,11 @@ class Transport:
             wait = max(next(delays), server_wait)
             if time.monotonic() - started + wait > RETRY_MAX_TIME:
                 raise error
-            logger.warning("%s; retry %d of %d in %.2f s", error, attempt, self._max_retries, wait)
+            # A TransportError's text starts with the label already; an APIError's has none.
+            text = str(error)
+            if not text.startswith(label):
+                text = f"{label}: {text}"
+            logger.warning("%s; retry %d of %d in %.2f s", text, attempt, self._max_retries, wait)
             await asyncio.sleep(wait)
 
     async def _attempt(

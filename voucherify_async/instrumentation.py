@@ -136,10 +136,13 @@ def get_on_status_change_hooks() -> tuple[OnStatusChangeHook, ...]:
 def emit_poll(event: PollEvent) -> None:
     """Log *event* at DEBUG and pass it to every poll hook."""
     if logger.isEnabledFor(logging.DEBUG):
+        error = "" if event.error is None else str(event.error)
+        # Name the action once: a TransportError's text holds the request's path already.
+        subject = "poll" if event.action_id in error else f"poll {event.action_id}"
         logger.debug(
-            "poll %s #%d: status=%s progress=%s; next in %.3f s (%s)%s",
-            event.action_id, event.attempt, event.status, event.progress, event.delay,
-            event.reason, f"; error: {event.error}" if event.error is not None else "",
+            "%s #%d: status=%s progress=%s; next in %.3f s (%s)%s",
+            subject, event.attempt, event.status, event.progress, event.delay,
+            event.reason, f"; error: {error}" if error else "",
         )  # fmt: skip
     for hook in _on_poll:
         _call(hook, event)
