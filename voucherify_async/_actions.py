@@ -126,7 +126,8 @@ class AsyncActions:
         """One ``GET /v1/async-actions``: up to *limit* (1-100, default 50) actions, newest first.
 
         *end_date* (a timezone-aware datetime, a date, or the API's own string) keeps only the
-        actions scheduled before it. Items carry no ``result``.
+        actions scheduled before it. Items carry no ``result``. A bad *limit* or *end_date* is
+        :class:`InvalidArgumentError` (also a ``ValueError``) before any request.
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
             raise InvalidArgumentError(f"limit must be an integer from 1 to 100, got {limit!r}")
@@ -256,7 +257,8 @@ class AsyncActions:
     ) -> AsyncAction:
         """Wait for *action_id* to end and return the terminal action: ``handle`` + ``await``.
 
-        Raises :class:`PollTimeout` after *timeout* seconds (None: no limit),
+        Raises :class:`PollTimeout` after *timeout* seconds (None: no limit; 0: do not wait;
+        NaN, infinite or negative: :class:`InvalidArgumentError`),
         :class:`AsyncActionFailed` when the action failed. A handle this call started is
         cancelled when it returns or raises and nobody else waits on it.
         """
@@ -299,7 +301,8 @@ class AsyncActions:
 
         The first failure raises (like :func:`asyncio.gather`) unless *return_exceptions*, which
         puts each exception, a :class:`PollTimeout` included, in the list in its place.
-        *timeout* (seconds, None: no limit) bounds the whole wait.
+        *timeout* (seconds, None: no limit) bounds the whole wait. *ids* must be an iterable
+        of ids or handles: a bare ``str`` is :class:`InvalidArgumentTypeError` (a ``TypeError``).
         """
         check_timeout(timeout)
         handles = self._helper_handles(check_ids(ids), policy)
@@ -346,7 +349,8 @@ class AsyncActions:
     ) -> AsyncIterator[AsyncActionHandle]:
         """Yield each handle as it gets its outcome; await the handle for its action or error.
 
-        Raises :class:`PollTimeout` when *timeout* seconds (None: no limit) pass first. Handles
+        Raises :class:`PollTimeout` when *timeout* seconds (None: no limit) pass first; a bare
+        ``str`` for *ids_or_handles* is :class:`InvalidArgumentTypeError`. Handles
         this call started are cancelled when the loop ends early, unless someone else waits on
         them; wrap it in :func:`contextlib.aclosing` to have that happen at once on ``break``.
         """
