@@ -159,7 +159,9 @@ class VoucherifyEmulator:
     def advance(self, seconds: float) -> None:
         """Move the job clock forward by *seconds* (job-clock seconds): jobs jump ahead.
 
-        Jobs that end in the jump count as finished now for :meth:`finished_at`.
+        Jobs that end in the jump count as finished now for :meth:`finished_at`. *seconds* is
+        finite and >= 0 (0 changes nothing); anything else is
+        :class:`~voucherify_async.InvalidArgumentError`.
         """
         check_seconds(seconds, "seconds")
         before = self._now_ms()
@@ -191,16 +193,18 @@ class VoucherifyEmulator:
     ) -> str:
         """Schedule a simulated async action now and return its id.
 
-        It spends *enqueued* seconds ENQUEUED (default ``min(0.05 * duration, 0.5)``), then
-        is IN_PROGRESS with *progress* rising (``"linear"``, ``"steps"`` or a function of the
-        elapsed fraction returning 0-100) and ends with *status* (``"DONE"`` or
-        ``"FAILED"``) *duration* seconds (default 1.0, job clock) after it was created;
-        ``duration=None`` never ends. *operation_status* defaults to ``"SUCCESS"``/``"FAILED"``
-        for bulk and metadata updates and is absent for other types; *result* defaults to a
-        realistic result for *type* and status. *id* defaults to ``aa_`` + 18 hex digits;
-        *extra* keys (such as ``user`` or ``log_id``) are added to every response and win over
-        the standard keys. Each action's ``created_at`` is at least 1 ms after the previous
-        one's; ``processing_time`` is the time (ms) from adding it to its end.
+        It spends *enqueued* seconds ENQUEUED (default ``min(0.05 * duration, 0.5)``), then is
+        IN_PROGRESS with *progress* rising (``"linear"``, ``"steps"`` or a function of the
+        elapsed fraction returning 0-100) and ends with *status* (``"DONE"`` or ``"FAILED"``)
+        *duration* seconds (default 1.0, job clock) after it was created; ``duration=None``
+        never ends, ``duration=0`` ends at once; a negative, NaN or infinite time is
+        :class:`~voucherify_async.InvalidArgumentError`. *operation_status* defaults to
+        ``"SUCCESS"``/``"FAILED"`` for bulk and metadata updates and is absent for other types;
+        *result* defaults to a realistic result for *type* and status. *id* defaults to ``aa_``
+        and 18 hex digits; *extra* keys (such as ``user`` or ``log_id``) are added to every
+        response and win over the standard keys. Each action's ``created_at`` is at least 1 ms
+        after the previous one's; ``processing_time`` is the time (ms) from adding it to its
+        end.
         """
         if duration is not None:
             check_seconds(duration, "duration")
