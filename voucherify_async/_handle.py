@@ -151,6 +151,9 @@ class AsyncActionHandle:
     async def result(self, timeout: float | None = None) -> AsyncAction:
         """The terminal :class:`AsyncAction`, waiting at most *timeout* seconds (None: no limit).
 
+        *timeout* is a finite number of seconds >= 0 (0: do not wait, answer from what the
+        handle has); NaN, infinity or a negative value raise :class:`InvalidArgumentError`.
+
         Raises :class:`AsyncActionFailed` for a failed action, :class:`PollTimeout` when
         *timeout* passes (the handle keeps polling), the permanent error that ended the handle,
         or :class:`asyncio.CancelledError` when the handle was cancelled. Cancelling the task
