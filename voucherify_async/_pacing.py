@@ -137,13 +137,13 @@ class LocalGate(RequestGate):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ConfigurationError(f"max_concurrency must be an integer >= 1, got {concurrency!r}")
+            raise ConfigurationError(f"max_concurrency must be an int >= 1, got {concurrency!r}")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-            raise ConfigurationError(f"requests_per_minute must be an integer or None, got {limit!r}")
+            raise ConfigurationError(f"requests_per_minute must be an int or None, got {limit!r}")
         if limit is not None and limit < 1:
             raise ConfigurationError(f"requests_per_minute must be >= 1 or None, got {limit!r}")
         if not _finite_positive(window):
-            raise ConfigurationError(f"the budget window must be a finite number > 0, got {window!r}")
+            raise ConfigurationError(f"the budget window must be finite and > 0, got {window!r}")
         if not _finite_positive(unanswered_hold):
             raise ConfigurationError(
                 f"unanswered_hold must be a finite number > 0, got {unanswered_hold!r}"
