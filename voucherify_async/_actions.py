@@ -14,6 +14,7 @@ from yarl import URL
 
 from ._config import PollPolicy
 from ._converter import decode_async_action, decode_async_action_list
+from ._endpoints import StartActions
 from ._errors import (
     ClientClosedError,
     InvalidArgumentError,
@@ -80,8 +81,13 @@ def format_end_date(end_date: dt.datetime | dt.date | str) -> str:
     )
 
 
-class AsyncActions:
-    """The async actions API of one client. Reach it as ``client.async_actions``."""
+class AsyncActions(StartActions):
+    """The async actions API of one client. Reach it as ``client.async_actions``.
+
+    Read actions (:meth:`get`, :meth:`list`, :meth:`iterate`), wait for them (:meth:`handle`,
+    :meth:`wait`, :meth:`wait_all`, :meth:`as_completed`), and start them (:meth:`start` and
+    one ``start_...`` or ``delete_...`` helper per endpoint).
+    """
 
     def __init__(self, transport: Transport, default_policy: PollPolicy) -> None:
         self._transport = transport
@@ -231,6 +237,28 @@ class AsyncActions:
             )
             self._handles[action_id] = handle
             handle._helper_owned = True
+        return handle
+
+    def _adopt(
+        self, action_id: str, policy: PollPolicy | None, started_at: float
+    ) -> AsyncActionHandle:
+        """The user's handle for an action this client just started (at loop time *started_at*)."""
+        if self._closing:
+            raise ClientClosedError(
+                f"async action {action_id} was started, but the client was closed before its "
+                "handle was made: follow it with another client"
+            )
+        handle = self._handles.get(action_id)
+        if handle is None or handle.done():
+            handle = AsyncActionHandle(
+                action_id,
+                fetch=self.get,
+                policy=policy if policy is not None else self._default_policy,
+                on_finish=self._forget,
+                started_at=started_at,
+            )
+            self._handles[action_id] = handle
+        handle._helper_owned = False
         return handle
 
     def _forget(self, handle: AsyncActionHandle) -> None:

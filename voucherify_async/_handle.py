@@ -56,6 +56,7 @@ class AsyncActionHandle:
         "_policy",
         "_schedule",
         "_stall_timer",
+        "_started_at",
         "_subscribers",
         "_task",
         "_timer",
@@ -69,8 +70,11 @@ class AsyncActionHandle:
         fetch: Callable[[str], Awaitable[AsyncAction]],
         policy: PollPolicy,
         on_finish: Callable[[AsyncActionHandle], object] | None = None,
+        started_at: float | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
+        # When the action was started (loop time), if this client started it: its age is known.
+        self._started_at = started_at
         self._loop = loop
         self._id = action_id
         self._fetch = fetch
@@ -101,7 +105,11 @@ class AsyncActionHandle:
             )
         self._arm_stall_timer(started)
         if policy.first_poll_after:
-            self._timer = loop.call_later(own_delay(policy.first_poll_after), self._spawn)
+            # An action this client started is polled first_poll_after its start.
+            first = (started if started_at is None else started_at) + own_delay(
+                policy.first_poll_after
+            )
+            self._timer = loop.call_at(first, self._spawn)
         else:
             self._spawn()
 
@@ -116,6 +124,15 @@ class AsyncActionHandle:
     def policy(self) -> PollPolicy:
         """The polling policy this handle runs under."""
         return self._policy
+
+    @property
+    def started_at(self) -> float | None:
+        """When this client started the action (event loop time, seconds), or ``None``.
+
+        Set for handles from ``client.async_actions.start()`` and the ``start_...`` helpers;
+        ``None`` for an action started elsewhere, whose age is unknown.
+        """
+        return self._started_at
 
     @property
     def latest(self) -> AsyncAction | None:

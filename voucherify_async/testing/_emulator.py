@@ -28,6 +28,7 @@ from ._http import PREFIX, Reply, action_segment, authorized, close_connection, 
 from ._jobs import Job, ProgressCurve, parse_end_date
 from ._log import RecordedRequest, RequestLog, monotonic
 from ._ratelimit import RateState, SlidingWindow
+from ._start import BadPayload, Endpoint, error_fields, find_endpoint, read_plan
 
 __all__ = ["RecordedRequest", "VoucherifyEmulator", "serve"]
 
@@ -97,6 +98,13 @@ class VoucherifyEmulator:
         self._closing = asyncio.Event()
         self._runner: web.ServerRunner | None = None
         self._base_url: str | None = None
+        #: Seconds (job clock) every job started through the API lasts, plus
+        #: :attr:`start_seconds_per_row` per row of its payload. Set them to change the pace.
+        self.start_seconds = 0.2
+        #: Seconds (job clock) each row of a start request's payload adds to its job.
+        self.start_seconds_per_row = 0.002
+        #: The largest start payload read, in bytes; a larger one is answered with 413.
+        self.max_upload_bytes = 64 * 1024 * 1024
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -405,7 +413,7 @@ class VoucherifyEmulator:
             state = self._budget.peek(monotonic())
             reply = fault_reply(fault, state, time.time(), self._hex_id("v-"))
         else:
-            reply = self._api_reply(request, record)
+            reply = await self._api_reply(request, record)
         record.status = reply.status
         return await send(request, reply, fault)
 
@@ -413,7 +421,7 @@ class VoucherifyEmulator:
         body = {"code": status, **fields, "request_id": self._hex_id("v-")}
         return Reply.json(status, body, state.headers(time.time()))
 
-    def _api_reply(self, request: web.BaseRequest, record: RecordedRequest) -> Reply:
+    async def _api_reply(self, request: web.BaseRequest, record: RecordedRequest) -> Reply:
         now = monotonic()
         if not authorized(
             request.headers,
@@ -429,6 +437,9 @@ class VoucherifyEmulator:
             body = {"code": 429, "message": "Too many requests hit the API too quickly."}
             retry_after = str(max(1, math.ceil(state.refill_in)))
             return Reply.json(429, body, state.headers(time.time()), **{"Retry-After": retry_after})
+        endpoint = find_endpoint(request.method, record.raw_path)
+        if endpoint is not None:
+            return await self._start_action(endpoint, request, record, state)
         if record.raw_path not in (PREFIX, PREFIX + "/") and record.raw_action_id is None:
             details = f"Cannot {request.method} {record.path}"
             return self._error(
@@ -453,6 +464,32 @@ class VoucherifyEmulator:
                 resource_type="async_action",
             )
         return Reply.json(200, job.to_json(self._now_ms()), state.headers(time.time()))
+
+    async def _start_action(
+        self,
+        endpoint: Endpoint,
+        request: web.BaseRequest,
+        record: RecordedRequest,
+        state: RateState,
+    ) -> Reply:
+        """A request that starts an action: plan its job from the payload, answer its id."""
+        try:
+            plan = await read_plan(endpoint, request, self.max_upload_bytes)
+        except BadPayload as exc:
+            return self._error(exc.status, state, **error_fields(exc))
+        if plan.answer is not None:
+            return Reply.json(200, plan.answer, state.headers(time.time()))
+        action_id = self.add_action(
+            endpoint.type,
+            duration=self.start_seconds + self.start_seconds_per_row * plan.rows,
+            progress="linear",
+            status=plan.status,
+            operation_status=plan.operation_status,
+            result=plan.result,
+        )
+        record.started_id = action_id
+        body = {"async_action_id": action_id}
+        return Reply.json(endpoint.status, body, state.headers(time.time()))
 
     def _list(self, record: RecordedRequest, state: RateState) -> Reply:
         bad = {"key": "invalid_query_params", "message": "Invalid query params"}

@@ -35,6 +35,8 @@ class RecordedRequest:
     *action_id* (decoded once) and *raw_action_id* (as sent) are set for
     ``/v1/async-actions/{id}``. *status* is None until the response is decided, and stays
     None when the connection was dropped; *fault* names the injected fault that hit it.
+    *started_id* is the id of the async action a start request (an import, a bulk update, a
+    deletion...) created, None for every other request.
     """
 
     time: float
@@ -48,6 +50,7 @@ class RecordedRequest:
     raw_action_id: str | None = None
     status: int | None = None
     fault: str | None = None
+    started_id: str | None = None
 
 
 class RequestLog:
