@@ -45,24 +45,24 @@ class Endpoint:
 
 # method, path, job type, kind, answer status, the key of a row ("-": none).
 _TABLE: Final = """
-POST   /v1/vouchers/import                       VOUCHERS.IMPORT              import   202 code
-POST   /v1/vouchers/importCSV                    VOUCHERS.IMPORT_CSV          csv      202 code
-POST   /v1/vouchers/bulk/async                   VOUCHERS.BULK_UPDATE         bulk     202 code
-POST   /v1/vouchers/metadata/async               VOUCHERS.METADATA_UPDATE     metadata 202 codes
-POST   /v1/campaigns/{id}/import                 CAMPAIGN.VOUCHERS_IMPORT     import   202 code
-POST   /v1/campaigns/{id}/importCSV              CAMPAIGN.VOUCHERS_IMPORT_CSV csv      200 code
-POST   /v1/campaigns/{id}/vouchers               CAMPAIGN.VOUCHERS_GENERATE   generate 202 -
-DELETE /v1/campaigns/{id}                        CAMPAIGN.VOUCHERS_DELETE     delete   202 -
-POST   /v1/customers/importCSV                   CUSTOMERS.IMPORT_CSV         csv      202 source_id
-POST   /v1/customers/bulk/async                  CUSTOMERS.BULK_UPDATE        bulk     202 source_id
-POST   /v1/customers/metadata/async              CUSTOMERS.METADATA_UPDATE    metadata 202 source_ids
-POST   /v1/products/bulk/async                   PRODUCTS.BULK_UPDATE         bulk     202 source_id
-POST   /v1/products/metadata/async               PRODUCTS.METADATA_UPDATE     metadata 202 source_ids
-POST   /v1/products/importCSV                    PRODUCTS.IMPORT_CSV          csv      200 source_id
-POST   /v1/skus/importCSV                        SKUS.IMPORT_CSV              csv      200 source_id
-POST   /v1/orders/import                         ORDERS.IMPORT                import   200 source_id
-DELETE /v1/loyalties/{id}                        CAMPAIGN.VOUCHERS_DELETE     delete   200 -
-POST   /v2/loyalties/programs/{id}/members/batch LOYALTIES.MEMBERS_BATCH      members  202 -
+POST /v1/vouchers/import                       VOUCHERS.IMPORT              import   202 code
+POST /v1/vouchers/importCSV                    VOUCHERS.IMPORT_CSV          csv      202 code
+POST /v1/vouchers/bulk/async                   VOUCHERS.BULK_UPDATE         bulk     202 code
+POST /v1/vouchers/metadata/async               VOUCHERS.METADATA_UPDATE     metadata 202 codes
+POST /v1/campaigns/{id}/import                 CAMPAIGN.VOUCHERS_IMPORT     import   202 code
+POST /v1/campaigns/{id}/importCSV              CAMPAIGN.VOUCHERS_IMPORT_CSV csv      200 code
+POST /v1/campaigns/{id}/vouchers               CAMPAIGN.VOUCHERS_GENERATE   generate 202 -
+DELETE /v1/campaigns/{id}                      CAMPAIGN.VOUCHERS_DELETE     delete   202 -
+POST /v1/customers/importCSV                   CUSTOMERS.IMPORT_CSV         csv      202 source_id
+POST /v1/customers/bulk/async                  CUSTOMERS.BULK_UPDATE        bulk     202 source_id
+POST /v1/customers/metadata/async              CUSTOMERS.METADATA_UPDATE    metadata 202 source_ids
+POST /v1/products/bulk/async                   PRODUCTS.BULK_UPDATE         bulk     202 source_id
+POST /v1/products/metadata/async               PRODUCTS.METADATA_UPDATE     metadata 202 source_ids
+POST /v1/products/importCSV                    PRODUCTS.IMPORT_CSV          csv      200 source_id
+POST /v1/skus/importCSV                        SKUS.IMPORT_CSV              csv      200 source_id
+POST /v1/orders/import                         ORDERS.IMPORT                import   200 source_id
+DELETE /v1/loyalties/{id}                      CAMPAIGN.VOUCHERS_DELETE     delete   200 -
+POST /v2/loyalties/programs/{id}/members/batch LOYALTIES.MEMBERS_BATCH      members  202 -
 """
 
 
