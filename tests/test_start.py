@@ -301,7 +301,10 @@ async def test_csv_from_a_path_reports_failed_rows(
     assert action.type == "VOUCHERS.IMPORT_CSV"
     assert (action.result.done_count, action.result.failed_count) == (3, 2)
     reasons = {(f.row, f.code, f.reason) for f in action.result.failed}
-    assert reasons == {(4, None, "code: property is required"), (5, "FALL-1", "Duplicate code FALL-1")}
+    assert reasons == {
+        (4, None, "code: property is required"),
+        (5, "FALL-1", "Duplicate code FALL-1"),
+    }
     upload = quick_jobs.requests[0]
     assert upload.headers["Content-Type"].startswith("multipart/form-data; boundary=")
 
@@ -408,9 +411,7 @@ async def test_4xx_raise_their_api_error(
     assert emulator.action_ids == []
 
 
-async def test_credentials_are_checked(
-    emulator: VoucherifyEmulator, make_client: Client
-) -> None:
+async def test_credentials_are_checked(emulator: VoucherifyEmulator, make_client: Client) -> None:
     """The emulator checks a start's credentials like a GET's: no job for a wrong token."""
     client = make_client(app_token="wrong-token")
     with pytest.raises(AuthenticationError):
