@@ -160,6 +160,17 @@ async def test_wait_bad_credentials_exits_4(capsys: pytest.CaptureFixture[str]) 
     assert "cli-token-SECRET" not in captured.err + captured.out
 
 
+async def test_an_empty_base_url_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--base-url ""`` and an empty ``VOUCHERIFY_BASE_URL`` are refused, not production."""
+    assert await run("get", "aa_1", "--base-url", "", *CREDENTIALS) == 2
+    assert "--base-url is empty" in capsys.readouterr().err
+    monkeypatch.setenv("VOUCHERIFY_BASE_URL", "")
+    assert await run("get", "aa_1", *CREDENTIALS) == 2
+    assert "$VOUCHERIFY_BASE_URL is empty" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv", [["wait", "aa_1"], ["get", "aa_1"], ["list"]], ids=["wait", "get", "list"]
 )

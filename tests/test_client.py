@@ -407,6 +407,19 @@ def test_cluster_urls(cluster: str, url: str, monkeypatch: pytest.MonkeyPatch) -
     assert VoucherifyClient("a", "b", cluster=cluster).base_url == url
 
 
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_base_url_is_refused(empty: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty base URL, passed or from the environment, never means the production host."""
+    monkeypatch.delenv("VOUCHERIFY_BASE_URL", raising=False)
+    with pytest.raises(ConfigurationError, match="base_url is empty"):
+        VoucherifyClient("a", "b", base_url=empty)
+    monkeypatch.setenv("VOUCHERIFY_BASE_URL", empty)
+    with pytest.raises(ConfigurationError, match=r"\$VOUCHERIFY_BASE_URL is empty"):
+        VoucherifyClient("a", "b")
+    # A base_url given wins over the environment, empty or not.
+    assert VoucherifyClient("a", "b", base_url="http://127.0.0.1:9").base_url.endswith(":9")
+
+
 def test_plain_http_only_to_loopback() -> None:
     """Credentials never go over plain http to another host unless the user opts in."""
     with pytest.raises(ConfigurationError, match="plain http"):

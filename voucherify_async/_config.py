@@ -49,8 +49,9 @@ def resolve_base_url(cluster: str, base_url: str | None, *, allow_insecure_http:
     """The API root for a client: *base_url*, else ``$VOUCHERIFY_BASE_URL``, else the cluster's.
 
     *cluster* must be one of :data:`CLUSTERS`; a dedicated region or a proxy is reached with
-    *base_url*. Plain ``http`` is refused for any host but loopback unless
-    *allow_insecure_http*. Every refusal is a :class:`ConfigurationError`.
+    *base_url*. An empty (or blank) base URL is refused, never read as "unset". Plain ``http``
+    is refused for any host but loopback unless *allow_insecure_http*. Every refusal is a
+    :class:`ConfigurationError`.
     """
     if not isinstance(cluster, str) or cluster not in CLUSTERS:
         raise ConfigurationError(
@@ -59,7 +60,18 @@ def resolve_base_url(cluster: str, base_url: str | None, *, allow_insecure_http:
         )
     if base_url is not None and not isinstance(base_url, str):
         raise ConfigurationError(f"base_url must be a str, got {type(base_url).__name__}")
-    url = base_url or os.environ.get(ENV_BASE_URL) or None
+    if base_url is not None:
+        url: str | None = base_url
+        source = "base_url"
+    else:
+        url = os.environ.get(ENV_BASE_URL)
+        source = f"${ENV_BASE_URL}"
+    if url is not None and not url.strip():
+        # Empty must not quietly mean the production host: a test run would hit live data.
+        raise ConfigurationError(
+            f"{source} is empty: give a URL such as http://127.0.0.1:8080, or leave it unset "
+            "to use the cluster's host"
+        )
     if url is None:
         return f"https://{cluster}.voucherify.io"
     try:

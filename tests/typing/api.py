@@ -38,7 +38,13 @@ async def uses() -> None:
         async for item in client.async_actions.iterate():
             listed: AsyncAction = item
         cancelled: bool = handle.cancel()
+        started: AsyncActionHandle = await client.async_actions.start(
+            "POST", "/v1/vouchers/import", json=[{"code": "A"}]
+        )
+        csv: AsyncActionHandle = await client.async_actions.start_vouchers_import_csv("v.csv")
+        deleted: AsyncActionHandle = await client.async_actions.delete_campaign("camp_1")
+        when: float | None = started.started_at
         payload = converter.unstructure(action)
         back: AsyncAction = converter.structure(payload, AsyncAction)
         del items, more, done, again, status, progress, waited, many, mixed, finished
-        del latest, listed, cancelled, back
+        del latest, listed, cancelled, back, csv, deleted, when

@@ -15,6 +15,7 @@ from typing import IO, Final
 from voucherify_async import (
     AsyncAction,
     AsyncActionFailed,
+    ConfigurationError,
     PollTimeout,
     VoucherifyClient,
     VoucherifyError,
@@ -34,6 +35,11 @@ DEMO_REQUESTS_PER_MINUTE: Final = 100
 
 def _client(args: argparse.Namespace) -> VoucherifyClient:
     # Raises ConfigurationError (exit 2) for missing credentials or a bad URL.
+    if args.base_url is not None and not args.base_url.strip():
+        raise ConfigurationError(
+            "--base-url is empty: give a URL such as http://127.0.0.1:8080, or leave it out "
+            "to use --cluster"
+        )
     return VoucherifyClient(
         args.app_id,
         args.app_token,
