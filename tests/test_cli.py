@@ -20,10 +20,10 @@ import pytest
 from voucherify_async import AsyncAction, UnknownResult, converter
 from voucherify_async._cli import main
 from voucherify_async._cli._exit import worst
+from voucherify_async._cli._printer import make_printer
 from voucherify_async._cli._view import (
     ActionRow,
     PlainPrinter,
-    make_printer,
     result_facts,
     summarize,
 )
@@ -518,3 +518,20 @@ def test_worst_exit_code() -> None:
     assert worst([0, 1]) == 1
     assert worst([1, 3, 0]) == 3
     assert worst([3, 4, 1]) == 4
+
+
+def test_cli_modules_import_no_cycle() -> None:
+    """The view never imports the rich printer that builds on it (no import cycle)."""
+    import ast
+    from pathlib import Path
+
+    import voucherify_async._cli as cli
+
+    package = Path(cli.__file__).parent
+    tree = ast.parse((package / "_view.py").read_text(encoding="utf-8"))
+    imported = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module is not None
+    }
+    assert "_rich" not in imported and "_printer" not in imported

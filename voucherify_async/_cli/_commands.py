@@ -23,7 +23,8 @@ from voucherify_async import (
 )
 
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, worst
-from ._view import Outcome, Printer, Tracker, make_printer, summarize
+from ._printer import make_printer
+from ._view import Outcome, Printer, Tracker, summarize
 
 __all__ = ["run_demo", "run_emulator", "run_get", "run_list", "run_wait"]
 

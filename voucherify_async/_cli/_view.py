@@ -7,7 +7,6 @@ standard library and the public API, so the command works without rich installed
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import IO, Final, Protocol
@@ -34,7 +33,6 @@ __all__ = [
     "SummaryRow",
     "Tracker",
     "format_seconds",
-    "make_printer",
     "result_facts",
     "summarize",
     "totals",
@@ -428,25 +426,3 @@ def detail_lines(action: AsyncAction) -> list[tuple[str, str]]:
     if more > 0 and facts.reasons:
         lines.append(("", f"(+{more} more)"))
     return lines
-
-
-def wants_color(out: IO[str]) -> bool:
-    """True when *out* is a terminal and ``NO_COLOR`` is unset (or ``FORCE_COLOR`` is set)."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    isatty = getattr(out, "isatty", None)
-    return bool(isatty and isatty())
-
-
-def make_printer(out: IO[str]) -> Printer:
-    """A rich printer on a colour terminal when rich is installed, plain lines otherwise."""
-    if wants_color(out):
-        try:
-            from ._rich import RichPrinter
-        except ImportError:  # the "cli" extra is not installed
-            pass
-        else:
-            return RichPrinter(out)
-    return PlainPrinter(out)
