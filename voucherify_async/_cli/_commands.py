@@ -26,7 +26,16 @@ from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, worst
 from ._printer import make_printer
 from ._view import Outcome, Printer, Tracker, summarize
 
-__all__ = ["run_demo", "run_emulator", "run_get", "run_list", "run_wait"]
+__all__ = [
+    "Reporter",
+    "client_for",
+    "run_demo",
+    "run_emulator",
+    "run_get",
+    "run_list",
+    "run_wait",
+    "watch",
+]
 
 #: How often the live display redraws elapsed times and ETAs, in seconds.
 TICK: Final = 0.25
@@ -34,7 +43,8 @@ TICK: Final = 0.25
 DEMO_REQUESTS_PER_MINUTE: Final = 100
 
 
-def _client(args: argparse.Namespace) -> VoucherifyClient:
+def client_for(args: argparse.Namespace) -> VoucherifyClient:
+    """The client the connection options describe."""
     # Raises ConfigurationError (exit 2) for missing credentials or a bad URL.
     if args.base_url is not None and not args.base_url.strip():
         raise ConfigurationError(
@@ -152,7 +162,7 @@ async def run_wait(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     ids = list(dict.fromkeys(args.ids))
     printer = None if args.json or args.quiet else make_printer(out)
     reporter = Reporter(ids, out, err, printer=printer, as_json=args.json)
-    async with _client(args) as client:
+    async with client_for(args) as client:
         outcomes = await watch(client, ids, reporter, args.timeout)
     return worst(reporter.finish(ids, outcomes))
 
@@ -162,7 +172,7 @@ async def run_wait(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 async def run_get(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """``get ID``: one GET; exit 0 whatever the action's status."""
-    async with _client(args) as client:
+    async with client_for(args) as client:
         action = await client.async_actions.get(args.id)
     if args.json:
         write_json(out, action)
@@ -173,7 +183,7 @@ async def run_get(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 async def run_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """``list``: one page of actions, newest first, or every page with ``--all``."""
-    async with _client(args) as client:
+    async with client_for(args) as client:
         if args.all:
             actions: list[AsyncAction] = []
             pages = client.async_actions.iterate(args.end_date, page_size=args.limit or 100)

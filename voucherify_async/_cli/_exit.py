@@ -8,6 +8,8 @@ from voucherify_async import (
     APIError,
     AsyncActionFailed,
     ConfigurationError,
+    InvalidArgumentError,
+    OutcomeUnknownError,
     PollTimeout,
     ResponseDecodeError,
     TransportError,
@@ -20,6 +22,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_TIMEOUT",
+    "EXIT_UNKNOWN",
     "EXIT_USAGE",
     "exit_code_for",
     "worst",
@@ -35,11 +38,13 @@ EXIT_USAGE: Final = 2
 EXIT_TIMEOUT: Final = 3
 #: The API answered with an error (404...), the connection failed, or a body was undecodable.
 EXIT_API_ERROR: Final = 4
+#: ``start``: the request may have reached the server and its answer was lost; not retried.
+EXIT_UNKNOWN: Final = 5
 #: Interrupted with Ctrl-C (SIGINT).
 EXIT_INTERRUPTED: Final = 130
 
 # When several actions end differently, the most alarming code wins, in this order.
-_SEVERITY: Final = (EXIT_OK, EXIT_FAILED, EXIT_TIMEOUT, EXIT_API_ERROR)
+_SEVERITY: Final = (EXIT_OK, EXIT_FAILED, EXIT_TIMEOUT, EXIT_API_ERROR, EXIT_UNKNOWN)
 
 EXIT_CODES_HELP: Final = """\
 exit codes:
@@ -49,6 +54,8 @@ exit codes:
   3    timeout: --timeout passed before every action ended
   4    API or transport error (HTTP 4xx/5xx such as 404, connection failure,
        undecodable response)
+  5    start: the outcome is unknown (the request may have started the action
+       and its answer was lost): look for it with `list` before trying again
   130  interrupted with Ctrl-C
   When actions end differently, the highest of 4, 3, 1 wins.
 
@@ -65,8 +72,10 @@ def exit_code_for(error: BaseException) -> int | None:
         return EXIT_FAILED
     if isinstance(error, PollTimeout):
         return EXIT_TIMEOUT
-    if isinstance(error, ConfigurationError):
+    if isinstance(error, ConfigurationError | InvalidArgumentError):
         return EXIT_USAGE
+    if isinstance(error, OutcomeUnknownError):
+        return EXIT_UNKNOWN
     if isinstance(error, APIError | TransportError | ResponseDecodeError):
         return EXIT_API_ERROR
     return None

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from ._commands import run_demo, run_emulator, run_get, run_list, run_wait
 from ._exit import EXIT_CODES_HELP
+from ._start import KINDS, kinds_help, run_start
 
 __all__ = ["build_parser"]
 
@@ -152,6 +153,45 @@ def build_parser() -> argparse.ArgumentParser:
         "-q", "--quiet", action="store_true", help="no progress and no summary: the exit code says"
     )
     wait.set_defaults(run=run_wait)
+
+    start = _add(
+        commands,
+        "start",
+        "start an async action (an import, an update, a deletion)",
+        "Start one async action through the client's budget and print its id; with --wait, "
+        "follow it with live progress like `wait`. The request is sent once when it may have "
+        "reached the server: if its answer is lost the command exits 5 (look for the action "
+        "with `list` before trying again).\n\n" + kinds_help(),
+        client,
+    )
+    start.add_argument("kind", choices=sorted(KINDS), metavar="KIND", help="what to start")
+    start.add_argument(
+        "file", nargs="?", metavar="FILE", help="a .csv file to upload, or a JSON file (the body)"
+    )
+    start.add_argument("--json", metavar="JSON", help="the request body as inline JSON")
+    start.add_argument(
+        "--id", type=_action_id, metavar="ID", help="the campaign or loyalty program (id or name)"
+    )
+    start.add_argument(
+        "--count", type=_integer(2, None, "a count"), metavar="N", help="campaign-generate: N >= 2"
+    )
+    start.add_argument(
+        "--force", action="store_true", help="deletions: delete for good, not to the bin"
+    )
+    start.add_argument("--wait", action="store_true", help="follow the action until it ends")
+    start.add_argument(
+        "--timeout", type=_positive_float, metavar="S", help="with --wait: give up after S seconds"
+    )
+    start.add_argument(
+        "--print-json",
+        dest="json_output",
+        action="store_true",
+        help='print {"async_action_id": ...}, and with --wait the action, as JSON lines',
+    )
+    start.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing: the exit code says"
+    )
+    start.set_defaults(run=run_start)
 
     listing = _add(
         commands,
