@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import signal
 import sys
 import time
@@ -22,6 +23,7 @@ from voucherify_async import (
     converter,
 )
 
+from ._demo import DEMO_SECONDS, DEMO_SECONDS_PER_ROW, start_demo_jobs
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, worst
 from ._printer import make_printer
 from ._view import Outcome, Printer, Tracker, summarize
@@ -214,24 +216,29 @@ async def run_list(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 
 async def run_demo(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    """``demo``: a realistic mix of jobs on a local emulator, watched under a request budget."""
+    """``demo``: a realistic mix of jobs started on a local emulator, watched under a budget."""
     from voucherify_async.testing import VoucherifyEmulator
 
     rpm = args.rpm or DEMO_REQUESTS_PER_MINUTE
     printer = make_printer(out)
     async with VoucherifyEmulator() as emulator:
-        ids = emulator.add_demo_jobs(args.jobs)
-        kinds = len({emulator.action(action_id)["type"] for action_id in ids})
-        printer.message(
-            f"Voucherify emulator at {emulator.base_url}: {len(ids)} demo jobs of {kinds} types"
-            + (", one scripted to fail" if len(ids) >= 2 else "")
-            + f"; budget {rpm} requests/minute"
-        )
+        # The emulator makes a job's duration grow with its payload: this sets the pace.
+        emulator.start_seconds = DEMO_SECONDS
+        emulator.start_seconds_per_row = DEMO_SECONDS_PER_ROW
         started = time.monotonic()
-        reporter = Reporter(ids, out, err, printer=printer)
         async with VoucherifyClient(
             "demo-app-id", "demo-app-token", base_url=emulator.base_url, requests_per_minute=rpm
         ) as client:
+            handles = await start_demo_jobs(client.async_actions, args.jobs, random.Random())
+            ids = [handle.id for handle in handles]
+            kinds = len({emulator.action(action_id)["type"] for action_id in ids})
+            printer.message(
+                f"Voucherify emulator at {emulator.base_url}: started {len(ids)} demo jobs of "
+                f"{kinds} types through the API"
+                + (", one scripted to fail" if len(ids) >= 2 else "")
+                + f"; budget {rpm} requests/minute"
+            )
+            reporter = Reporter(ids, out, err, printer=printer)
             outcomes = await watch(client, ids, reporter, None)
         codes = reporter.finish(ids, outcomes)
         requests = emulator.count()
