@@ -355,9 +355,9 @@ def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     """--help lists the subcommands and every exit code, and exits 0."""
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for word in ("get", "wait", "list", "emulator", "demo"):
+    for word in ("get", "wait", "list", "start", "emulator", "demo"):
         assert word in out
-    for code in ("0", "1", "2", "3", "4", "130"):
+    for code in ("0", "1", "2", "3", "4", "5", "130"):
         assert re.search(rf"^  {code} ", out, re.M)
 
 
@@ -422,9 +422,9 @@ async def test_emulator_command_serves_until_stopped(stop: signal.Signals) -> No
 
 
 def test_emulator_refuses_remote_host_without_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    """A non-loopback --host without --allow-remote is a usage error (exit 2)."""
+    """A non-loopback --host without --allow-remote is a usage error (exit 2) naming the flag."""
     assert main(["emulator", "--host", "0.0.0.0", "--port", "0"]) == 2
-    assert "allow_remote" in capsys.readouterr().err
+    assert "--allow-remote" in capsys.readouterr().err
 
 
 def test_docs_page_covers_the_command() -> None:
@@ -432,10 +432,10 @@ def test_docs_page_covers_the_command() -> None:
     page = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text("utf-8")
     fences = re.findall(r"^```(\S*)", page, re.M)
     assert set(fences) == {"console", ""}
-    for command in ("get", "wait", "list", "emulator", "demo"):
+    for command in ("get", "wait", "list", "start", "emulator", "demo"):
         assert re.search(rf"^### `{command}\b", page, re.M), command
     documented = re.findall(r"^\| (\d+) \|", page, re.M)
-    assert documented == ["0", "1", "2", "3", "4", "130"]
+    assert documented == ["0", "1", "2", "3", "4", "5", "130"]
 
 
 # --- output modes and helpers ---------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import random
 import signal
@@ -41,6 +42,8 @@ __all__ = [
 
 #: How often the live display redraws elapsed times and ETAs, in seconds.
 TICK: Final = 0.25
+#: How much longer than the seed's the ``emulator --jobs`` demo jobs last: time to paste ids.
+DEMO_JOBS_SCALE: Final = 30.0
 #: The demo's request budget unless ``--rpm`` says otherwise: a typical paid plan.
 DEMO_REQUESTS_PER_MINUTE: Final = 100
 
@@ -251,31 +254,56 @@ async def run_demo(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 
 async def run_emulator(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """``emulator``: serve until Ctrl-C (or SIGTERM), then exit 0."""
-    from voucherify_async.testing import VoucherifyEmulator, serve
+    from voucherify_async.testing import JobSpec, RecordedRequest, VoucherifyEmulator, serve
+
+    if not args.allow_remote and not _loopback(args.host):
+        print(
+            f"voucherify-async: error: refusing to listen on non-loopback host {args.host!r}: "
+            "add --allow-remote (anyone who can reach it can use the emulator)",
+            file=err,
+            flush=True,
+        )
+        return EXIT_USAGE
 
     def ready(emulator: VoucherifyEmulator) -> None:
         url = emulator.base_url
         print(f"Voucherify emulator serving at {url}", file=out, flush=True)
         ids = emulator.action_ids
         if ids:
-            print(f"{len(ids)} demo jobs scheduled:", file=out)
+            print(f"{len(ids)} jobs scheduled:", file=out)
             for action_id in ids:
-                print(f"  {action_id}", file=out)
+                print(f"  {action_id}  {emulator.action(action_id)['type']}", file=out)
             out.flush()
+        credentials = (
+            f"--app-id {args.app_id or 'demo'} --app-token {'...' if args.app_token else 'demo'}"
+        )
         print(
-            f"Try: voucherify-async list --base-url {url} --app-id demo --app-token demo\n"
-            "Press Ctrl-C to stop.",
+            f"Try: voucherify-async list --base-url {url} {credentials}\nPress Ctrl-C to stop.",
             file=err,
             flush=True,
         )
 
+    def log(record: RecordedRequest) -> None:
+        started = f" started {record.started_id}" if record.started_id else ""
+        status = record.status if record.status is not None else "dropped"
+        print(f"{record.method} {record.raw_path} -> {status}{started}", file=out, flush=True)
+
+    specs: list[JobSpec] = [*args.job, *args.jobs_file]
+    specs += [JobSpec(id=action_id, not_found=True) for action_id in args.not_found]
     server = asyncio.create_task(
         serve(
             args.host,
             args.port,
             jobs=args.jobs,
+            jobs_scale=args.jobs_scale,
+            job_specs=specs,
             allow_remote=args.allow_remote,
             requests_per_minute=args.rpm,
+            app_id=args.app_id,
+            app_token=args.app_token,
+            oauth_token=args.oauth_token,
+            control=not args.no_control,
+            on_request=log if args.log else None,
             ready=ready,
         )
     )
@@ -289,11 +317,21 @@ async def run_emulator(args: argparse.Namespace, out: IO[str], err: IO[str]) -> 
             await asyncio.gather(server, waiter, return_exceptions=True)
     if server in done and not server.cancelled() and server.exception() is not None:
         error = server.exception()
-        if isinstance(error, ValueError | OSError):  # a non-loopback host, a port in use
+        if isinstance(error, ValueError | OSError):  # a port in use, a job id given twice
             print(f"voucherify-async: error: {error}", file=err, flush=True)
             return EXIT_USAGE
         server.result()  # anything else is a bug: let it show
     return EXIT_OK
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_loopback
 
 
 @contextlib.contextmanager

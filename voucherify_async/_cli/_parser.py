@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 from collections.abc import Callable
 
-from ._commands import run_demo, run_emulator, run_get, run_list, run_wait
+from voucherify_async.testing import JobSpec, parse_job
+
+from ._commands import DEMO_JOBS_SCALE, run_demo, run_emulator, run_get, run_list, run_wait
 from ._exit import EXIT_CODES_HELP
 from ._start import KINDS, kinds_help, run_start
 
@@ -54,6 +57,24 @@ _port = _integer(0, 65535, "a port number")
 _count = _integer(0)
 _positive_int = _integer(1)
 _limit = _integer(1, 100)
+
+
+def _job(value: str) -> JobSpec:
+    try:
+        return parse_job(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _jobs_file(value: str) -> list[JobSpec]:
+    """A JSON file holding a list of job specs (or one spec)."""
+    try:
+        with open(value, encoding="utf-8") as file:
+            data = json.load(file)
+        items = data if isinstance(data, list) else [data]
+        return [JobSpec.from_json(item) for item in items]
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"{value}: {exc}") from None
 
 
 def _end_date(value: str) -> dt.datetime | dt.date:
@@ -221,8 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
         "emulator",
         "serve the built-in emulator",
         "Serve the built-in emulator of the Async Actions API until Ctrl-C or SIGTERM "
-        "(then exit 0). It prints its base URL and the ids of the demo jobs it scheduled, "
-        "and accepts any non-empty app id and token.",
+        "(then exit 0). It prints its base URL and the ids of the jobs it scheduled. It "
+        "accepts any non-empty app id and token unless --app-id/--app-token/--oauth-token say "
+        "which, serves the endpoints that start actions, and a control endpoint under "
+        "/_emulator/ (see docs/testing.md).",
     )
     emulator.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     emulator.add_argument(
@@ -230,6 +253,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument(
         "--jobs", type=_count, default=0, metavar="N", help="schedule N demo jobs (default 0)"
+    )
+    emulator.add_argument(
+        "--jobs-scale",
+        type=_positive_float,
+        default=DEMO_JOBS_SCALE,
+        metavar="X",
+        help=f"multiply the demo jobs' durations by X (default {DEMO_JOBS_SCALE:g}: 3-39 s, "
+        "long imports minutes, time enough to paste their ids)",
+    )
+    emulator.add_argument(
+        "--job",
+        type=_job,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="add a job: [ID=]TYPE[:SECONDS|never][:DONE|FAILED], e.g. VOUCHERS.IMPORT:600, "
+        "ORDERS.IMPORT:never, aa_1=SKUS.IMPORT_CSV:5:FAILED (repeatable)",
+    )
+    emulator.add_argument(
+        "--not-found",
+        action="append",
+        default=[],
+        type=_action_id,
+        metavar="ID",
+        help="add a job listed under ID whose GET answers 404 (repeatable)",
+    )
+    emulator.add_argument(
+        "--jobs-file",
+        type=_jobs_file,
+        default=[],
+        metavar="FILE",
+        help="add the jobs of a JSON file: a list of job specs (see docs/testing.md)",
+    )
+    emulator.add_argument("--log", action="store_true", help="print each request as it is answered")
+    emulator.add_argument("--app-id", metavar="ID", help="accept only this app id")
+    emulator.add_argument("--app-token", metavar="TOKEN", help="accept only this app token")
+    emulator.add_argument("--oauth-token", metavar="TOKEN", help="accept this bearer token")
+    emulator.add_argument(
+        "--no-control", action="store_true", help="do not serve the /_emulator/ control endpoint"
     )
     emulator.add_argument(
         "--allow-remote",

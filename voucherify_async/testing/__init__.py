@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from voucherify_async._config import fast_polling
 
+    from ._control import JobSpec, parse_job
     from ._emulator import RecordedRequest, VoucherifyEmulator, serve
     from ._examples import ACTION_TYPES
     from ._faults import Body, Delay, Drop, DropMidBody, Fault, InjectedFault, Status, Truncate
@@ -31,12 +32,14 @@ __all__ = [
     "DropMidBody",
     "Fault",
     "InjectedFault",
+    "JobSpec",
     "ProgressCurve",
     "RecordedRequest",
     "Status",
     "Truncate",
     "VoucherifyEmulator",
     "fast_polling",
+    "parse_job",
     "serve",
 ]
 
@@ -49,11 +52,13 @@ _LOCATIONS = {
     "DropMidBody": "._faults",
     "Fault": "._faults",
     "InjectedFault": "._faults",
+    "JobSpec": "._control",
     "ProgressCurve": "._jobs",
     "RecordedRequest": "._emulator",
     "Status": "._faults",
     "Truncate": "._faults",
     "VoucherifyEmulator": "._emulator",
+    "parse_job": "._control",
     "serve": "._emulator",
     # fast_polling() lives with the library's configuration (it changes its delays).
     "fast_polling": "voucherify_async._config",

@@ -13,7 +13,7 @@ import ipaddress
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +21,7 @@ from aiohttp import web
 from voucherify_async._errors import ConfigurationError, InvalidArgumentError
 from voucherify_async._validate import check_seconds, check_timeout
 
+from ._control import CONTROL_PREFIX, JobSpec, control_reply
 from ._errors import EmulatorStateError, UnknownActionError
 from ._examples import ACTION_TYPES
 from ._faults import Body, Delay, Drop, Fault, InjectedFault, Status
@@ -57,7 +58,9 @@ class VoucherifyEmulator:
     *speed* (default 1.0) scales the job clock: at 10.0 a 1-second job ends after 0.1 s of
     real time; every time the emulator reports (``created_at``, ``updated_at``,
     ``processing_time``, ``end_date`` filtering) is on that clock. *seed* seeds the random
-    generator behind ids and fault probabilities.
+    generator behind ids and fault probabilities. *control* (default False) serves the HTTP
+    control endpoint under ``/_emulator/`` (add jobs, finish them, read the request log),
+    behind the same credential check as the API.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class VoucherifyEmulator:
         speed: float = 1.0,
         allow_remote: bool = False,
         seed: int | None = None,
+        control: bool = False,
     ) -> None:
         if not allow_remote and not _is_loopback(host):
             raise ConfigurationError(
@@ -98,6 +102,9 @@ class VoucherifyEmulator:
         self._closing = asyncio.Event()
         self._runner: web.ServerRunner | None = None
         self._base_url: str | None = None
+        self._control = control
+        #: Called with each API request once it is answered (or dropped), for a live log.
+        self.on_request: Callable[[RecordedRequest], object] | None = None
         #: Seconds (job clock) every job started through the API lasts, plus
         #: :attr:`start_seconds_per_row` per row of its payload. Set them to change the pace.
         self.start_seconds = 0.2
@@ -254,12 +261,14 @@ class VoucherifyEmulator:
         )
         return id
 
-    def add_demo_jobs(self, n: int, *, rng: random.Random | None = None) -> list[str]:
+    def add_demo_jobs(
+        self, n: int, *, rng: random.Random | None = None, scale: float = 1.0
+    ) -> list[str]:
         """Schedule *n* realistic jobs across the 22 types and return their ids.
 
         Most last 0.1-1.3 s like the seed's examples; every tenth is a long import (5-15 s,
-        progress in steps); one (when *n* >= 2) ends FAILED. *rng* defaults to the
-        emulator's own seeded generator.
+        progress in steps); one (when *n* >= 2) ends FAILED. *scale* (default 1.0)
+        multiplies every duration. *rng* defaults to the emulator's own seeded generator.
         """
         rng = self._rng if rng is None else rng
         types = list(ACTION_TYPES)
@@ -277,7 +286,7 @@ class VoucherifyEmulator:
             ids.append(
                 self.add_action(
                     types[i % len(types)],
-                    duration=round(duration, 3),
+                    duration=round(duration * scale, 3),
                     progress="steps" if long else "linear",
                     status="FAILED" if i == failed else "DONE",
                 )
@@ -397,6 +406,8 @@ class VoucherifyEmulator:
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         raw_path = request.raw_path.partition("?")[0]
+        if self._control and raw_path.startswith(CONTROL_PREFIX):
+            return await self._control_reply(request)
         record = self._log.record(request, raw_path, action_segment(raw_path))
         fault = self._pick_fault(record.action_id)
         if fault is not None:
@@ -408,6 +419,7 @@ class VoucherifyEmulator:
             fault = fault.then
         if isinstance(fault, Drop):
             close_connection(request)
+            self._tell(record)
             return web.Response()
         if isinstance(fault, Status | Body):
             state = self._budget.peek(monotonic())
@@ -415,7 +427,19 @@ class VoucherifyEmulator:
         else:
             reply = await self._api_reply(request, record)
         record.status = reply.status
+        self._tell(record)
         return await send(request, reply, fault)
+
+    def _tell(self, record: RecordedRequest) -> None:
+        if self.on_request is not None:
+            self.on_request(record)
+
+    async def _control_reply(self, request: web.BaseRequest) -> web.StreamResponse:
+        keys = {"app_id": self._app_id, "app_token": self._app_token}
+        if not authorized(request.headers, **keys, oauth_token=self._oauth_token):
+            body = {"code": 401, "key": "unauthorized", "message": "Unauthorized"}
+            return web.json_response(body, status=401)
+        return await control_reply(self, request)
 
     def _error(self, status: int, state: RateState, **fields: str) -> Reply:
         body = {"code": status, **fields, "request_id": self._hex_id("v-")}
@@ -534,9 +558,15 @@ async def serve(
     rate_limit_window: float = 60.0,
     speed: float = 1.0,
     seed: int | None = None,
+    control: bool = False,
+    job_specs: Sequence[JobSpec] = (),
+    jobs_scale: float = 1.0,
+    on_request: Callable[[RecordedRequest], object] | None = None,
 ) -> None:
     """Run an emulator until cancelled, with *jobs* demo jobs (default 0).
 
+    *jobs_scale* (default 1.0) multiplies the demo jobs' durations; *job_specs* are more
+    jobs to add (see ``docs/testing.md``); *on_request* is called with each request answered.
     *ready* (default None) is called with the started emulator, for instance to print
     ``emu.base_url``; this function prints nothing itself. The other arguments are those
     of :class:`VoucherifyEmulator`.
@@ -552,10 +582,14 @@ async def serve(
         speed=speed,
         allow_remote=allow_remote,
         seed=seed,
+        control=control,
     )
+    emulator.on_request = on_request
     async with emulator:
         if jobs:
-            emulator.add_demo_jobs(jobs)
+            emulator.add_demo_jobs(jobs, scale=jobs_scale)
+        for spec in job_specs:
+            spec.add_to(emulator)
         if ready is not None:
             ready(emulator)
         await asyncio.Event().wait()
