@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import shlex
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from docs_examples import (
     reports,
     watch,
 )
+from docs_examples import start as start_recipe
 
 # The testing recipe's tests, and the fixture they use, run here as a user's suite runs them.
 from docs_examples.testing_recipe import (  # noqa: F401
@@ -234,6 +236,68 @@ async def test_quickstart(
     assert f"{watched}: DONE 100%" in out
     assert f"{watched} ended DONE" in out
     assert f"{failing} failed: FAILED" in out
+
+
+def _console(page: str, command: str) -> tuple[list[str], list[str]]:
+    """The arguments of the ``$ <command> ...`` line of *page*, and the output lines after it."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    for block in re.findall(r"```console\n(.*?)```", text, re.S):
+        lines = block.splitlines()
+        for index, line in enumerate(lines):
+            if line.startswith(f"$ {command} "):
+                output = []
+                for after in lines[index + 1 :]:
+                    if after.startswith("$ "):
+                        break
+                    output.append(after)
+                return shlex.split(line[2:])[len(command.split()) :], output
+    raise AssertionError(f"{page}: no `$ {command}` line")
+
+
+@pytest.mark.voucherify_emulator(speed=100.0)
+async def test_quickstart_page_ids_work_on_the_emulator(
+    voucherify_env: VoucherifyEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The page's emulator command schedules the very ids its program is run with.
+
+    The default schedule, not fast_polling(): the program's budget (100 requests a minute)
+    would make a busy poller wait out the minute.
+    """
+    from voucherify_async._cli._parser import build_parser
+
+    emulator_args, listed = _console("quickstart.md", "voucherify-async emulator")
+    args = build_parser().parse_args(["emulator", *emulator_args])
+    for spec in args.job:
+        spec.add_to(voucherify_env)
+    program_args, shown = _console("quickstart.md", "python quickstart.py")
+    assert [line.split()[0] for line in listed[2:]] == program_args
+    await quickstart.main(program_args)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{program_args[0]} is a VOUCHERS.IMPORT, ")
+    steady = [line for line in shown if "IN_PROGRESS" not in line and " is a " not in line]
+    assert [line for line in out if "IN_PROGRESS" not in line and " is a " not in line] == steady
+
+
+async def test_start_recipe(
+    voucherify_env: VoucherifyEmulator,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The page's printf makes the CSV; the recipe starts it and prints what the page shows."""
+    printf, _ = _console("quickstart.md", "printf")
+    monkeypatch.chdir(tmp_path)
+    content = printf[0].encode().decode("unicode_escape")
+    (tmp_path / "vouchers.csv").write_text(content)
+    args, shown = _console("quickstart.md", "python start.py")
+    await start_recipe.main(args[0])
+    out = capsys.readouterr().out.splitlines()
+    (action_id,) = voucherify_env.action_ids
+    page_id = shown[0].split()[0]
+    shown = [line.replace(page_id, action_id) for line in shown]
+    assert out[0] == shown[0]
+    assert out[-4:] == shown[-4:]  # the last snapshot and the result, as the page shows them
+    assert voucherify_env.requests[0].raw_path == "/v1/vouchers/importCSV"
 
 
 async def test_shared_poll(
