@@ -17,7 +17,7 @@ import re
 import subprocess
 import sys
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -170,12 +170,10 @@ def test_test_blocks_pass_with_the_pages_configuration(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def page_namespace(
-    emulator: VoucherifyEmulator, client: VoucherifyClient
-) -> AsyncIterator[dict[str, Any]]:
+async def page_namespace(emulator: VoucherifyEmulator, client: VoucherifyClient) -> dict[str, Any]:
     """What the page's snippets take for granted: the two fixtures and a running job's id."""
     action_id = emulator.add_action("VOUCHERS.IMPORT", duration=30.0)
-    yield {
+    return {
         "voucherify_emulator": emulator,
         "voucherify_client": client,
         "action_id": action_id,
