@@ -628,9 +628,9 @@ async def test_emulator_refuses_remote_hosts(host: str) -> None:
 
 
 def test_cli_emulator_refuses_remote_host(capsys: pytest.CaptureFixture[str]) -> None:
-    """``voucherify-async emulator --host 0.0.0.0`` exits with a usage error, naming the opt-in."""
+    """``voucherify-async emulator --host 0.0.0.0`` exits with a usage error, naming the flag."""
     assert cli_main(["emulator", "--host", "0.0.0.0", "--port", "0"]) == 2
-    assert "allow_remote" in capsys.readouterr().err
+    assert "--allow-remote" in capsys.readouterr().err
 
 
 async def test_a_handle_ends_on_a_certificate_that_does_not_verify(tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ class VoucherifyEmulator:
         self._base_url: str | None = None
         self._control = control
         #: Called with each API request once it is answered (or dropped), for a live log.
-        self.on_request: Callable[[RecordedRequest], object] | None = None
+        self.on_request: Callable[[RecordedRequest], None] | None = None
         #: Seconds (job clock) every job started through the API lasts, plus
         #: :attr:`start_seconds_per_row` per row of its payload. Set them to change the pace.
         self.start_seconds = 0.2
@@ -561,7 +561,7 @@ async def serve(
     control: bool = False,
     job_specs: Sequence[JobSpec] = (),
     jobs_scale: float = 1.0,
-    on_request: Callable[[RecordedRequest], object] | None = None,
+    on_request: Callable[[RecordedRequest], None] | None = None,
 ) -> None:
     """Run an emulator until cancelled, with *jobs* demo jobs (default 0).
 
