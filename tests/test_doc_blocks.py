@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -232,3 +233,47 @@ def test_installation_does_not_promise_pypi() -> None:
     text = INSTALLATION.read_text(encoding="utf-8")
     assert "pip install voucherify-async\n" not in text
     assert "python -m pip install ." in text
+
+
+# --- every documented command line parses -------------------------------------------------
+
+
+def _command_lines() -> list[tuple[str, str]]:
+    """(page, command) for every ``voucherify-async`` line of a console block in the docs."""
+    found = []
+    for page in [README, *sorted((ROOT / "docs").rglob("*.md"))]:
+        for block in blocks(page, "console"):
+            joined = re.sub(r"\\\n\s*", " ", block)
+            for line in joined.splitlines():
+                command = line.removeprefix("$ ").split(" | ")[0].split(" && ")[-1].strip()
+                if command.startswith("voucherify-async "):
+                    found.append((page.name, command))
+    return found
+
+
+def test_documented_commands_are_found() -> None:
+    """The pages show the command at work: get, wait, list, start, emulator, demo."""
+    shown = {shlex.split(command)[1] for _, command in _command_lines()}
+    assert {"get", "wait", "list", "start", "emulator", "demo"} <= shown
+
+
+@pytest.mark.parametrize(("page", "command"), _command_lines())
+def test_documented_commands_parse(
+    page: str, command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every command line the docs show is one the command accepts (flags and all).
+
+    The job file testing.md shows is there, as jobs.json, for the command that reads it.
+    """
+    from voucherify_async._cli._parser import build_parser
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "jobs.json").write_text(blocks(TESTING, "json")[0])
+
+    argv = shlex.split(command)[1:]
+    if argv == ["--help"]:
+        return
+    try:
+        build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse refused it
+        raise AssertionError(f"{page}: `{command}` does not parse") from exc
