@@ -20,6 +20,7 @@ from voucherify_async import (
     AsyncActionHandle,
     AsyncActionStatus,
     AuthenticationError,
+    ClientClosedError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     NotFoundError,
@@ -428,6 +429,22 @@ async def test_an_answer_without_an_id_is_a_decode_error(
         await client.async_actions.start("POST", "/v1/campaigns/camp_1/vouchers", json={})
     assert caught.value.status == 200
     assert caught.value.path == "$.async_action_id"
+
+
+async def test_close_during_a_start_says_it_may_have_started(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
+    """Closing the client while a start is in flight ends it with ClientClosedError, which says
+    the action may exist; a start after close sends nothing."""
+    emulator.inject(Delay(60.0))
+    start = asyncio.create_task(client.async_actions.start_vouchers_import([{"code": "A"}]))
+    await emulator.wait_for_requests(1)
+    await client.close()
+    with pytest.raises(ClientClosedError, match="may have reached the server"):
+        await start
+    with pytest.raises(ClientClosedError):
+        await client.async_actions.start_vouchers_import([{"code": "B"}])
+    assert emulator.count() == 1
 
 
 # --- connection refused: a server of the test's own, listening only once a retry is due ----

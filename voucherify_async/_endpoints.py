@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._config import PollPolicy
-from ._errors import InvalidArgumentError, InvalidArgumentTypeError
+from ._errors import ClientClosedError, InvalidArgumentError, InvalidArgumentTypeError
 from ._handle import AsyncActionHandle
 from ._start import CsvFile, path_segment, send_start
 from ._transport import Transport
@@ -44,6 +44,7 @@ class StartActions:
     """The part of ``client.async_actions`` that starts actions (mixed into AsyncActions)."""
 
     _transport: Transport
+    _closing: bool
 
     def _adopt(
         self, action_id: str, policy: PollPolicy | None, started_at: float
@@ -80,6 +81,8 @@ class StartActions:
         :class:`ResponseDecodeError`. The handle knows when the action started
         (:attr:`AsyncActionHandle.started_at`).
         """
+        if self._closing:
+            raise ClientClosedError("this VoucherifyClient is closed: nothing was sent")
         action_id = await send_start(
             self._transport, method, path, json=json, file=file, fields=fields, params=params
         )
