@@ -1,8 +1,9 @@
 """Testing kit: a local emulator of Voucherify's Async Actions API, and a pytest plugin.
 
 ``VoucherifyEmulator`` is a real aiohttp server on 127.0.0.1 that serves
-``GET /v1/async-actions/{id}`` and ``GET /v1/async-actions`` with simulated jobs, the real
-rate-limit headers (and, on request, a request budget) and injected faults. The pytest
+``GET /v1/async-actions/{id}`` and ``GET /v1/async-actions`` with simulated jobs, the endpoints
+that start actions (each creating a job), the real rate-limit headers (and, on request, a
+request budget) and injected faults. The pytest
 plugin (registered automatically) provides the ``voucherify_emulator`` and
 ``voucherify_client`` fixtures.
 

@@ -47,6 +47,10 @@ class VoucherifyEmulator:
     """A local Voucherify Async Actions API with simulated jobs, for tests and demos.
 
     ``async with VoucherifyEmulator() as emu:`` starts it; ``emu.base_url`` is its address.
+    Besides the GET endpoints it serves those that start actions (``POST /v1/vouchers/import``,
+    the CSV imports, bulk and metadata updates, deletions...): each creates a job lasting
+    :attr:`start_seconds` plus :attr:`start_seconds_per_row` per row of its payload, with a
+    result that counts its rows and failed rows.
 
     *host* must be a loopback address unless *allow_remote* is True (ValueError otherwise);
     *port* 0 (the default) picks a free port. *app_id*/*app_token* and *oauth_token*, when
