@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from _support import APP_ID, APP_TOKEN
 from aiohttp import web
@@ -29,7 +30,15 @@ from voucherify_async import (
     UnknownResult,
     VoucherifyClient,
 )
-from voucherify_async.testing import Delay, Drop, Status, VoucherifyEmulator, fast_polling
+from voucherify_async.testing import (
+    Delay,
+    Drop,
+    DropMidBody,
+    Status,
+    Truncate,
+    VoucherifyEmulator,
+    fast_polling,
+)
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -360,8 +369,8 @@ async def test_429_is_retried_after_the_pause(
 
 @pytest.mark.parametrize(
     "fault",
-    [Drop(), Status(500), Status(502), Status(503), Status(504)],
-    ids=["drop", "500", "502", "503", "504"],
+    [Drop(), DropMidBody(), Status(500), Status(502), Status(503), Status(504)],
+    ids=["drop", "drop mid-body", "500", "502", "503", "504"],
 )
 async def test_a_lost_answer_is_never_retried(
     emulator: VoucherifyEmulator, client: VoucherifyClient, fault: Any
@@ -380,8 +389,11 @@ async def test_a_lost_answer_is_never_retried(
 async def test_a_timeout_is_never_retried(
     emulator: VoucherifyEmulator, make_client: Client
 ) -> None:
-    """A start that times out may still run on the server: OutcomeUnknownError, one request."""
-    client = make_client(timeout=0.2)
+    """A start that times out may still run on the server: OutcomeUnknownError, one request.
+
+    Only reading the answer times out (a connect timeout would be a request never sent).
+    """
+    client = make_client(timeout=aiohttp.ClientTimeout(sock_read=0.2))
     emulator.inject(Delay(60.0))
     with pytest.raises(OutcomeUnknownError, match="timed out"):
         await client.async_actions.start_vouchers_import([{"code": "A"}])
@@ -419,6 +431,17 @@ async def test_credentials_are_checked(emulator: VoucherifyEmulator, make_client
         await client.async_actions.start_vouchers_import([{"code": "A"}])
     assert emulator.action_ids == []
     assert emulator.requests[0].headers["X-App-Token"] == "***"
+
+
+async def test_a_cut_answer_is_a_decode_error_saying_it_may_have_started(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
+    """A 2xx whose JSON is cut short is a ResponseDecodeError; the job exists, nothing is resent."""
+    emulator.inject(Truncate())
+    with pytest.raises(ResponseDecodeError, match="may have started"):
+        await client.async_actions.start_vouchers_import([{"code": "A"}])
+    assert emulator.count() == 1
+    assert len(emulator.action_ids) == 1
 
 
 async def test_an_answer_without_an_id_is_a_decode_error(
