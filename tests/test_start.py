@@ -331,7 +331,25 @@ async def test_bad_files_are_refused(
         await client.async_actions.start_vouchers_import_csv(tmp_path / "missing.csv")
     with pytest.raises(InvalidArgumentTypeError):
         await client.async_actions.start_vouchers_import_csv(42)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="one line"):
+        await client.async_actions.start(
+            "POST", "/v1/vouchers/importCSV", file=path, fields={"webhooks_enable": "a\r\nb"}
+        )
     assert emulator.count() == 0
+
+
+async def test_form_fields_go_with_the_file(
+    quick_jobs: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
+    """Extra form fields (like webhooks_enable) travel before the file; the upload still counts."""
+    handle = await client.async_actions.start(
+        "POST",
+        "/v1/vouchers/importCSV",
+        file=io.BytesIO(CSV),
+        fields={"webhooks_enable": "true"},
+    )
+    action = await handle.result(timeout=10)
+    assert action.result.done_count == 2
 
 
 async def test_a_seekable_file_is_sent_whole_again_after_a_429(

@@ -133,6 +133,11 @@ class Upload:
             )
         self._name = name or "upload.csv"
         self._fields = dict(fields or {})
+        for key, value in self._fields.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise InvalidArgumentTypeError("fields must map str to str")
+            if "\r" in value or "\n" in value:
+                raise InvalidArgumentError(f"the value of field {key!r} must be one line")
         self._boundary = "voucherify-async-" + secrets.token_hex(12)
 
     @property
