@@ -109,3 +109,16 @@ async def test_a_lost_answer_exits_5(
     assert "client.async_actions.list()" in capsys.readouterr().err
     assert emu.count() == 1
     assert emu.requests[0].query == {"force": "true"}
+
+
+async def test_start_wait_draws_the_live_view_with_rich(
+    emu: VoucherifyEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a colour terminal, --wait shows rich's live progress and summary table."""
+    pytest.importorskip("rich")
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert await run(emu, "start", "skus-import", str(DATA / "vouchers.csv"), "--wait") == 0
+    out = capsys.readouterr().out
+    assert "Summary" in out and "SKUS.IMPORT_CSV" in out
+    assert "┃" in out  # a rich table, not plain columns

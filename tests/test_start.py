@@ -574,3 +574,23 @@ async def test_job_duration_grows_with_the_payload(
     done = emulator.action(big.id)
     assert done["result"]["done_count"] == 1000
     assert done["result"]["message"] == "1000 order(s) imported successfully, 0 failed."
+
+
+async def test_starts_stay_within_the_servers_budget() -> None:
+    """Starts obey the server's rate-limit headers like polls: every start makes exactly one
+    job, and no window of the server's sees more requests than its budget."""
+    async with VoucherifyEmulator(requests_per_minute=2, rate_limit_window=1.0, seed=2) as emu:
+        emu.start_seconds = emu.start_seconds_per_row = 0.0
+        async with VoucherifyClient(APP_ID, APP_TOKEN, base_url=emu.base_url) as client:
+            handles = [
+                await client.async_actions.start_orders_import([{"source_id": f"o{i}"}])
+                for i in range(3)
+            ]
+            for handle in handles:
+                handle.cancel()
+        posts = [r for r in emu.requests if r.method == "POST"]
+        assert [r.status for r in posts if r.status != 429] == [200, 200, 200]
+        assert sorted(h.id for h in handles) == sorted(emu.action_ids)
+        admitted = [r.time for r in emu.requests if r.status != 429]
+        for first in admitted:
+            assert sum(first <= t < first + 1.0 for t in admitted) <= 2
