@@ -20,10 +20,11 @@ if TYPE_CHECKING:
     from voucherify_async._config import fast_polling
 
     from ._control import JobSpec, parse_job
-    from ._emulator import RecordedRequest, VoucherifyEmulator, serve
+    from ._emulator import RecordedRequest, VoucherifyEmulator
     from ._examples import ACTION_TYPES
     from ._faults import Body, Delay, Drop, DropMidBody, Fault, InjectedFault, Status, Truncate
     from ._jobs import ProgressCurve
+    from ._serve import serve
 
 __all__ = [
     "ACTION_TYPES",
@@ -60,7 +61,7 @@ _LOCATIONS = {
     "Truncate": "._faults",
     "VoucherifyEmulator": "._emulator",
     "parse_job": "._control",
-    "serve": "._emulator",
+    "serve": "._serve",
     # fast_polling() lives with the library's configuration (it changes its delays).
     "fast_polling": "voucherify_async._config",
 }

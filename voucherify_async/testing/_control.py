@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 from aiohttp import web
 
+from voucherify_async._errors import InvalidArgumentError
+
 from ._faults import Status
 
 if TYPE_CHECKING:
@@ -48,12 +50,13 @@ class JobSpec:
 
     @classmethod
     def from_json(cls, data: object) -> JobSpec:
-        """A spec from a JSON object; ValueError naming what is wrong."""
+        """A spec from a JSON object; :class:`InvalidArgumentError` (a ``ValueError``) naming
+        what is wrong."""
         if not isinstance(data, dict):
-            raise ValueError("a job spec is a JSON object")
+            raise InvalidArgumentError("a job spec is a JSON object")
         unknown = set(data) - _KEYS
         if unknown:
-            raise ValueError(f"unknown job spec keys: {', '.join(sorted(unknown))}")
+            raise InvalidArgumentError(f"unknown job spec keys: {', '.join(sorted(unknown))}")
         duration = data.get("duration", 1.0)
         if duration is not None and (
             isinstance(duration, bool)
@@ -61,7 +64,9 @@ class JobSpec:
             or not math.isfinite(duration)
             or duration < 0
         ):
-            raise ValueError(f"duration must be seconds >= 0 or null (never ends): {duration!r}")
+            raise InvalidArgumentError(
+                f"duration must be seconds >= 0 or null (never ends): {duration!r}"
+            )
         spec = cls(
             type=_text(data, "type", "VOUCHERS.IMPORT"),
             duration=None if duration is None else float(duration),
@@ -73,9 +78,9 @@ class JobSpec:
             result=data.get("result"),
         )
         if spec.status not in ("DONE", "FAILED"):
-            raise ValueError(f"status must be DONE or FAILED, got {spec.status!r}")
+            raise InvalidArgumentError(f"status must be DONE or FAILED, got {spec.status!r}")
         if spec.id is not None and (not isinstance(spec.id, str) or not spec.id):
-            raise ValueError("id must be a non-empty string")
+            raise InvalidArgumentError("id must be a non-empty string")
         return spec
 
     def add_to(self, emulator: VoucherifyEmulator) -> str:
@@ -105,7 +110,7 @@ class JobSpec:
 def _text(data: Mapping[str, Any], key: str, default: str) -> str:
     value = data.get(key, default)
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{key} must be a non-empty string")
+        raise InvalidArgumentError(f"{key} must be a non-empty string")
     return value
 
 
@@ -118,7 +123,9 @@ def parse_job(text: str) -> JobSpec:
     action_id, equals, rest = text.partition("=") if "=" in text else ("", "", text)
     parts = rest.split(":")
     if not parts[0] or len(parts) > 3 or (equals and not action_id):
-        raise ValueError(f"a job is [ID=]TYPE[:SECONDS|never][:DONE|FAILED], got {text!r}")
+        raise InvalidArgumentError(
+            f"a job is [ID=]TYPE[:SECONDS|never][:DONE|FAILED], got {text!r}"
+        )
     data: dict[str, Any] = {"type": parts[0]}
     if action_id:
         data["id"] = action_id
@@ -129,7 +136,9 @@ def parse_job(text: str) -> JobSpec:
             try:
                 data["duration"] = float(parts[1])
             except ValueError:
-                raise ValueError(f"not a number of seconds or 'never': {parts[1]!r}") from None
+                raise InvalidArgumentError(
+                    f"not a number of seconds or 'never': {parts[1]!r}"
+                ) from None
     if len(parts) > 2:
         data["status"] = parts[2]
     return JobSpec.from_json(data)

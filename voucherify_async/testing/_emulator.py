@@ -13,7 +13,7 @@ import ipaddress
 import math
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -21,7 +21,7 @@ from aiohttp import web
 from voucherify_async._errors import ConfigurationError, InvalidArgumentError
 from voucherify_async._validate import check_seconds, check_timeout
 
-from ._control import CONTROL_PREFIX, JobSpec, control_reply
+from ._control import CONTROL_PREFIX, control_reply
 from ._errors import EmulatorStateError, UnknownActionError
 from ._examples import ACTION_TYPES
 from ._faults import Body, Delay, Drop, Fault, InjectedFault, Status
@@ -31,7 +31,7 @@ from ._log import RecordedRequest, RequestLog, monotonic
 from ._ratelimit import RateState, SlidingWindow
 from ._start import BadPayload, Endpoint, error_fields, find_endpoint, read_plan
 
-__all__ = ["RecordedRequest", "VoucherifyEmulator", "serve"]
+__all__ = ["RecordedRequest", "VoucherifyEmulator"]
 
 
 def _is_loopback(host: str) -> bool:
@@ -274,6 +274,8 @@ class VoucherifyEmulator:
         progress in steps); one (when *n* >= 2) ends FAILED. *scale* (default 1.0)
         multiplies every duration. *rng* defaults to the emulator's own seeded generator.
         """
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+            raise InvalidArgumentError(f"scale must be a number > 0, got {scale!r}")
         rng = self._rng if rng is None else rng
         types = list(ACTION_TYPES)
         rng.shuffle(types)
@@ -546,54 +548,3 @@ class VoucherifyEmulator:
             "has_more": len(jobs) > limit,
         }
         return Reply.json(200, body, state.headers(time.time()))
-
-
-async def serve(
-    host: str = "127.0.0.1",
-    port: int = 0,
-    *,
-    jobs: int = 0,
-    allow_remote: bool = False,
-    ready: Callable[[VoucherifyEmulator], object] | None = None,
-    app_id: str | None = None,
-    app_token: str | None = None,
-    oauth_token: str | None = None,
-    requests_per_minute: int | None = None,
-    rate_limit_window: float = 60.0,
-    speed: float = 1.0,
-    seed: int | None = None,
-    control: bool = False,
-    job_specs: Sequence[JobSpec] = (),
-    jobs_scale: float = 1.0,
-    on_request: Callable[[RecordedRequest], None] | None = None,
-) -> None:
-    """Run an emulator until cancelled, with *jobs* demo jobs (default 0).
-
-    *jobs_scale* (default 1.0) multiplies the demo jobs' durations; *job_specs* are more
-    jobs to add (see ``docs/testing.md``); *on_request* is called with each request answered.
-    *ready* (default None) is called with the started emulator, for instance to print
-    ``emu.base_url``; this function prints nothing itself. The other arguments are those
-    of :class:`VoucherifyEmulator`.
-    """
-    emulator = VoucherifyEmulator(
-        host=host,
-        port=port,
-        app_id=app_id,
-        app_token=app_token,
-        oauth_token=oauth_token,
-        requests_per_minute=requests_per_minute,
-        rate_limit_window=rate_limit_window,
-        speed=speed,
-        allow_remote=allow_remote,
-        seed=seed,
-        control=control,
-    )
-    emulator.on_request = on_request
-    async with emulator:
-        if jobs:
-            emulator.add_demo_jobs(jobs, scale=jobs_scale)
-        for spec in job_specs:
-            spec.add_to(emulator)
-        if ready is not None:
-            ready(emulator)
-        await asyncio.Event().wait()
