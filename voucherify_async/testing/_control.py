@@ -50,8 +50,11 @@ class JobSpec:
 
     @classmethod
     def from_json(cls, data: object) -> JobSpec:
-        """A spec from a JSON object; :class:`InvalidArgumentError` (a ``ValueError``) naming
-        what is wrong."""
+        """A spec from a JSON object.
+
+        Raises :class:`~voucherify_async.InvalidArgumentError` (a ``ValueError``) naming what is
+        wrong.
+        """
         if not isinstance(data, dict):
             raise InvalidArgumentError("a job spec is a JSON object")
         unknown = set(data) - _KEYS
