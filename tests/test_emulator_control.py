@@ -153,6 +153,19 @@ async def test_control_checks_credentials_and_is_opt_in(controlled: VoucherifyEm
     assert controlled.action_ids == []
 
 
+async def test_start_pace_is_checked() -> None:
+    """The start pace is seconds: a negative or NaN value is refused when set."""
+    from voucherify_async import InvalidArgumentError
+
+    async with VoucherifyEmulator() as emu:
+        with pytest.raises(InvalidArgumentError):
+            emu.start_seconds = -1.0
+        with pytest.raises(InvalidArgumentError):
+            emu.start_seconds_per_row = float("nan")
+        emu.start_seconds, emu.start_seconds_per_row = 1.5, 0.0
+        assert (emu.start_seconds, emu.start_seconds_per_row) == (1.5, 0.0)
+
+
 # --- the command ------------------------------------------------------------------------
 
 

@@ -109,13 +109,30 @@ class VoucherifyEmulator:
         self._control = control
         #: Called with each API request once it is answered (or dropped), for a live log.
         self.on_request: Callable[[RecordedRequest], None] | None = None
-        #: Seconds (job clock) every job started through the API lasts, plus
-        #: :attr:`start_seconds_per_row` per row of its payload. Set them to change the pace.
-        self.start_seconds = 0.2
-        #: Seconds (job clock) each row of a start request's payload adds to its job.
-        self.start_seconds_per_row = 0.002
+        self._start_seconds = 0.2
+        self._start_seconds_per_row = 0.002
         #: The largest start payload read, in bytes; a larger one is answered with 413.
         self.max_upload_bytes = 64 * 1024 * 1024
+
+    @property
+    def start_seconds(self) -> float:
+        """Seconds (job clock) every job started through the API lasts, plus
+        :attr:`start_seconds_per_row` per row of its payload. Default 0.2; settable."""
+        return self._start_seconds
+
+    @start_seconds.setter
+    def start_seconds(self, seconds: float) -> None:
+        self._start_seconds = check_seconds(seconds, "start_seconds")
+
+    @property
+    def start_seconds_per_row(self) -> float:
+        """Seconds (job clock) each row of a start request's payload adds to its job.
+        Default 0.002; settable."""
+        return self._start_seconds_per_row
+
+    @start_seconds_per_row.setter
+    def start_seconds_per_row(self, seconds: float) -> None:
+        self._start_seconds_per_row = check_seconds(seconds, "start_seconds_per_row")
 
     # -- lifecycle -------------------------------------------------------------------
 
