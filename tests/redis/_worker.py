@@ -1,0 +1,135 @@
+"""A client process of the Redis tests: ``python _worker.py '<json>'``.
+
+It prints one JSON object per line on stdout: events while it runs (``{"event": ...}``) and
+its result last (``{"result": ...}``). Modes:
+
+- ``budget``: *requests* GETs of *action_id* through a client on a shared RedisBudget.
+- ``hold``: take *slots* slots of a RedisBudget's gate, say so, and wait to be killed.
+- ``poll``: await handles of *ids* on a client with RedisPolling (and a shared budget).
+
+*clock_offset* (seconds) shifts this process's monotonic clock, and *wall_offset* its wall
+clock: the budget must not care, as it counts on Redis's clock alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+CONFIG: dict[str, Any] = json.loads(sys.argv[1])
+
+if CONFIG.get("clock_offset"):
+    _monotonic, _offset = time.monotonic, float(CONFIG["clock_offset"])
+    time.monotonic = lambda: _monotonic() + _offset
+if CONFIG.get("wall_offset"):
+    _time, _wall = time.time, float(CONFIG["wall_offset"])
+    time.time = lambda: _time() + _wall
+
+import redis.asyncio as aioredis  # noqa: E402
+
+from voucherify_async import PollPolicy, VoucherifyClient  # noqa: E402
+from voucherify_async.redis import RedisBudget  # noqa: E402
+
+
+def say(**fields: Any) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+class _Events(logging.Handler):
+    """Report the library's warnings (an unreachable Redis...) as events."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        say(event="log", level=record.levelname, message=record.getMessage())
+
+
+def budget(r: aioredis.Redis) -> RedisBudget:
+    return RedisBudget(
+        r,
+        limit=CONFIG["limit"],
+        window=CONFIG["window"],
+        key=CONFIG.get("key"),
+        heartbeat=CONFIG.get("heartbeat", 0.5),
+        unavailable_timeout=CONFIG.get("unavailable_timeout", 60.0),
+    )
+
+
+def client(r: aioredis.Redis, **options: Any) -> VoucherifyClient:
+    return VoucherifyClient(
+        CONFIG["app_id"],
+        CONFIG["app_token"],
+        base_url=CONFIG["base_url"],
+        budget=budget(r),
+        timeout=CONFIG.get("timeout", 5.0),
+        max_concurrency=CONFIG.get("concurrency", 4),
+        **options,
+    )
+
+
+async def run_budget(r: aioredis.Redis) -> dict[str, Any]:
+    errors: list[str] = []
+    done = 0
+    async with client(r) as c:
+
+        async def one() -> None:
+            nonlocal done
+            try:
+                await c.async_actions.get(CONFIG["action_id"])
+                done += 1
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+        await asyncio.gather(*(one() for _ in range(CONFIG["requests"])))
+        trips = c._gate.round_trips  # type: ignore[attr-defined]
+    return {"done": done, "errors": errors, "round_trips": trips}
+
+
+async def run_hold(r: aioredis.Redis) -> dict[str, Any]:
+    gate = budget(r).make_gate(
+        concurrency=CONFIG["slots"], unanswered_hold=CONFIG["hold"], account=None
+    )
+    admissions = [await gate.acquire() for _ in range(CONFIG["slots"])]
+    say(event="held", slots=[a.token.member for a in admissions])  # type: ignore[union-attr]
+    await asyncio.Event().wait()  # until killed
+    return {}
+
+
+async def run_poll(r: aioredis.Redis) -> dict[str, Any]:
+    from voucherify_async.redis import RedisPolling
+
+    polling = RedisPolling(r, lease=CONFIG.get("lease", 1.0))
+    policy = PollPolicy(
+        first_poll_after=0.0, initial_delay=CONFIG.get("delay", 0.2),
+        max_delay=CONFIG.get("delay", 0.2), jitter=0.0, adaptive=False, timeout=60.0,
+    )  # fmt: skip
+    async with client(r, shared_polling=polling, poll_policy=policy) as c:
+        handles = [c.async_actions.handle(i) for i in CONFIG["ids"]]
+        say(event="polling", ids=CONFIG["ids"])
+        results = await asyncio.gather(*handles, return_exceptions=True)
+    return {
+        "statuses": [
+            str(x.status) if not isinstance(x, BaseException) else f"{type(x).__name__}: {x}"
+            for x in results
+        ],
+        "led": polling.led,
+        "followed": polling.followed,
+    }
+
+
+async def main() -> None:
+    logging.getLogger("voucherify_async").addHandler(_Events())
+    logging.getLogger("voucherify_async").setLevel(logging.INFO)
+    r = aioredis.Redis.from_url(CONFIG["redis_url"])
+    try:
+        mode = CONFIG["mode"]
+        work = {"budget": run_budget, "hold": run_hold, "poll": run_poll}[mode]
+        say(result=await work(r))
+    finally:
+        await r.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

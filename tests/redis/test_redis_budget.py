@@ -1,0 +1,339 @@
+"""RedisBudget against a real redis-server: one exact budget for many gates and processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from _redis_server import RedisServer, Worker, free_port, max_in_window
+from _support import APP_ID, APP_TOKEN
+
+from voucherify_async import ClientClosedError, ConfigurationError, VoucherifyClient
+from voucherify_async._pacing import ServerPause
+from voucherify_async.testing import VoucherifyEmulator
+
+aioredis = pytest.importorskip("redis.asyncio")
+from voucherify_async.redis import BudgetUnavailableError, RedisBudget  # noqa: E402
+from voucherify_async.redis._budget import RedisGate  # noqa: E402
+
+WINDOW = 2.0
+
+
+def gate(r: Any, limit: int = 3, *, hold: float = 1.0, **options: Any) -> RedisGate:
+    budget = RedisBudget(r, limit=limit, window=WINDOW, key="test", heartbeat=0.5, **options)
+    made = budget.make_gate(concurrency=8, unanswered_hold=hold, account=None)
+    assert isinstance(made, RedisGate)
+    return made
+
+
+async def redis_ms(r: Any) -> int:
+    seconds, micros = await r.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+async def slot_scores(r: Any) -> dict[str, float]:
+    pairs = await r.zrange("voucherify-async:budget:{test}:slots", 0, -1, withscores=True)
+    return {member.decode(): score for member, score in pairs}
+
+
+# -- one process ------------------------------------------------------------------------
+
+
+async def test_gates_share_the_limit_and_wait_for_the_earliest_slot(r: Any) -> None:
+    """Two gates (two clients) share 3 slots; the 4th waits until a window after a response."""
+    a, b = gate(r), gate(r)
+    try:
+        first = [await a.acquire(), await b.acquire(), await a.acquire()]
+        fourth = asyncio.ensure_future(b.acquire())
+        await asyncio.sleep(0)
+        assert not fourth.done()
+        a.release(first[0], answered=True)
+        await asyncio.wait(a._tasks)  # the release reached Redis
+        frees = (await slot_scores(r))[first[0].token.member]
+        admission = await asyncio.wait_for(fourth, 30)
+        # Admitted no earlier than the released slot freed, on Redis's clock.
+        assert admission.token.admitted_ms >= frees
+        assert frees >= first[0].token.admitted_ms + WINDOW * 1000
+        for adm in (*first[1:], admission):
+            (a if adm in first else b).release(adm, answered=True)
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_unanswered_slot_is_held_past_the_hold(r: Any) -> None:
+    """A request without a response frees a window after admitted + hold (LocalGate's rule)."""
+    g = gate(r, hold=5.0)
+    try:
+        adm = await g.acquire()
+        g.release(adm, answered=False)
+        await asyncio.wait(g._tasks)
+        score = (await slot_scores(r))[adm.token.member]
+        assert score == adm.token.admitted_ms + 5000 + WINDOW * 1000
+    finally:
+        await g.aclose()
+
+
+async def test_lease_covers_a_request_that_is_never_released(r: Any) -> None:
+    """Until released, a slot's lease ends at admitted + hold + window."""
+    g = gate(r, hold=5.0)
+    try:
+        adm = await g.acquire()
+        score = (await slot_scores(r))[adm.token.member]
+        assert score == adm.token.admitted_ms + 5000 + WINDOW * 1000
+        g.release(adm, answered=True)
+    finally:
+        await g.aclose()
+
+
+async def test_a_pause_in_one_gate_pauses_the_others(r: Any) -> None:
+    """A 429 seen by one client pauses every client of the budget."""
+    a, b = gate(r), gate(r)
+    try:
+        a.pause(30.0)
+        assert a.paused_for > 29
+        await asyncio.wait(a._tasks)
+        with pytest.raises(ServerPause):
+            await b.acquire(max_wait=1.0)
+        assert b.paused_for > 25
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_close_fails_waiters_and_later_callers(r: Any) -> None:
+    g = gate(r, limit=1)
+    try:
+        held = await g.acquire()
+        waiters = [asyncio.ensure_future(g.acquire()) for _ in range(3)]
+        await asyncio.sleep(0)
+        g.close()
+        for waiter in waiters:
+            with pytest.raises(ClientClosedError):
+                await asyncio.wait_for(waiter, 10)
+        with pytest.raises(ClientClosedError):
+            await g.acquire()
+        g.release(held, answered=True)
+    finally:
+        await g.aclose()
+    assert not g._tasks and (g._listener is None or g._listener.done())
+
+
+async def test_cancelled_waiter_leaves_the_queue(r: Any) -> None:
+    """A cancelled waiter's queue entry goes at once: it blocks nobody behind it."""
+    g = gate(r, limit=1)
+    try:
+        held = await g.acquire()
+        waiter = asyncio.ensure_future(g.acquire())
+        while not await r.zcard("voucherify-async:budget:{test}:queue"):
+            await asyncio.sleep(0.01)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        await asyncio.wait(g._tasks)
+        assert await r.zcard("voucherify-async:budget:{test}:queue") == 0
+        g.release(held, answered=True)
+    finally:
+        await g.aclose()
+
+
+async def test_scripts_survive_a_script_flush(r: Any) -> None:
+    """Scripts are called by SHA; NOSCRIPT (a flushed or restarted server) loads them again."""
+    g = gate(r)
+    try:
+        g.release(await g.acquire(), answered=True)
+        await r.script_flush()
+        g.release(await g.acquire(), answered=True)
+    finally:
+        await g.aclose()
+
+
+async def test_lost_state_holds_the_budget_for_a_lease(r: Any) -> None:
+    """After Redis loses the budget's keys, nothing is admitted for one lease."""
+    g = gate(r, hold=1.0)
+    try:
+        g.release(await g.acquire(), answered=True)
+        await asyncio.wait(g._tasks)
+        await r.flushdb()
+        lost_at = await redis_ms(r)
+        adm = await asyncio.wait_for(g.acquire(), 30)
+        assert adm.token.admitted_ms >= lost_at + 1000 + WINDOW * 1000
+        g.release(adm, answered=True)
+    finally:
+        await g.aclose()
+
+
+async def test_unreachable_redis_is_a_typed_error_after_the_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Nothing listens: the caller waits, logs a WARNING, then gets BudgetUnavailableError."""
+    r = aioredis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
+    g = gate(r, unavailable_timeout=0.5)
+    try:
+        with caplog.at_level(logging.WARNING, "voucherify_async"):
+            with pytest.raises(BudgetUnavailableError, match="not sent"):
+                await asyncio.wait_for(g.acquire(), 30)
+        assert any("unreachable" in rec.getMessage() for rec in caplog.records)
+    finally:
+        await g.aclose()
+        await r.aclose()
+
+
+async def test_oauth_needs_a_key(r: Any) -> None:
+    with pytest.raises(ConfigurationError, match="key="):
+        VoucherifyClient(oauth_token="tok", budget=RedisBudget(r))
+
+
+async def test_keys_name_the_account_never_the_token(
+    r: Any, emulator: VoucherifyEmulator
+) -> None:
+    action_id = emulator.add_action(duration=0.0)
+    async with VoucherifyClient(
+        APP_ID, APP_TOKEN, base_url=emulator.base_url, budget=RedisBudget(r, window=WINDOW)
+    ) as client:
+        await client.async_actions.get(action_id)
+    keys = [k.decode() for k in await r.keys("*")]
+    assert any(f"127.0.0.1:{APP_ID}" in k for k in keys), keys
+    assert not any(APP_TOKEN in k for k in keys)
+    for k in keys:
+        if await r.type(k) == b"string":
+            assert APP_TOKEN.encode() not in await r.get(k)
+
+
+# -- many processes ---------------------------------------------------------------------
+
+LIMIT = 6
+
+
+def worker_config(redis_url: str, emu: VoucherifyEmulator, action_id: str, **extra: Any) -> Any:
+    return {
+        "mode": "budget",
+        "redis_url": redis_url,
+        "base_url": emu.base_url,
+        "app_id": APP_ID,
+        "app_token": APP_TOKEN,
+        "action_id": action_id,
+        "limit": LIMIT,
+        "window": WINDOW,
+        **extra,
+    }
+
+
+@pytest.fixture
+async def counting_emulator() -> Any:
+    """The emulator enforcing the account's budget: any excess is a 429 it counts."""
+    async with VoucherifyEmulator(
+        app_id=APP_ID, app_token=APP_TOKEN, requests_per_minute=LIMIT, rate_limit_window=WINDOW
+    ) as emu:
+        yield emu
+
+
+def assert_budget_kept(emu: VoucherifyEmulator) -> None:
+    arrivals = [req.time for req in emu.requests]
+    assert [req.status for req in emu.requests if req.status == 429] == []
+    assert max_in_window(arrivals, WINDOW) <= LIMIT
+
+
+async def run_workers(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    workers = [await Worker.spawn(**config) for config in configs]
+    try:
+        return [await w.result() for w in workers]
+    finally:
+        for w in workers:
+            await w.reap()
+
+
+@pytest.mark.slow
+async def test_processes_share_one_budget(
+    redis_server: RedisServer, r: Any, counting_emulator: VoucherifyEmulator
+) -> None:
+    """Three processes, 8 requests each, 6 per 2 s between them: no window holds more."""
+    emu = counting_emulator
+    action_id = emu.add_action(duration=0.0)
+    config = worker_config(redis_server.url, emu, action_id, requests=8)
+    results = await run_workers([config] * 3)
+    for result in results:
+        assert result["errors"] == [] and result["done"] == 8
+        assert result["round_trips"] >= 2 * 8
+    assert len(emu.requests) == 24
+    assert_budget_kept(emu)
+
+
+@pytest.mark.slow
+async def test_clock_offsets_do_not_matter(
+    redis_server: RedisServer, r: Any, counting_emulator: VoucherifyEmulator
+) -> None:
+    """Processes whose clocks disagree by hours still keep the one budget (Redis's clock counts).
+
+    Offsets are positive only: a wall clock behind makes the core read ``X-Rate-Limit-Retry``
+    as a longer pause (it would only slow this test), and a monotonic clock is never negative.
+    """
+    emu = counting_emulator
+    action_id = emu.add_action(duration=0.0)
+    offsets = [(0.0, 0.0), (86_400.0, 5.0), (3_600.0, 3_600.0)]
+    configs = [
+        worker_config(
+            redis_server.url, emu, action_id, requests=6, clock_offset=mono, wall_offset=wall
+        )
+        for mono, wall in offsets
+    ]
+    results = await run_workers(configs)
+    assert [(res["done"], res["errors"][:2]) for res in results] == [(6, [])] * 3
+    assert_budget_kept(emu)
+
+
+@pytest.mark.slow
+async def test_kill_9_of_a_process_holding_slots(redis_server: RedisServer, r: Any) -> None:
+    """A process killed holding every slot: its leases free them at admitted + hold + window."""
+    hold = 1.0
+    worker = await Worker.spawn(
+        mode="hold", redis_url=redis_server.url, limit=3, window=WINDOW, key="test",
+        slots=3, hold=hold,
+    )  # fmt: skip
+    try:
+        held = await worker.event("held")
+        leases = await slot_scores(r)
+        assert set(held["slots"]) == set(leases)
+        worker.kill()
+        await worker.process.wait()
+        g = gate(r, hold=hold)
+        try:
+            adm = await asyncio.wait_for(g.acquire(), 30)
+            assert adm.token.admitted_ms >= min(leases.values())
+            g.release(adm, answered=True)
+        finally:
+            await g.aclose()
+    finally:
+        await worker.reap()
+
+
+@pytest.mark.slow
+async def test_redis_restarted_mid_run(
+    own_redis_server: RedisServer, counting_emulator: VoucherifyEmulator
+) -> None:
+    """Redis dies under two busy processes and comes back empty: they wait (a WARNING), then
+    carry on, and the server never sees the budget exceeded."""
+    emu = counting_emulator
+    action_id = emu.add_action(duration=0.0)
+    config = worker_config(own_redis_server.url, emu, action_id, requests=12, timeout=2.0)
+    workers = [await Worker.spawn(**config) for _ in range(2)]
+    try:
+        await emu.wait_for_requests(LIMIT, timeout=60)
+        own_redis_server.stop()
+        for w in workers:
+            event = await w.event("log")
+            while "unreachable" not in event["message"]:
+                event = await w.event("log")
+        own_redis_server.start()
+        results = [await w.result() for w in workers]
+    finally:
+        for w in workers:
+            await w.reap()
+    assert [res["errors"] for res in results] == [[], []]
+    assert sum(res["done"] for res in results) == 24
+    assert_budget_kept(emu)
+    for w in workers:
+        assert any("reachable again" in e["message"] for e in w.events if e["event"] == "log")
+

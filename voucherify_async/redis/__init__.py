@@ -1,0 +1,19 @@
+"""Many processes, one account: the request budget (and the polls) shared through Redis.
+
+Install with ``pip install "voucherify-async[redis]"``; it uses the official ``redis``
+package's asyncio client, with Redis or Valkey 5 or later::
+
+    import redis.asyncio as redis
+    from voucherify_async.redis import RedisBudget
+
+    r = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    client = VoucherifyClient(budget=RedisBudget(r, limit=100, window=60.0))
+
+Nothing in the rest of the library imports this package.
+"""
+
+from __future__ import annotations
+
+from ._budget import BudgetUnavailableError, RedisBudget
+
+__all__ = ["BudgetUnavailableError", "RedisBudget"]
