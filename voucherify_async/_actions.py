@@ -24,6 +24,7 @@ from ._errors import (
 )
 from ._handle import AsyncActionHandle
 from ._models import AsyncAction, AsyncActionList
+from ._shared import SharedPoller, SharedPolling
 from ._transport import Transport
 from ._validate import check_ids, check_timeout
 
@@ -89,11 +90,22 @@ class AsyncActions(StartActions):
     one ``start_...`` or ``delete_...`` helper per endpoint).
     """
 
-    def __init__(self, transport: Transport, default_policy: PollPolicy) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        default_policy: PollPolicy,
+        *,
+        shared: SharedPolling | None = None,
+        account: str | None = None,
+    ) -> None:
         self._transport = transport
         self._default_policy = default_policy
         self._handles: dict[str, AsyncActionHandle] = {}
         self._closing = False
+        # Polls shared with other processes (opt-in): handles fetch through it instead.
+        self._shared: SharedPoller | None = (
+            None if shared is None else shared.poller(get=self._poll_raw, account=account)
+        )
 
     # -- plain requests -----------------------------------------------------------------
 
@@ -105,13 +117,17 @@ class AsyncActions(StartActions):
         after retries. When the server has paused the client for longer than a call waits
         (two minutes), it raises :class:`RateLimitError` with ``retry_at`` at once.
         """
-        return await self._get(action_id, patient=False)
+        return (await self._get(action_id, patient=False))[0]
 
     async def _poll(self, action_id: str) -> AsyncAction:
         """A handle's GET: it waits out server pauses (the handle has deadlines of its own)."""
+        return (await self._get(action_id, patient=True))[0]
+
+    async def _poll_raw(self, action_id: str) -> tuple[AsyncAction, bytes]:
+        """A handle's GET with the body it came from (shared polls publish it)."""
         return await self._get(action_id, patient=True)
 
-    async def _get(self, action_id: str, *, patient: bool) -> AsyncAction:
+    async def _get(self, action_id: str, *, patient: bool) -> tuple[AsyncAction, bytes]:
         path = action_path(action_id)
         transport = self._transport
         url = URL(transport.root + path, encoded=True)
@@ -124,7 +140,7 @@ class AsyncActions(StartActions):
                 body=body,
                 path="$.id",
             )
-        return action
+        return action, body
 
     async def list(
         self, limit: int = 50, end_date: dt.datetime | dt.date | str | None = None
@@ -231,7 +247,7 @@ class AsyncActions(StartActions):
         if handle is None or handle.done():
             handle = AsyncActionHandle(
                 action_id,
-                fetch=self._poll,
+                fetch=self._poll if self._shared is None else self._shared.fetch,
                 policy=policy if policy is not None else self._default_policy,
                 on_finish=self._forget,
             )
@@ -264,6 +280,8 @@ class AsyncActions(StartActions):
     def _forget(self, handle: AsyncActionHandle) -> None:
         if self._handles.get(handle.id) is handle:
             del self._handles[handle.id]
+            if self._shared is not None:
+                self._shared.done(handle.id)
 
     def _helper_handles(
         self, ids_or_handles: Iterable[str | AsyncActionHandle], policy: PollPolicy | None
@@ -422,6 +440,8 @@ class AsyncActions(StartActions):
             if handle._loop is running:
                 await handle._stopped()
         self._handles.clear()
+        if self._shared is not None and running is not None:
+            await self._shared.aclose()
 
 
 def _enqueue_on_done(

@@ -25,6 +25,7 @@ from ._config import (
 )
 from ._errors import ConfigurationError
 from ._pacing import Budget, LocalGate
+from ._shared import SharedPolling
 from ._transport import Transport
 
 __all__ = ["VoucherifyClient"]
@@ -70,6 +71,9 @@ class VoucherifyClient:
         replaces *requests_per_minute*. Default ``None``: the in-process gate.
     :param budget_window: The window of that budget in seconds, finite and > 0 (default 60;
         change it only to time-scale tests and benchmarks).
+    :param shared_polling: Polls shared with other processes
+        (``voucherify_async.redis.RedisPolling``): one process polls each action id and the
+        others follow its snapshots. Default ``None``: every client polls for itself.
     :param poll_policy: The default :class:`PollPolicy` of handles.
     :param api_version: Sent as ``X-Voucherify-API-Version`` when set.
     :param allow_insecure_http: Allow credentials over plain http to hosts other than loopback.
@@ -94,6 +98,7 @@ class VoucherifyClient:
         requests_per_minute: int | None = None,
         budget: Budget | None = None,
         budget_window: float = DEFAULT_BUDGET_WINDOW,
+        shared_polling: SharedPolling | None = None,
         poll_policy: PollPolicy = _DEFAULT_POLICY,
         api_version: str | None = None,
         allow_insecure_http: bool = False,
@@ -133,6 +138,7 @@ class VoucherifyClient:
         client_timeout = _client_timeout(timeout)
         # A request without an answer may reach the server as late as its timeout allows.
         hold = client_timeout.total or DEFAULT_TIMEOUT
+        account = _account_key(headers, self._base_url)
         try:
             if budget is not None:
                 if requests_per_minute is not None:
@@ -140,7 +146,7 @@ class VoucherifyClient:
                 gate = budget.make_gate(
                     concurrency=max_concurrency,
                     unanswered_hold=hold,
-                    account=_account_key(headers, self._base_url),
+                    account=account,
                 )
             else:
                 gate = LocalGate(
@@ -164,7 +170,12 @@ class VoucherifyClient:
         )
         self._poll_policy = poll_policy
         #: The async actions resource: get, list, iterate, handle, wait, wait_all, as_completed.
-        self.async_actions = AsyncActions(self._transport, poll_policy)
+        try:
+            self.async_actions = AsyncActions(
+                self._transport, poll_policy, shared=shared_polling, account=account
+            )
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     @property
     def poll_policy(self) -> PollPolicy:

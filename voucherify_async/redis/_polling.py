@@ -1,0 +1,390 @@
+"""RedisPolling: one poll per action id across processes; the others follow a Redis Stream.
+
+How it works
+------------
+A handle fetches each snapshot through its client's poller. For an id, one process leads: it
+holds a lease in Redis (``SET NX PX``, renewed by a background task while its handle lives,
+released when it ends; renewal and release compare the token first, like redis-py's lock),
+performs the GET, and appends the body to the id's Stream (``XADD ... MAXLEN ~``) through a
+script that checks the lease atomically and stamps the entry with the leader's fencing token
+(a counter that grows with each new leader). A leader paused past its lease can therefore never
+publish: its script finds another token. Followers never GET: a fetch returns the newest entry
+after the last one they returned, waiting for the next one with ``XREAD BLOCK`` (one blocking
+read per process for all the ids it follows). When no entry comes for a lease's length and
+the lease is gone (the leader died), the next fetch takes the lease: a follower takes over
+within one lease plus one blocking read.
+
+``await handle``, ``updates()`` and ``result(timeout)`` behave as without sharing: the handle's
+schedule, deadlines and errors are its own; only where snapshots come from changes.
+
+Keys expire: an id's keys live *ttl* seconds after its last snapshot (default one hour) and
+*linger* seconds (default 60) after its terminal one. If Redis is unreachable, a fetch falls
+back to a plain GET of its own (still through the client's budget) and logs one WARNING.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+
+from voucherify_async._converter import decode_async_action
+from voucherify_async._models import AsyncAction
+from voucherify_async._shared import RawGet, SharedPoller
+
+from ._budget import UNREACHABLE
+from ._scripts import Scripts, as_int, as_text
+
+__all__ = ["RedisPolling"]
+
+logger: Final = logging.getLogger("voucherify_async")
+
+
+def _entry_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class RedisPolling:
+    """Polls shared by every process using the same Redis: one GET per action id per poll.
+
+    Pass it as ``VoucherifyClient(shared_polling=RedisPolling(r))``.
+
+    :param r: A ``redis.asyncio.Redis`` client (Redis or Valkey 5 or later).
+    :param lease: Seconds a leader's lease lasts without renewal (default 10): a follower
+        takes over a dead leader's polls within about this long.
+    :param key: Names the account in Redis keys. Default: the client's ``host:app_id``
+        (never a token); with an OAuth token, pass one.
+    :param prefix: The start of every Redis key (default ``"voucherify-async"``).
+    :param ttl: Seconds an id's keys live after its last snapshot (default 3600).
+    :param linger: Seconds they live after its terminal snapshot (default 60), for late
+        followers.
+    :param max_entries: Snapshots kept per id (approximately; default 16).
+    :param block: Seconds one blocking read waits (default 0.5): how late a newly followed
+        id joins the process's read.
+    :param operation_timeout: Seconds one Redis call may take (default 5).
+    """
+
+    def __init__(
+        self,
+        r: aioredis.Redis,
+        *,
+        lease: float = 10.0,
+        key: str | None = None,
+        prefix: str = "voucherify-async",
+        ttl: float = 3600.0,
+        linger: float = 60.0,
+        max_entries: int = 16,
+        block: float = 0.5,
+        operation_timeout: float = 5.0,
+    ) -> None:
+        for name, value in (
+            ("lease", lease), ("ttl", ttl), ("linger", linger), ("block", block),
+            ("operation_timeout", operation_timeout),
+        ):  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise ValueError(f"max_entries must be an integer >= 1, got {max_entries!r}")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ValueError("key must be a non-empty str")
+        self.redis = r
+        self.lease = float(lease)
+        self.key = key
+        self.prefix = prefix
+        self.ttl = float(ttl)
+        self.linger = float(linger)
+        self.max_entries = max_entries
+        self.block = float(block)
+        self.operation_timeout = float(operation_timeout)
+        #: GETs performed as leader, and snapshots taken from another process, by all pollers.
+        self.led = 0
+        self.followed = 0
+
+    def __repr__(self) -> str:
+        return f"<RedisPolling lease={self.lease:g} key={self.key!r}>"
+
+    def poller(self, *, get: RawGet, account: str | None) -> SharedPoller:
+        """The poller of one client (called by :class:`~voucherify_async.VoucherifyClient`)."""
+        name = self.key if self.key is not None else account
+        if name is None:
+            raise ValueError(
+                "RedisPolling needs key= with an OAuth token: there is no app id to name the "
+                "account by (and a token is never used as a name)"
+            )
+        return RedisPoller(self, name, get)
+
+
+class _Id:
+    """What one poller knows of one action id."""
+
+    __slots__ = ("fence", "last", "renewer", "token")
+
+    def __init__(self) -> None:
+        self.last: str | None = None  # the newest stream entry returned or published here
+        self.fence = 0  # the highest fencing token seen: older leaders' entries are ignored
+        self.token: str | None = None  # set while this process (believes it) leads the id
+        self.renewer: asyncio.Task[None] | None = None
+
+
+class RedisPoller:
+    """One client's shared polls (built by :meth:`RedisPolling.poller`)."""
+
+    def __init__(self, polling: RedisPolling, name: str, get: RawGet) -> None:
+        self._polling = polling
+        self._redis = polling.redis
+        self._get = get
+        self._base = f"{polling.prefix}:poll:{name}"
+        self._scripts = Scripts(self._redis, "poll_lead", "poll_publish", "poll_release")
+        self._lease_ms = round(polling.lease * 1000)
+        self._ttl_ms = round(polling.ttl * 1000)
+        self._ids: dict[str, _Id] = {}
+        self._reader = _Reader(self._redis, round(polling.block * 1000))
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._outage_logged = False
+        self._closed = False
+
+    def _keys(self, action_id: str) -> tuple[str, str, str]:
+        base = f"{self._base}:{{{action_id}}}"  # one hash slot per id (Redis Cluster)
+        return f"{base}:lease", f"{base}:fence", f"{base}:stream"
+
+    async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        async with asyncio.timeout(self._polling.operation_timeout):
+            return await self._scripts[script](keys=keys, args=args)
+
+    # -- SharedPoller -------------------------------------------------------------------
+
+    async def fetch(self, action_id: str) -> AsyncAction:
+        try:
+            action = await self._fetch(action_id)
+        except UNREACHABLE as exc:
+            if not self._outage_logged:
+                self._outage_logged = True
+                logger.warning(
+                    "shared polling: Redis is unreachable (%s); this process polls for itself "
+                    "until it is back",
+                    type(exc).__name__,
+                )
+            action, _ = await self._get(action_id)
+            return action
+        if self._outage_logged:
+            self._outage_logged = False
+            logger.warning("shared polling: Redis is reachable again")
+        return action
+
+    def done(self, action_id: str) -> None:
+        state = self._ids.pop(action_id, None)
+        if state is None:
+            return
+        if state.renewer is not None:
+            state.renewer.cancel()
+        if state.token is not None and not self._closed:
+            self._spawn(self._release(action_id, state.token))
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for action_id in list(self._ids):
+            state = self._ids.pop(action_id)
+            if state.renewer is not None:
+                state.renewer.cancel()
+            if state.token is not None:
+                self._spawn(self._release(action_id, state.token))
+        await self._reader.aclose()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=self._polling.operation_timeout + 1)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+
+    # -- leading and following ----------------------------------------------------------
+
+    async def _fetch(self, action_id: str) -> AsyncAction:
+        state = self._ids.setdefault(action_id, _Id())
+        lease, fence, stream = self._keys(action_id)
+        while True:
+            if state.token is None:
+                # A snapshot newer than the last one returned here comes first.
+                entry = await self._newest(stream, state)
+                if entry is not None:
+                    return self._follow(entry)
+                token = secrets.token_hex(16)
+            else:
+                token = state.token
+            granted = as_int(
+                await self._call("poll_lead", [lease, fence], [token, self._lease_ms, self._ttl_ms])
+            )
+            if granted != 0:
+                if granted > 0:  # a new leadership, with a new fencing token
+                    state.token, state.fence = token, granted
+                    self._start_renewer(action_id, state)
+                return await self._lead(action_id, state)
+            state.token = None
+            entry = await self._reader.wait(stream, state.last or "0-0", self._polling.lease)
+            if entry is not None and self._accept(state, entry):
+                return self._follow(entry)
+
+    async def _lead(self, action_id: str, state: _Id) -> AsyncAction:
+        action, body = await self._get(action_id)
+        self._polling.led += 1
+        token = state.token
+        if token is None:  # the handle ended while the GET was in flight
+            return action
+        lease, fence, stream = self._keys(action_id)
+        entry_id = await self._call(
+            "poll_publish",
+            [lease, fence, stream],
+            [
+                token,
+                state.fence,
+                body,
+                self._polling.max_entries,
+                self._ttl_ms,
+                "1" if action.is_terminal else "0",
+                round(self._polling.linger * 1000),
+            ],
+        )
+        if entry_id:
+            state.last = as_text(entry_id)
+        else:
+            # Our lease expired (a pause, a slow GET): another process leads now. The snapshot
+            # is still good for our own handle; it just was not published.
+            state.token = None
+        return action
+
+    def _follow(self, entry: tuple[str, dict[Any, Any]]) -> AsyncAction:
+        self._polling.followed += 1
+        return decode_async_action(_field(entry[1], "body"), status=200)
+
+    def _accept(self, state: _Id, entry: tuple[str, dict[Any, Any]]) -> bool:
+        """Keep *entry* unless an older leader (a lower fencing token) wrote it."""
+        entry_id, fields = entry
+        fence = int(_field(fields, "fence"))
+        if state.last is not None and _entry_key(entry_id) <= _entry_key(state.last):
+            return False
+        state.last = entry_id
+        if fence < state.fence:
+            return False
+        state.fence = fence
+        return True
+
+    async def _newest(self, stream: str, state: _Id) -> tuple[str, dict[Any, Any]] | None:
+        low = "-" if state.last is None else f"({state.last}"
+        async with asyncio.timeout(self._polling.operation_timeout):
+            entries: Any = await self._redis.xrevrange(stream, "+", low, count=1)
+        if not entries:
+            if state.last is None:
+                state.last = "0-0"
+            return None
+        entry_id, fields = entries[0]
+        entry = (as_text(entry_id), fields)
+        return entry if self._accept(state, entry) else None
+
+    # -- the lease ----------------------------------------------------------------------
+
+    def _start_renewer(self, action_id: str, state: _Id) -> None:
+        if state.renewer is None or state.renewer.done():
+            state.renewer = asyncio.get_running_loop().create_task(
+                self._renew(action_id, state), name=f"voucherify-async lease {action_id}"
+            )
+
+    async def _renew(self, action_id: str, state: _Id) -> None:
+        """Extend the lease every third of it while this process leads the id."""
+        lease, fence, _ = self._keys(action_id)
+        while True:
+            await asyncio.sleep(self._polling.lease / 3)
+            token = state.token
+            if token is None:
+                return
+            try:
+                still = as_int(
+                    await self._call(
+                        "poll_lead", [lease, fence], [token, self._lease_ms, self._ttl_ms]
+                    )
+                )
+            except UNREACHABLE:
+                continue  # the publish script will tell whether we still lead
+            if still == 0:
+                state.token = None
+            elif still > 0:
+                state.fence = still  # it had expired and we took it again: a new leadership
+
+    async def _release(self, action_id: str, token: str) -> None:
+        with contextlib.suppress(*UNREACHABLE):
+            await self._call("poll_release", [self._keys(action_id)[0]], [token])
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _field(fields: dict[Any, Any], name: str) -> Any:
+    value = fields.get(name.encode(), fields.get(name))
+    if value is None:
+        raise KeyError(name)
+    return value
+
+
+class _Reader:
+    """One blocking ``XREAD`` for every id a poller follows; wakes each id's waiter."""
+
+    def __init__(self, r: aioredis.Redis, block_ms: int) -> None:
+        self._redis = r
+        self._block_ms = block_ms
+        self._waiting: dict[str, tuple[str, asyncio.Future[tuple[str, dict[Any, Any]]]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def wait(
+        self, stream: str, last: str, timeout: float
+    ) -> tuple[str, dict[Any, Any]] | None:
+        """The first entry of *stream* after *last*, or None after *timeout* seconds."""
+        future: asyncio.Future[tuple[str, dict[Any, Any]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiting[stream] = (last, future)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="voucherify-async stream reader"
+            )
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            return None
+        finally:
+            if self._waiting.get(stream, (None, None))[1] is future:
+                del self._waiting[stream]
+
+    async def _run(self) -> None:
+        while self._waiting:
+            streams = {stream: last for stream, (last, _) in self._waiting.items()}
+            try:
+                reply: Any = await self._redis.xread(
+                    streams,  # type: ignore[arg-type]
+                    count=16,
+                    block=self._block_ms,
+                )
+            except UNREACHABLE as exc:
+                for _, future in list(self._waiting.values()):
+                    if not future.done():
+                        future.set_exception(exc)
+                return
+            for stream, entries in reply or []:
+                if not entries:
+                    continue
+                entry_id, fields = entries[-1]
+                waiter = self._waiting.get(as_text(stream))
+                if waiter is not None and not waiter[1].done():
+                    waiter[1].set_result((as_text(entry_id), fields))
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
