@@ -127,8 +127,9 @@ async def test_cancelled_waiter_leaves_the_queue(r: Any) -> None:
     try:
         held = await g.acquire()
         waiter = asyncio.ensure_future(g.acquire())
-        while not await r.zcard("voucherify-async:budget:{test}:queue"):
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(30):  # Redis's state, another process's: probe it, bounded
+            while not await r.zcard("voucherify-async:budget:{test}:queue"):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
@@ -172,9 +173,11 @@ async def test_unreachable_redis_is_a_typed_error_after_the_bound(
     r = aioredis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
     g = gate(r, unavailable_timeout=0.5)
     try:
-        with caplog.at_level(logging.WARNING, "voucherify_async"):
-            with pytest.raises(BudgetUnavailableError, match="not sent"):
-                await asyncio.wait_for(g.acquire(), 30)
+        with (
+            caplog.at_level(logging.WARNING, "voucherify_async"),
+            pytest.raises(BudgetUnavailableError, match="not sent"),
+        ):
+            await asyncio.wait_for(g.acquire(), 30)
         assert any("unreachable" in rec.getMessage() for rec in caplog.records)
     finally:
         await g.aclose()
@@ -186,9 +189,7 @@ async def test_oauth_needs_a_key(r: Any) -> None:
         VoucherifyClient(oauth_token="tok", budget=RedisBudget(r))
 
 
-async def test_keys_name_the_account_never_the_token(
-    r: Any, emulator: VoucherifyEmulator
-) -> None:
+async def test_keys_name_the_account_never_the_token(r: Any, emulator: VoucherifyEmulator) -> None:
     action_id = emulator.add_action(duration=0.0)
     async with VoucherifyClient(
         APP_ID, APP_TOKEN, base_url=emulator.base_url, budget=RedisBudget(r, window=WINDOW)
@@ -336,4 +337,3 @@ async def test_redis_restarted_mid_run(
     assert_budget_kept(emu)
     for w in workers:
         assert any("reachable again" in e["message"] for e in w.events if e["event"] == "log")
-

@@ -13,8 +13,8 @@ from voucherify_async import AsyncActionStatus, PollPolicy, VoucherifyClient
 from voucherify_async.testing import VoucherifyEmulator
 
 pytest.importorskip("redis.asyncio")
-from voucherify_async.redis import RedisBudget, RedisPolling  # noqa: E402
-from voucherify_async.redis._polling import RedisPoller  # noqa: E402
+from voucherify_async.redis import RedisBudget, RedisPolling
+from voucherify_async.redis._polling import RedisPoller
 
 FAST = PollPolicy(
     first_poll_after=0.0, initial_delay=0.1, max_delay=0.1, jitter=0.0, adaptive=False,
