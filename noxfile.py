@@ -51,7 +51,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def mypy(session: nox.Session) -> None:
     """mypy --strict over the package and the public typing pins."""
-    session.install("-e", ".[test,speed]", "mypy>=1.8")
+    session.install("-e", ".[test,speed,redis]", "mypy>=1.8")
     session.run("mypy", "voucherify_async")
     session.run("mypy", "--strict", "tests/typing/api.py")
 
