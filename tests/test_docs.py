@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import sys
+import types
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -660,6 +661,52 @@ async def test_pipeline_main(
     err = capsys.readouterr().err
     assert "[6/6] 5 done, 1 failed, 0 errors" in err
     assert f"{ids[-1]} (ORDERS.IMPORT) ended FAILED" in err
+
+
+# --- recipe: several workers, one account (Redis) -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def docs_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real redis-server for the workers recipe (skipped locally when none is installed)."""
+    from _redis_server import RedisServer, redis_server_binary
+
+    server = RedisServer(redis_server_binary(), tmp_path_factory.mktemp("docs-redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_workers_pipeline(voucherify_env: VoucherifyEmulator, docs_redis: Any) -> None:
+    """The workers recipe's main: two processes, one budget and shared polls, every outcome."""
+    from docs_examples import workers
+
+    ids = [voucherify_env.add_action(duration=0.0) for _ in range(5)]
+    failed = voucherify_env.add_action("ORDERS.IMPORT", duration=0.0, status="FAILED")
+    report = await asyncio.to_thread(
+        workers.main, [*ids, failed, "aa_not_there"], workers=2, redis_url=docs_redis.url
+    )
+    assert report == {
+        **dict.fromkeys(ids, "DONE"),
+        failed: "FAILED",
+        "aa_not_there": "NotFoundError",
+    }
+    assert 429 not in {request.status for request in voucherify_env.requests}
+
+
+async def test_workers_lifespan(
+    voucherify_env: VoucherifyEmulator, docs_redis: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The web shape: one client per worker, built at startup, closed at shutdown."""
+    from docs_examples import workers
+
+    monkeypatch.setattr(workers, "REDIS_URL", docs_redis.url)
+    action_id = voucherify_env.add_action(duration=0.0)
+    app = types.SimpleNamespace(state=types.SimpleNamespace())
+    async with workers.lifespan(app):
+        client = app.state.voucherify
+        assert (await client.async_actions.wait(action_id, timeout=30)).status == "DONE"
+    assert client.closed
 
 
 # --- recipe: a script ----------------------------------------------------------------------
