@@ -104,6 +104,8 @@ class RedisPolling:
         #: GETs performed as leader, and snapshots taken from another process, by all pollers.
         self.led = 0
         self.followed = 0
+        #: Redis round trips made by all pollers (scripts, reads): for benchmarks.
+        self.round_trips = 0
 
     def __repr__(self) -> str:
         return f"<RedisPolling lease={self.lease:g} key={self.key!r}>"
@@ -143,7 +145,11 @@ class RedisPoller:
         self._lease_ms = round(polling.lease * 1000)
         self._ttl_ms = round(polling.ttl * 1000)
         self._ids: dict[str, _Id] = {}
-        self._reader = _Reader(self._redis, round(polling.block * 1000))
+        self._reader = _Reader(
+            polling,
+            round(polling.block * 1000),
+            f"{self._base}:wake:{secrets.token_hex(8)}",
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._outage_logged = False
         self._closed = False
@@ -153,6 +159,7 @@ class RedisPoller:
         return f"{base}:lease", f"{base}:fence", f"{base}:stream"
 
     async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        self._polling.round_trips += 1
         async with asyncio.timeout(self._polling.operation_timeout):
             return await self._scripts[script](keys=keys, args=args)
 
@@ -274,6 +281,7 @@ class RedisPoller:
 
     async def _newest(self, stream: str, state: _Id) -> tuple[str, dict[Any, Any]] | None:
         low = "-" if state.last is None else f"({state.last}"
+        self._polling.round_trips += 1
         async with asyncio.timeout(self._polling.operation_timeout):
             entries: Any = await self._redis.xrevrange(stream, "+", low, count=1)
         if not entries:
@@ -331,26 +339,36 @@ def _field(fields: dict[Any, Any], name: str) -> Any:
 
 
 class _Reader:
-    """One blocking ``XREAD`` for every id a poller follows; wakes each id's waiter."""
+    """One blocking ``XREAD`` for every id a poller follows; wakes each id's waiter.
 
-    def __init__(self, r: aioredis.Redis, block_ms: int) -> None:
-        self._redis = r
+    A waiter for a stream the read in progress does not cover appends to this reader's own
+    wake stream, which that read also covers: the read returns, and the next one covers the
+    new stream too. (Streams of many ids in one read: a single Redis, not a Cluster.)
+    """
+
+    def __init__(self, polling: RedisPolling, block_ms: int, wake_key: str) -> None:
+        self._polling = polling
+        self._redis = polling.redis
         self._block_ms = block_ms
+        self._wake_key = wake_key
         self._waiting: dict[str, tuple[str, asyncio.Future[tuple[str, dict[Any, Any]]]]] = {}
+        self._reading: dict[str, str] | None = None  # the streams of the read in progress
         self._task: asyncio.Task[None] | None = None
+        self._wakes: set[asyncio.Task[None]] = set()
 
     async def wait(
         self, stream: str, last: str, timeout: float
     ) -> tuple[str, dict[Any, Any]] | None:
         """The first entry of *stream* after *last*, or None after *timeout* seconds."""
-        future: asyncio.Future[tuple[str, dict[Any, Any]]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[str, dict[Any, Any]]] = loop.create_future()
         self._waiting[stream] = (last, future)
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="voucherify-async stream reader"
-            )
+            self._task = loop.create_task(self._run(), name="voucherify-async stream reader")
+        elif self._reading is not None and self._reading.get(stream) != last:
+            wake = loop.create_task(self._wake())
+            self._wakes.add(wake)
+            wake.add_done_callback(self._wakes.discard)
         try:
             async with asyncio.timeout(timeout):
                 return await future
@@ -360,31 +378,47 @@ class _Reader:
             if self._waiting.get(stream, (None, None))[1] is future:
                 del self._waiting[stream]
 
+    async def _wake(self) -> None:
+        self._polling.round_trips += 1
+        with contextlib.suppress(*UNREACHABLE):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(self._wake_key, {"w": "1"}, maxlen=1)
+                pipe.pexpire(self._wake_key, 60_000)
+                await pipe.execute()
+
     async def _run(self) -> None:
-        while self._waiting:
-            streams = {stream: last for stream, (last, _) in self._waiting.items()}
-            try:
-                reply: Any = await self._redis.xread(
-                    streams,  # type: ignore[arg-type]
-                    count=16,
-                    block=self._block_ms,
-                )
-            except UNREACHABLE as exc:
-                for _, future in list(self._waiting.values()):
-                    if not future.done():
-                        future.set_exception(exc)
-                return
-            for stream, entries in reply or []:
-                if not entries:
-                    continue
-                entry_id, fields = entries[-1]
-                waiter = self._waiting.get(as_text(stream))
-                if waiter is not None and not waiter[1].done():
-                    waiter[1].set_result((as_text(entry_id), fields))
+        try:
+            while self._waiting:
+                streams = {stream: last for stream, (last, _) in self._waiting.items()}
+                self._reading = streams
+                self._polling.round_trips += 1
+                try:
+                    reply: Any = await self._redis.xread(
+                        {**streams, self._wake_key: "$"},  # type: ignore[dict-item]
+                        count=16,
+                        block=self._block_ms,
+                    )
+                except UNREACHABLE as exc:
+                    for _, future in list(self._waiting.values()):
+                        if not future.done():
+                            future.set_exception(exc)
+                    return
+                finally:
+                    self._reading = None
+                for stream, entries in reply or []:
+                    if not entries:
+                        continue
+                    entry_id, fields = entries[-1]
+                    waiter = self._waiting.get(as_text(stream))
+                    if waiter is not None and not waiter[1].done():
+                        waiter[1].set_result((as_text(entry_id), fields))
+        finally:
+            self._reading = None
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for work in (*self._wakes, task):
+            if work is not None and not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work

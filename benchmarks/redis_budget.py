@@ -1,0 +1,360 @@
+"""Many processes, one account: the budget and the polls shared through Redis, time-scaled.
+
+*processes* worker processes each await the same *handles* jobs (4 web workers waiting on the
+same imports) against an emulator that enforces the account's *rpm* requests per
+``60 / scale`` real seconds. Variants, each in fresh processes, one after another:
+
+* one process awaiting the jobs with the whole budget (``requests_per_minute=rpm``): the
+  baseline for GETs and latency,
+* *processes* processes with the budget split between them (``rpm / processes`` each), the
+  only safe setup without shared state,
+* *processes* processes on one ``RedisBudget(limit=rpm)``, each polling for itself,
+* the same plus ``RedisPolling``: one poll per id across the processes.
+
+Reported: 429s the server counted, the most requests any window held, GETs, handles resolved,
+the mean and p95 detection latency (finish -> handle resolving, unscaled seconds, over every
+process's handles), and Redis round trips per request sent (budget scripts; shared polls'
+scripts and reads on top). Needs ``redis-server`` on the PATH (or ``REDIS_URL``).
+
+Usage: ``python benchmarks/redis_budget.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import attrs
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import (
+    APP_ID,
+    APP_TOKEN,
+    Table,
+    mean,
+    num,
+    percentile,
+    quiet_library,
+    ratio,
+    scale_policy,
+    verdict,
+)
+from voucherify_async import PollPolicy, VoucherifyClient
+from voucherify_async.testing import ACTION_TYPES, VoucherifyEmulator
+
+Variant = Literal["one", "split", "redis", "shared"]
+VARIANTS: Final[tuple[Variant, ...]] = ("one", "split", "redis", "shared")
+
+
+@attrs.frozen
+class Config:
+    """Processes, handles per process, the account's budget, the clock speed-up, the horizon."""
+
+    processes: int = 4
+    handles: int = 40
+    rpm: int = 100
+    scale: float = 10.0
+    horizon: float = 900.0
+    duration_range: tuple[float, float] = (5.0, 60.0)
+    seed: int = 5
+
+
+FULL: Final = Config()
+QUICK: Final = Config(handles=20, scale=20.0, horizon=600.0)
+SMOKE: Final = Config(processes=2, handles=3, scale=60.0, horizon=120.0, duration_range=(1, 5))
+
+
+def labels(config: Config) -> dict[Variant, str]:
+    n = config.processes
+    return {
+        "one": f"1 process, whole budget (baseline, {config.handles} handles)",
+        "split": f"{n} processes, budget split {config.rpm // n}/min each",
+        "redis": f"{n} processes, RedisBudget, own polls",
+        "shared": f"{n} processes, RedisBudget + RedisPolling",
+    }
+
+
+@attrs.frozen
+class Child:
+    """What one worker process measured."""
+
+    resolved: dict[str, float]
+    budget_trips: int
+    poll_trips: int
+    led: int
+    followed: int
+
+
+@attrs.frozen
+class Result:
+    too_many: int
+    worst_window: int
+    gets: int
+    latencies: tuple[float, ...]
+    resolved: int
+    expected: int
+    budget_trips: int
+    poll_trips: int
+
+
+# -- a redis-server of the benchmark's own ----------------------------------------------
+
+
+@contextmanager
+def redis_server() -> Iterator[str | None]:
+    """``REDIS_URL``, or a redis-server started on a free port; None when there is none."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as directory:
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", directory],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                        conn.sendall(b"PING\r\n")
+                        if conn.recv(16).startswith(b"+PONG"):
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.02)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.kill()
+            process.wait()
+
+
+# -- one worker process -----------------------------------------------------------------
+
+#: Set in each worker by the pool's initializer: the start line shared with the parent.
+_BARRIER: Any = None
+
+
+def _init(barrier: Any) -> None:
+    global _BARRIER
+    _BARRIER = barrier
+
+
+
+async def _child(
+    variant: Variant, config: Config, base_url: str, ids: list[str], redis_url: str | None
+) -> Child:
+    from voucherify_async.redis import RedisBudget, RedisPolling
+
+    speed = config.scale
+    window = 60.0 / speed
+    r: Any = None
+    options: dict[str, Any] = {}
+    polling = None
+    if variant in ("redis", "shared"):
+        import redis.asyncio as aioredis
+
+        r = aioredis.Redis.from_url(redis_url)
+        options["budget"] = RedisBudget(r, limit=config.rpm, window=window, key="bench")
+        if variant == "shared":
+            polling = RedisPolling(r, key="bench", lease=max(1.0, 10.0 / speed))
+            options["shared_polling"] = polling
+    else:
+        share = config.rpm if variant == "one" else config.rpm // config.processes
+        options.update(requests_per_minute=share, budget_window=window)
+    client = VoucherifyClient(
+        APP_ID,
+        APP_TOKEN,
+        base_url=base_url,
+        poll_policy=scale_policy(PollPolicy(), speed),
+        **options,
+    )
+    resolved: dict[str, float] = {}
+    try:
+        handles = [client.async_actions.handle(action_id) for action_id in ids]
+
+        def on_done(handle: Any) -> None:
+            if handle.latest is not None and handle.latest.is_terminal:
+                resolved.setdefault(handle.id, time.monotonic())
+
+        for handle in handles:
+            handle.add_done_callback(on_done)
+        waits = [asyncio.ensure_future(handle.result()) for handle in handles]
+        await asyncio.wait(waits, timeout=config.horizon / speed)
+        for wait in waits:
+            wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+        gate = client._gate
+    finally:
+        await client.close()
+        if r is not None:
+            await r.aclose()
+    return Child(
+        resolved,
+        getattr(gate, "round_trips", 0),
+        polling.round_trips if polling is not None else 0,
+        polling.led if polling is not None else 0,
+        polling.followed if polling is not None else 0,
+    )
+
+
+def child(
+    variant: Variant, config: Config, base_url: str, ids: list[str], redis_url: str | None
+) -> Child:
+    # Wait until every worker is up, then until the parent has created the jobs: starting a
+    # process takes seconds of real time, minutes of the scaled job clock.
+    _BARRIER.wait()
+    _BARRIER.wait()
+    with quiet_library():
+        return asyncio.run(_child(variant, config, base_url, ids, redis_url))
+
+
+# -- one variant ------------------------------------------------------------------------
+
+
+def _worst_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    best = start = 0
+    for end, t in enumerate(times):
+        while times[start] <= t - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+async def _measure(variant: Variant, config: Config, redis_url: str | None) -> Result:
+    speed = config.scale
+    rng = random.Random(config.seed)
+    durations = [rng.uniform(*config.duration_range) for _ in range(config.handles)]
+    window = 60.0 / speed
+    processes = 1 if variant == "one" else config.processes
+    async with VoucherifyEmulator(
+        speed=speed, requests_per_minute=config.rpm, rate_limit_window=window, seed=config.seed
+    ) as emu:
+        ids = [f"aa_bench_{i:04d}" for i in range(config.handles)]
+        context = multiprocessing.get_context("spawn")
+        barrier = context.Barrier(processes + 1)
+        with context.Pool(processes, initializer=_init, initargs=(barrier,)) as pool:
+            work = asyncio.ensure_future(
+                asyncio.to_thread(
+                    pool.starmap,
+                    child,
+                    [(variant, config, emu.base_url, ids, redis_url)] * processes,
+                )
+            )
+            await asyncio.to_thread(barrier.wait)  # every worker is up
+            for i, (action_id, d) in enumerate(zip(ids, durations, strict=True)):
+                emu.add_action(ACTION_TYPES[i % len(ACTION_TYPES)], duration=d, id=action_id)
+            await asyncio.to_thread(barrier.wait)  # the jobs exist: go
+            children: list[Child] = await work
+        latencies = []
+        for kid in children:
+            for action_id, when in kid.resolved.items():
+                finished = emu.finished_at(action_id)
+                if finished is not None:
+                    latencies.append(max(0.0, when - finished) * speed)
+        requests = emu.requests
+        return Result(
+            too_many=sum(1 for req in requests if req.status == 429),
+            worst_window=_worst_window([req.time for req in requests], window),
+            gets=len(requests),
+            latencies=tuple(latencies),
+            resolved=sum(len(kid.resolved) for kid in children),
+            expected=processes * config.handles,
+            budget_trips=sum(kid.budget_trips for kid in children),
+            poll_trips=sum(kid.poll_trips for kid in children),
+        )
+
+
+def measure(variant: Variant, config: Config, redis_url: str | None) -> Result:
+    return asyncio.run(_measure(variant, config, redis_url))
+
+
+def run(config: Config) -> list[Table]:
+    """Every variant in turn; one table."""
+    title = (
+        f"Redis: {config.processes} processes x {config.handles} handles under "
+        f"{config.rpm} requests/minute"
+    )
+    columns = (
+        "setup", "429s", "max/window", "GETs", "resolved", "mean latency s", "p95 latency s",
+        "GETs x one", "mean latency x one", "Redis trips/request",
+    )  # fmt: skip
+    with redis_server() as redis_url:
+        if redis_url is None:
+            note = "redis-server is not installed (apt-get install redis-server): not measured."
+            return [Table(title, columns, (), (note,))]
+        results = {variant: measure(variant, config, redis_url) for variant in VARIANTS}
+    base = results["one"]
+    names = labels(config)
+    rows = []
+    for variant, res in results.items():
+        trips = "-"
+        if variant in ("redis", "shared") and res.gets:
+            trips = num(res.budget_trips / res.gets, 2)
+            if res.poll_trips:
+                trips += f" + {num(res.poll_trips / res.gets, 2)} polls"
+        rows.append(
+            (
+                names[variant],
+                f"{res.too_many:,}",
+                f"{res.worst_window}",
+                f"{res.gets:,}",
+                f"{res.resolved}/{res.expected}",
+                num(mean(res.latencies), 1),
+                num(percentile(res.latencies, 95), 1) if res.latencies else "-",
+                ratio(res.gets, base.gets),
+                ratio(mean(res.latencies), mean(base.latencies)),
+                trips,
+            )
+        )
+    shared, redis_only = results["shared"], results["redis"]
+    kept = all(r.too_many == 0 and r.worst_window <= config.rpm for r in results.values())
+    notes = (
+        f"Each process awaits the same {config.handles} jobs of {config.duration_range[0]:g}-"
+        f"{config.duration_range[1]:g} s; the emulator admits {config.rpm} requests per sliding "
+        f"window of {60 / config.scale:g} s real (a minute at x{config.scale:g}); latencies in "
+        "unscaled seconds; default PollPolicy() scaled; processes are spawned fresh per variant.",
+        f"Budget kept in every setup (0 x 429, no window over {config.rpm}): {verdict(kept)}.",
+        f"Shared polls: {shared.gets:,} GETs = {ratio(shared.gets, base.gets)} one process's "
+        f"({ratio(shared.gets, redis_only.gets)} of the unshared Redis setup).",
+        "Redis trips/request: budget scripts (acquire, release, waits, subscriptions) per "
+        "request the server saw; '+ polls' adds the shared polls' scripts and stream reads.",
+    )
+    return [Table(title, columns, tuple(rows), notes)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="the budget and the polls shared via Redis")
+    parser.add_argument("--quick", action="store_true", help="fewer handles, a faster clock")
+    args = parser.parse_args(argv)
+    for table in run(QUICK if args.quick else FULL):
+        print(table.text())
+
+
+if __name__ == "__main__":
+    main()
