@@ -5,7 +5,8 @@ Usage::
     python benchmarks/run.py [--quick] [--only NAME ...] [--write-docs] [--sdk-site DIR]
 
 Benchmarks: ``decode`` (benchmarks/decode.py's measurements), ``client_cpu``, ``polling``,
-``budget``, ``scale``. Every figure is a ratio to a baseline measured in the same run.
+``budget``, ``scale``, ``redis_budget`` (needs redis-server or ``REDIS_URL``). Every figure is
+a ratio to a baseline measured in the same run.
 ``--quick`` finishes in under a minute; the full run takes several minutes on two cores.
 ``--write-docs`` rewrites docs/benchmarks.md with the same figures. ``--sdk-site`` adds a
 site-packages directory holding the official ``voucherify`` SDK, for the decode comparison.
@@ -28,7 +29,7 @@ from typing import Final
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import budget, client_cpu, decode, polling, scale
+from benchmarks import budget, client_cpu, decode, polling, redis_budget, scale
 from benchmarks._common import ROOT, Table, num
 from voucherify_async import _json
 
@@ -78,10 +79,13 @@ def _registry(quick: bool, sdk_site: Path | None) -> dict[str, Callable[[], list
         "polling": lambda: polling.run(polling.QUICK if quick else polling.FULL),
         "budget": lambda: budget.run(budget.QUICK if quick else budget.FULL),
         "scale": lambda: scale.run(scale.QUICK if quick else scale.FULL),
+        "redis_budget": lambda: redis_budget.run(
+            redis_budget.QUICK if quick else redis_budget.FULL
+        ),
     }
 
 
-NAMES: Final = ("decode", "client_cpu", "polling", "budget", "scale")
+NAMES: Final = ("decode", "client_cpu", "polling", "budget", "scale", "redis_budget")
 
 
 def machine() -> str:

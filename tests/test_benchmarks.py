@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import budget, client_cpu, decode, polling, run, scale  # noqa: E402
+from benchmarks import budget, client_cpu, decode, polling, redis_budget, run, scale  # noqa: E402
 from benchmarks._common import Table, percentile, scale_policy  # noqa: E402
 from voucherify_async import (  # noqa: E402
     AsyncAction,
@@ -204,3 +204,19 @@ def test_percentile_interpolates() -> None:
     assert percentile([1, 2, 3, 4], 50) == 2.5
     assert percentile([5], 95) == 5
     assert percentile([0, 10], 95) == pytest.approx(9.5)
+
+
+def test_redis_budget_table() -> None:
+    """Every Redis setup resolves every handle in every process and keeps the budget."""
+    from _redis_server import redis_server_binary
+
+    redis_server_binary()  # skips (fails in CI) without a redis-server
+    (table,) = redis_budget.run(redis_budget.SMOKE)
+    config = redis_budget.SMOKE
+    assert len(table.rows) == len(redis_budget.VARIANTS)
+    assert _figures(table, "429s") == ["0"] * len(redis_budget.VARIANTS)
+    expected = [f"{config.handles}/{config.handles}"] + [
+        f"{config.processes * config.handles}/{config.processes * config.handles}"
+    ] * 3
+    assert _figures(table, "resolved") == expected
+    assert all(int(cell) <= config.rpm for cell in _figures(table, "max/window"))
