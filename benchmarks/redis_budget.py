@@ -164,7 +164,6 @@ def _init(barrier: Any) -> None:
     _BARRIER = barrier
 
 
-
 async def _child(
     variant: Variant, config: Config, base_url: str, ids: list[str], redis_url: str | None
 ) -> Child:
