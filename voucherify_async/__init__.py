@@ -74,6 +74,7 @@ from ._results import (
     VouchersMetadataKeyPurgeResult,
     VouchersMetadataUpdateResult,
 )
+from ._shared import SharedPoller, SharedPolling
 
 __all__ = [
     "APIError",
@@ -126,6 +127,8 @@ __all__ = [
     "RequestGate",
     "ResponseDecodeError",
     "ServerError",
+    "SharedPoller",
+    "SharedPolling",
     "SkuCsvImportFailure",
     "SkusImportCsvResult",
     "TransportError",

@@ -14,14 +14,11 @@ from typing import Protocol
 
 from ._models import AsyncAction
 
-__all__ = ["RawGet", "SharedPoller", "SharedPolling"]
-
-#: One GET of an action: the decoded snapshot and the body it came from.
-RawGet = Callable[[str], Awaitable[tuple[AsyncAction, bytes]]]
+__all__ = ["SharedPoller", "SharedPolling"]
 
 
 class SharedPoller(Protocol):
-    """One client's view of a shared-polling backend."""
+    """One client's view of a shared-polling backend (built by :meth:`SharedPolling.poller`)."""
 
     async def fetch(self, action_id: str) -> AsyncAction:
         """The next snapshot of *action_id*: polled here, or published by another process."""
@@ -39,7 +36,10 @@ class SharedPoller(Protocol):
 class SharedPolling(Protocol):
     """What ``VoucherifyClient(shared_polling=...)`` takes: it builds a client's poller."""
 
-    def poller(self, *, get: RawGet, account: str | None) -> SharedPoller:
-        """The poller of one client: *get* performs one GET; *account* is ``host:app_id``
-        (None with an OAuth token)."""
+    def poller(
+        self, *, get: Callable[[str], Awaitable[tuple[AsyncAction, bytes]]], account: str | None
+    ) -> SharedPoller:
+        """The poller of one client: ``await get(action_id)`` performs one GET (through the
+        client's budget) and gives the snapshot and the body it came from; *account* is
+        ``host:app_id`` (None with an OAuth token)."""
         ...

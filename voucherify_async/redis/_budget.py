@@ -53,7 +53,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
-import redis.asyncio as aioredis
+import redis.asyncio
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -108,7 +108,7 @@ class RedisBudget:
 
     def __init__(
         self,
-        r: aioredis.Redis,
+        r: redis.asyncio.Redis,
         limit: int = 100,
         window: float = 60.0,
         key: str | None = None,

@@ -28,13 +28,14 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-import redis.asyncio as aioredis
+import redis.asyncio
 
 from voucherify_async._converter import decode_async_action
 from voucherify_async._models import AsyncAction
-from voucherify_async._shared import RawGet, SharedPoller
+from voucherify_async._shared import SharedPoller
 
 from ._budget import UNREACHABLE
 from ._scripts import Scripts, as_int, as_text
@@ -71,7 +72,7 @@ class RedisPolling:
 
     def __init__(
         self,
-        r: aioredis.Redis,
+        r: redis.asyncio.Redis,
         *,
         lease: float = 10.0,
         key: str | None = None,
@@ -110,7 +111,9 @@ class RedisPolling:
     def __repr__(self) -> str:
         return f"<RedisPolling lease={self.lease:g} key={self.key!r}>"
 
-    def poller(self, *, get: RawGet, account: str | None) -> SharedPoller:
+    def poller(
+        self, *, get: Callable[[str], Awaitable[tuple[AsyncAction, bytes]]], account: str | None
+    ) -> SharedPoller:
         """The poller of one client (called by :class:`~voucherify_async.VoucherifyClient`)."""
         name = self.key if self.key is not None else account
         if name is None:
@@ -136,7 +139,12 @@ class _Id:
 class RedisPoller:
     """One client's shared polls (built by :meth:`RedisPolling.poller`)."""
 
-    def __init__(self, polling: RedisPolling, name: str, get: RawGet) -> None:
+    def __init__(
+        self,
+        polling: RedisPolling,
+        name: str,
+        get: Callable[[str], Awaitable[tuple[AsyncAction, bytes]]],
+    ) -> None:
         self._polling = polling
         self._redis = polling.redis
         self._get = get

@@ -10,7 +10,7 @@ import functools
 from importlib import resources
 from typing import Any
 
-import redis.asyncio as aioredis
+import redis.asyncio
 from redis.commands.core import AsyncScript
 
 __all__ = ["Scripts", "as_int", "as_text"]
@@ -24,7 +24,7 @@ def _source(name: str) -> str:
 class Scripts:
     """The scripts named *names*, registered with the client *r*: ``scripts["name"](...)``."""
 
-    def __init__(self, r: aioredis.Redis, *names: str) -> None:
+    def __init__(self, r: redis.asyncio.Redis, *names: str) -> None:
         self._scripts = {name: r.register_script(_source(name)) for name in names}
 
     def __getitem__(self, name: str) -> AsyncScript:
