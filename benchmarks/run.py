@@ -8,7 +8,8 @@ Benchmarks: ``decode`` (benchmarks/decode.py's measurements), ``client_cpu``, ``
 ``budget``, ``scale``, ``redis_budget`` (needs redis-server or ``REDIS_URL``). Every figure is
 a ratio to a baseline measured in the same run.
 ``--quick`` finishes in under a minute; the full run takes several minutes on two cores.
-``--write-docs`` rewrites docs/benchmarks.md with the same figures. ``--sdk-site`` adds a
+``--write-docs`` rewrites docs/benchmarks.md with the same figures (with ``--only``, just the
+sections of those benchmarks). ``--sdk-site`` adds a
 site-packages directory holding the official ``voucherify`` SDK, for the decode comparison.
 """
 
@@ -28,6 +29,8 @@ from typing import Final
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import attrs
 
 from benchmarks import budget, client_cpu, decode, polling, redis_budget, scale
 from benchmarks._common import ROOT, Table, num
@@ -130,6 +133,26 @@ def write_docs(path: Path, tables: Sequence[Table], command: str, elapsed: float
     path.write_text("\n".join(header) + body + "\n", encoding="utf-8")
 
 
+def update_docs(path: Path, tables: Sequence[Table], command: str, elapsed: float) -> None:
+    """Replace (or append) only *tables*' sections of the page, each saying when and how it
+    was measured; the other sections and the page's header stay as the last full run wrote
+    them (``--only`` with ``--write-docs``)."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = path.read_text(encoding="utf-8").rstrip("\n")
+    head, *sections = text.split("\n### ")
+    by_title = {section.split("\n", 1)[0]: section for section in sections}
+    for table in tables:
+        stamped = attrs.evolve(
+            table,
+            notes=(
+                *table.notes,
+                f"Measured {now} on {machine()} with `{command}` ({elapsed:.0f} s).",
+            ),
+        )
+        by_title[table.title] = stamped.markdown().removeprefix("### ")
+    path.write_text("\n### ".join([head, *by_title.values()]) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the voucherify-async benchmarks.")
     parser.add_argument("--quick", action="store_true", help="smaller runs: under a minute")
@@ -156,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total: {elapsed:.1f} s")
     if args.write_docs:
         shown = ["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]
-        write_docs(DOCS, tables, " ".join(shown), elapsed)
+        if args.only:
+            update_docs(DOCS, tables, " ".join(shown), elapsed)
+        else:
+            write_docs(DOCS, tables, " ".join(shown), elapsed)
         print(f"wrote {DOCS.relative_to(ROOT)}")
     return 0
 
