@@ -319,6 +319,8 @@ class RedisGate(RequestGate):
             self._epoch = as_text(reply[3])
             pause_until_ms = as_int(reply[4])
             if admitted:
+                if self._closed:  # closed during the call: give the slot back, send nothing
+                    raise ClientClosedError("the VoucherifyClient was closed")
                 return _Slot(member, now_ms, local)
             if pause_until_ms > now_ms:
                 # Another process was told to pause: so is this one (locally too, so that

@@ -161,6 +161,7 @@ class RedisPoller:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._outage_logged = False
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the client's, set on first fetch
 
     def _keys(self, action_id: str) -> tuple[str, str, str]:
         base = f"{self._base}:{{{action_id}}}"  # one hash slot per id (Redis Cluster)
@@ -174,6 +175,8 @@ class RedisPoller:
     # -- SharedPoller -------------------------------------------------------------------
 
     async def fetch(self, action_id: str) -> AsyncAction:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         try:
             action = await self._fetch(action_id)
         except UNREACHABLE as exc:
@@ -196,12 +199,16 @@ class RedisPoller:
         if state is None:
             return
         if state.renewer is not None:
-            state.renewer.cancel()
+            with contextlib.suppress(RuntimeError):  # its loop may be closed already
+                state.renewer.cancel()
         if state.token is not None and not self._closed:
             self._spawn(self._release(action_id, state.token))
 
     async def aclose(self) -> None:
         self._closed = True
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            self._ids.clear()  # another loop: nothing of the client's loop can run here
+            return
         for action_id in list(self._ids):
             state = self._ids.pop(action_id)
             if state.renewer is not None:
@@ -334,7 +341,16 @@ class RedisPoller:
             await self._call("poll_release", [self._keys(action_id)[0]], [token])
 
     def _spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or loop is not self._loop:
+            # Closed from another loop (or none): the Redis connections belong to the client's
+            # loop. The lease expires by itself within `lease` seconds.
+            work.close()
+            return
+        task = loop.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
