@@ -198,6 +198,7 @@ class RedisPoller:
         state = self._ids.pop(action_id, None)
         if state is None:
             return
+        self._reader.forget(self._keys(action_id)[2])
         if state.renewer is not None:
             with contextlib.suppress(RuntimeError):  # its loop may be closed already
                 state.renewer.cancel()
@@ -228,10 +229,17 @@ class RedisPoller:
     async def _fetch(self, action_id: str) -> AsyncAction:
         state = self._ids.setdefault(action_id, _Id())
         lease, fence, stream = self._keys(action_id)
+        reader = self._reader
         while True:
             if state.token is None:
-                # A snapshot newer than the last one returned here comes first.
-                entry = await self._newest(stream, state)
+                # A snapshot newer than the last one returned here comes first: the reader's
+                # (no round trip) while it follows the id, else the stream's newest.
+                if reader.follows(stream):
+                    entry = reader.latest(stream)
+                    if entry is not None and not self._accept(state, entry):
+                        entry = None
+                else:
+                    entry = await self._newest(stream, state)
                 if entry is not None:
                     return self._follow(entry)
                 token = secrets.token_hex(16)
@@ -244,9 +252,10 @@ class RedisPoller:
                 if granted > 0:  # a new leadership, with a new fencing token
                     state.token, state.fence = token, granted
                     self._start_renewer(action_id, state)
+                    reader.forget(stream)
                 return await self._lead(action_id, state)
             state.token = None
-            entry = await self._reader.wait(stream, state.last or "0-0", self._polling.lease)
+            entry = await reader.wait(stream, state.last or "0-0", self._polling.lease)
             if entry is not None and self._accept(state, entry):
                 return self._follow(entry)
 
@@ -363,11 +372,13 @@ def _field(fields: dict[Any, Any], name: str) -> Any:
 
 
 class _Reader:
-    """One blocking ``XREAD`` for every id a poller follows; wakes each id's waiter.
+    """One blocking ``XREAD`` for every id a poller follows; keeps each id's newest entry.
 
-    A waiter for a stream the read in progress does not cover appends to this reader's own
-    wake stream, which that read also covers: the read returns, and the next one covers the
-    new stream too. (Streams of many ids in one read: a single Redis, not a Cluster.)
+    Once a stream is followed it stays in the read until :meth:`forget` (its handle ended, or
+    this process leads it), so a handle that comes back for the next snapshot finds it
+    buffered, or waits on the read already in progress. A stream that the read in progress
+    does not cover yet is added by appending to this reader's own wake stream, which every
+    read also covers. (Many streams in one read: a single Redis, not a Cluster.)
     """
 
     def __init__(self, polling: RedisPolling, block_ms: int, wake_key: str) -> None:
@@ -375,21 +386,37 @@ class _Reader:
         self._redis = polling.redis
         self._block_ms = block_ms
         self._wake_key = wake_key
-        self._waiting: dict[str, tuple[str, asyncio.Future[tuple[str, dict[Any, Any]]]]] = {}
+        self._follow: dict[str, str] = {}  # stream -> the last entry id read
+        self._latest: dict[str, tuple[str, dict[Any, Any]]] = {}  # stream -> newest entry
+        self._waiting: dict[str, asyncio.Future[tuple[str, dict[Any, Any]]]] = {}
         self._reading: dict[str, str] | None = None  # the streams of the read in progress
         self._task: asyncio.Task[None] | None = None
         self._wakes: set[asyncio.Task[None]] = set()
 
+    def follows(self, stream: str) -> bool:
+        return stream in self._follow
+
+    def latest(self, stream: str) -> tuple[str, dict[Any, Any]] | None:
+        return self._latest.get(stream)
+
+    def forget(self, stream: str) -> None:
+        self._follow.pop(stream, None)
+        self._latest.pop(stream, None)
+
     async def wait(
         self, stream: str, last: str, timeout: float
     ) -> tuple[str, dict[Any, Any]] | None:
-        """The first entry of *stream* after *last*, or None after *timeout* seconds."""
+        """The newest entry of *stream* after *last*, or None after *timeout* seconds."""
+        entry = self._latest.get(stream)
+        if entry is not None and _entry_key(entry[0]) > _entry_key(last):
+            return entry
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[str, dict[Any, Any]]] = loop.create_future()
-        self._waiting[stream] = (last, future)
+        self._waiting[stream] = future
+        self._follow.setdefault(stream, last)
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run(), name="voucherify-async stream reader")
-        elif self._reading is not None and self._reading.get(stream) != last:
+        elif self._reading is not None and stream not in self._reading:
             wake = loop.create_task(self._wake())
             self._wakes.add(wake)
             wake.add_done_callback(self._wakes.discard)
@@ -399,7 +426,7 @@ class _Reader:
         except TimeoutError:
             return None
         finally:
-            if self._waiting.get(stream, (None, None))[1] is future:
+            if self._waiting.get(stream) is future:
                 del self._waiting[stream]
 
     async def _wake(self) -> None:
@@ -412,8 +439,8 @@ class _Reader:
 
     async def _run(self) -> None:
         try:
-            while self._waiting:
-                streams = {stream: last for stream, (last, _) in self._waiting.items()}
+            while self._follow:
+                streams = dict(self._follow)
                 self._reading = streams
                 self._polling.round_trips += 1
                 try:
@@ -423,23 +450,28 @@ class _Reader:
                         block=self._block_ms,
                     )
                 except UNREACHABLE as exc:
-                    for _, future in list(self._waiting.values()):
+                    for future in list(self._waiting.values()):
                         if not future.done():
                             future.set_exception(exc)
                     return
                 finally:
                     self._reading = None
-                for stream, entries in reply or []:
-                    if not entries:
+                for raw_stream, entries in reply or []:
+                    stream = as_text(raw_stream)
+                    if not entries or stream not in self._follow:
                         continue
                     entry_id, fields = entries[-1]
-                    waiter = self._waiting.get(as_text(stream))
-                    if waiter is not None and not waiter[1].done():
-                        waiter[1].set_result((as_text(entry_id), fields))
+                    entry = (as_text(entry_id), fields)
+                    self._follow[stream] = entry[0]
+                    self._latest[stream] = entry
+                    waiter = self._waiting.get(stream)
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(entry)
         finally:
             self._reading = None
 
     async def aclose(self) -> None:
+        self._follow.clear()
         task, self._task = self._task, None
         for work in (*self._wakes, task):
             if work is not None and not work.done():
