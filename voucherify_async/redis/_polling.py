@@ -10,9 +10,9 @@ script that checks the lease atomically and stamps the entry with the leader's f
 (a counter that grows with each new leader). A leader paused past its lease can therefore never
 publish: its script finds another token. Followers never GET: a fetch returns the newest entry
 after the last one they returned, waiting for the next one with ``XREAD BLOCK`` (one blocking
-read per process for all the ids it follows). When no entry comes for a lease's length and
-the lease is gone (the leader died), the next fetch takes the lease: a follower takes over
-within one lease plus one blocking read.
+read per process for all the ids it follows). When no entry comes for a lease's length, the
+follower asks for the lease; once a dead leader's lease has run out it gets it: a follower
+takes over within about two leases (plus its handle's own delay between polls).
 
 ``await handle``, ``updates()`` and ``result(timeout)`` behave as without sharing: the handle's
 schedule, deadlines and errors are its own; only where snapshots come from changes.
@@ -56,8 +56,8 @@ class RedisPolling:
     Pass it as ``VoucherifyClient(shared_polling=RedisPolling(r))``.
 
     :param r: A ``redis.asyncio.Redis`` client (Redis or Valkey 5 or later).
-    :param lease: Seconds a leader's lease lasts without renewal (default 10): a follower
-        takes over a dead leader's polls within about this long.
+    :param lease: Seconds a leader's lease lasts without renewal (default 10; renewed every
+        third of it): a follower takes over a dead leader's polls within about two leases.
     :param key: Names the account in Redis keys. Default: the client's ``host:app_id``
         (never a token); with an OAuth token, pass one.
     :param prefix: The start of every Redis key (default ``"voucherify-async"``).
@@ -65,8 +65,8 @@ class RedisPolling:
     :param linger: Seconds they live after its terminal snapshot (default 60), for late
         followers.
     :param max_entries: Snapshots kept per id (approximately; default 16).
-    :param block: Seconds one blocking read waits (default 0.5): how late a newly followed
-        id joins the process's read.
+    :param block: Seconds one blocking read waits when nothing comes (default 5): how often
+        an idle process that follows ids asks Redis.
     :param operation_timeout: Seconds one Redis call may take (default 5).
     """
 
@@ -80,7 +80,7 @@ class RedisPolling:
         ttl: float = 3600.0,
         linger: float = 60.0,
         max_entries: int = 16,
-        block: float = 0.5,
+        block: float = 5.0,
         operation_timeout: float = 5.0,
     ) -> None:
         for name, value in (
@@ -230,7 +230,9 @@ class RedisPoller:
         state = self._ids.setdefault(action_id, _Id())
         lease, fence, stream = self._keys(action_id)
         reader = self._reader
+        quiet = False  # no snapshot came for a whole lease: the leader may be gone
         while True:
+            try_lead = True
             if state.token is None:
                 # A snapshot newer than the last one returned here comes first: the reader's
                 # (no round trip) while it follows the id, else the stream's newest.
@@ -238,6 +240,7 @@ class RedisPoller:
                     entry = reader.latest(stream)
                     if entry is not None and not self._accept(state, entry):
                         entry = None
+                    try_lead = quiet  # a leader that publishes is alive: do not ask
                 else:
                     entry = await self._newest(stream, state)
                 if entry is not None:
@@ -245,17 +248,21 @@ class RedisPoller:
                 token = secrets.token_hex(16)
             else:
                 token = state.token
-            granted = as_int(
-                await self._call("poll_lead", [lease, fence], [token, self._lease_ms, self._ttl_ms])
-            )
-            if granted != 0:
-                if granted > 0:  # a new leadership, with a new fencing token
-                    state.token, state.fence = token, granted
-                    self._start_renewer(action_id, state)
-                    reader.forget(stream)
-                return await self._lead(action_id, state)
-            state.token = None
+            if try_lead:
+                granted = as_int(
+                    await self._call(
+                        "poll_lead", [lease, fence], [token, self._lease_ms, self._ttl_ms]
+                    )
+                )
+                if granted != 0:
+                    if granted > 0:  # a new leadership, with a new fencing token
+                        state.token, state.fence = token, granted
+                        self._start_renewer(action_id, state)
+                        reader.forget(stream)
+                    return await self._lead(action_id, state)
+                state.token = None
             entry = await reader.wait(stream, state.last or "0-0", self._polling.lease)
+            quiet = entry is None
             if entry is not None and self._accept(state, entry):
                 return self._follow(entry)
 
