@@ -127,13 +127,14 @@ class RedisPolling:
 class _Id:
     """What one poller knows of one action id."""
 
-    __slots__ = ("fence", "last", "renewer", "token")
+    __slots__ = ("fence", "last", "renewed", "renewer", "token")
 
     def __init__(self) -> None:
         self.last: str | None = None  # the newest stream entry returned or published here
         self.fence = 0  # the highest fencing token seen: older leaders' entries are ignored
         self.token: str | None = None  # set while this process (believes it) leads the id
         self.renewer: asyncio.Task[None] | None = None
+        self.renewed = 0.0  # when the lease was last extended (loop time)
 
 
 class RedisPoller:
@@ -232,22 +233,21 @@ class RedisPoller:
         reader = self._reader
         quiet = False  # no snapshot came for a whole lease: the leader may be gone
         while True:
+            if state.token is not None:
+                return await self._lead(action_id, state)  # its publish checks the lease
             try_lead = True
-            if state.token is None:
-                # A snapshot newer than the last one returned here comes first: the reader's
-                # (no round trip) while it follows the id, else the stream's newest.
-                if reader.follows(stream):
-                    entry = reader.latest(stream)
-                    if entry is not None and not self._accept(state, entry):
-                        entry = None
-                    try_lead = quiet  # a leader that publishes is alive: do not ask
-                else:
-                    entry = await self._newest(stream, state)
-                if entry is not None:
-                    return self._follow(entry)
-                token = secrets.token_hex(16)
+            # A snapshot newer than the last one returned here comes first: the reader's (no
+            # round trip) while it follows the id, else the stream's newest.
+            if reader.follows(stream):
+                entry = reader.latest(stream)
+                if entry is not None and not self._accept(state, entry):
+                    entry = None
+                try_lead = quiet  # a leader that publishes is alive: do not ask
             else:
-                token = state.token
+                entry = await self._newest(stream, state)
+            if entry is not None:
+                return self._follow(entry)
+            token = secrets.token_hex(16)
             if try_lead:
                 granted = as_int(
                     await self._call(
@@ -257,6 +257,7 @@ class RedisPoller:
                 if granted != 0:
                     if granted > 0:  # a new leadership, with a new fencing token
                         state.token, state.fence = token, granted
+                        state.renewed = asyncio.get_running_loop().time()
                         self._start_renewer(action_id, state)
                         reader.forget(stream)
                     return await self._lead(action_id, state)
@@ -284,10 +285,12 @@ class RedisPoller:
                 self._ttl_ms,
                 "1" if action.is_terminal else "0",
                 round(self._polling.linger * 1000),
+                self._lease_ms,
             ],
         )
         if entry_id:
             state.last = as_text(entry_id)
+            state.renewed = asyncio.get_running_loop().time()
         else:
             # Our lease expired (a pause, a slow GET): another process leads now. The snapshot
             # is still good for our own handle; it just was not published.
@@ -332,10 +335,16 @@ class RedisPoller:
             )
 
     async def _renew(self, action_id: str, state: _Id) -> None:
-        """Extend the lease every third of it while this process leads the id."""
+        """Extend the lease a third of it after it was last extended (each publish extends it
+        too), while this process leads the id."""
         lease, fence, _ = self._keys(action_id)
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self._polling.lease / 3)
+            delay = state.renewed + self._polling.lease / 3 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            state.renewed = loop.time()
             token = state.token
             if token is None:
                 return

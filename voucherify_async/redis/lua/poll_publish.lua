@@ -4,7 +4,8 @@
 -- KEYS[1] lease, KEYS[2] fence, KEYS[3] stream
 -- ARGV[1] token, ARGV[2] fencing token, ARGV[3] body, ARGV[4] max entries kept,
 -- ARGV[5] ttl ms of the id's keys, ARGV[6] '1' when the snapshot is terminal,
--- ARGV[7] how long a terminal snapshot stays for late followers (ms)
+-- ARGV[7] how long a terminal snapshot stays for late followers (ms), ARGV[8] lease ms
+-- (publishing extends the lease, so a leader that polls often needs no other renewal)
 --
 -- Returns the entry id, or false when the caller no longer leads.
 
@@ -18,6 +19,8 @@ if ARGV[6] == '1' then
   -- The action ended: everything about it goes once late followers had time to read it.
   ttl = tonumber(ARGV[7])
   redis.call('PEXPIRE', KEYS[1], ttl)
+else
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[8]))
 end
 redis.call('PEXPIRE', KEYS[3], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
