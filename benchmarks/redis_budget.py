@@ -342,7 +342,9 @@ def run(config: Config) -> list[Table]:
         f"Shared polls: {shared.gets:,} GETs = {ratio(shared.gets, base.gets)} one process's "
         f"({ratio(shared.gets, redis_only.gets)} of the unshared Redis setup).",
         "Redis trips/request: budget scripts (acquire, release, waits, subscriptions) per "
-        "request the server saw; '+ polls' adds the shared polls' scripts and stream reads.",
+        "request the server saw; '+ polls' adds the shared polls' scripts and stream reads: "
+        "one publish per GET, one read per follower per snapshot, and lease renewals (every "
+        "third of a lease per led id; the lease is time-scaled to 1 s here, 10 s by default).",
     )
     return [Table(title, columns, tuple(rows), notes)]
 

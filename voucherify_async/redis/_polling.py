@@ -44,6 +44,10 @@ __all__ = ["RedisPolling"]
 
 logger: Final = logging.getLogger("voucherify_async")
 
+#: Redis calls one poller makes at once: thousands of handles must not take a connection each
+#: (redis-py's pool holds 100 by default; the budget and the blocking read need some too).
+MAX_CALLS: Final = 32
+
 
 def _entry_key(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
@@ -163,15 +167,17 @@ class RedisPoller:
         self._outage_logged = False
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None  # the client's, set on first fetch
+        self._calls = asyncio.Semaphore(MAX_CALLS)
 
     def _keys(self, action_id: str) -> tuple[str, str, str]:
         base = f"{self._base}:{{{action_id}}}"  # one hash slot per id (Redis Cluster)
         return f"{base}:lease", f"{base}:fence", f"{base}:stream"
 
     async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        self._polling.round_trips += 1
-        async with asyncio.timeout(self._polling.operation_timeout):
-            return await self._scripts[script](keys=keys, args=args)
+        async with self._calls:
+            self._polling.round_trips += 1
+            async with asyncio.timeout(self._polling.operation_timeout):
+                return await self._scripts[script](keys=keys, args=args)
 
     # -- SharedPoller -------------------------------------------------------------------
 
@@ -315,9 +321,10 @@ class RedisPoller:
 
     async def _newest(self, stream: str, state: _Id) -> tuple[str, dict[Any, Any]] | None:
         low = "-" if state.last is None else f"({state.last}"
-        self._polling.round_trips += 1
-        async with asyncio.timeout(self._polling.operation_timeout):
-            entries: Any = await self._redis.xrevrange(stream, "+", low, count=1)
+        async with self._calls:
+            self._polling.round_trips += 1
+            async with asyncio.timeout(self._polling.operation_timeout):
+                entries: Any = await self._redis.xrevrange(stream, "+", low, count=1)
         if not entries:
             if state.last is None:
                 state.last = "0-0"
