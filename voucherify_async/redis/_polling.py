@@ -69,8 +69,9 @@ class RedisPolling:
     :param linger: Seconds they live after its terminal snapshot (default 60), for late
         followers.
     :param max_entries: Snapshots kept per id (approximately; default 16).
-    :param block: Seconds one blocking read waits when nothing comes (default 5): how often
-        an idle process that follows ids asks Redis.
+    :param block: Seconds one blocking read waits when nothing comes (default 2, at most
+        half the connection's socket timeout): how often an idle process that follows ids
+        asks Redis.
     :param operation_timeout: Seconds one Redis call may take (default 5).
     """
 
@@ -84,7 +85,7 @@ class RedisPolling:
         ttl: float = 3600.0,
         linger: float = 60.0,
         max_entries: int = 16,
-        block: float = 5.0,
+        block: float = 2.0,
         operation_timeout: float = 5.0,
     ) -> None:
         for name, value in (
@@ -158,9 +159,15 @@ class RedisPoller:
         self._lease_ms = round(polling.lease * 1000)
         self._ttl_ms = round(polling.ttl * 1000)
         self._ids: dict[str, _Id] = {}
+        # A blocking read must end before the connection's own socket timeout (redis-py's
+        # default is 5 s), or it would count as a failure of Redis.
+        block = polling.block
+        socket_timeout = self._redis.connection_pool.connection_kwargs.get("socket_timeout")
+        if isinstance(socket_timeout, int | float) and socket_timeout > 0:
+            block = min(block, socket_timeout / 2)
         self._reader = _Reader(
             polling,
-            round(polling.block * 1000),
+            max(1, round(block * 1000)),
             f"{self._base}:wake:{secrets.token_hex(8)}",
         )
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -461,6 +468,7 @@ class _Reader:
                 await pipe.execute()
 
     async def _run(self) -> None:
+        failures = 0
         try:
             while self._follow:
                 streams = dict(self._follow)
@@ -473,12 +481,16 @@ class _Reader:
                         block=self._block_ms,
                     )
                 except UNREACHABLE as exc:
+                    failures += 1
+                    if failures < 2:  # one slow read is not an outage: read again
+                        continue
                     for future in list(self._waiting.values()):
                         if not future.done():
                             future.set_exception(exc)
                     return
                 finally:
                     self._reading = None
+                failures = 0
                 for raw_stream, entries in reply or []:
                     stream = as_text(raw_stream)
                     if not entries or stream not in self._follow:
