@@ -337,3 +337,15 @@ async def test_redis_restarted_mid_run(
     assert_budget_kept(emu)
     for w in workers:
         assert any("reachable again" in e["message"] for e in w.events if e["event"] == "log")
+
+
+def test_the_core_never_imports_redis() -> None:
+    """Only ``voucherify_async.redis`` imports the redis package: the extra stays optional."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, voucherify_async, voucherify_async.testing; "
+        "assert 'redis' not in sys.modules, sorted(m for m in sys.modules if 'redis' in m)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
