@@ -103,7 +103,8 @@ async def run_poll(r: aioredis.Redis) -> dict[str, Any]:
     polling = RedisPolling(r, lease=CONFIG.get("lease", 1.0))
     policy = PollPolicy(
         first_poll_after=0.0, initial_delay=CONFIG.get("delay", 0.2),
-        max_delay=CONFIG.get("delay", 0.2), jitter=0.0, adaptive=False, timeout=60.0,
+        max_delay=CONFIG.get("delay", 0.2), min_delay=0.05, jitter=0.0, adaptive=False,
+        timeout=60.0,
     )  # fmt: skip
     async with client(r, shared_polling=polling, poll_policy=policy) as c:
         handles = [c.async_actions.handle(i) for i in CONFIG["ids"]]

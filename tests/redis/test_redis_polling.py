@@ -17,8 +17,8 @@ from voucherify_async.redis import RedisBudget, RedisPolling
 from voucherify_async.redis._polling import RedisPoller
 
 FAST = PollPolicy(
-    first_poll_after=0.0, initial_delay=0.1, max_delay=0.1, jitter=0.0, adaptive=False,
-    timeout=60.0,
+    first_poll_after=0.0, initial_delay=0.1, max_delay=0.1, min_delay=0.05, jitter=0.0,
+    adaptive=False, timeout=60.0,
 )  # fmt: skip
 
 
