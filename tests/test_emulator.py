@@ -19,6 +19,7 @@ import yarl
 
 from voucherify_async.testing import (
     ACTION_TYPES,
+    PROGRESS_SHAPES,
     Body,
     Delay,
     Drop,
@@ -431,6 +432,56 @@ async def test_progress_curves(voucherify_emulator: VoucherifyEmulator) -> None:
         assert 0 <= emu.action(custom)["progress"] < 100
     assert set(seen) == {0, 25, 50, 75}
     assert emu.action(custom)["progress"] == pytest.approx(76, abs=2)
+
+
+@pytest.mark.parametrize("shape", PROGRESS_SHAPES)
+async def test_named_progress_shapes_never_go_back(
+    voucherify_emulator: VoucherifyEmulator, shape: str
+) -> None:
+    """Every named shape rises from 0, never decreases, and ends DONE at 100."""
+    emu = voucherify_emulator
+    action_id = emu.add_action(duration=1000.0, enqueued=0.0, progress=shape)
+    seen = []
+    for _ in range(20):
+        snapshot = emu.action(action_id)
+        assert snapshot["status"] == "IN_PROGRESS"
+        seen.append(snapshot["progress"])
+        emu.advance(49.0)
+    assert seen == sorted(seen) and seen[0] <= 1 and all(0 <= p < 100 for p in seen)
+    emu.advance(100.0)
+    assert (emu.action(action_id)["status"], emu.action(action_id)["progress"]) == ("DONE", 100)
+    expected_midway = {
+        "linear": 49,
+        "fast-then-slow": 70,
+        "slow-then-fast": 24,
+        "stall": 30,
+        "coarse": 25,
+        "steps": 25,
+        "none": 0,
+    }
+    if shape in expected_midway:  # seen[10] is at 490 s of 1000
+        assert seen[10] == pytest.approx(expected_midway[shape], abs=1)
+    if shape == "noisy":
+        assert len(set(seen)) > 5
+
+
+async def test_scripted_progress(voucherify_emulator: VoucherifyEmulator) -> None:
+    """(fraction, progress) points are joined by straight lines; bad scripts are refused."""
+    emu = voucherify_emulator
+    action_id = emu.add_action(
+        duration=1000.0, enqueued=0.0, progress=[(0.0, 0), (0.5, 10), (1.0, 90)]
+    )
+    emu.advance(250.0)
+    assert emu.action(action_id)["progress"] == pytest.approx(5, abs=1)
+    emu.advance(500.0)
+    assert emu.action(action_id)["progress"] == pytest.approx(50, abs=1)
+    for bad in ([], [(0.5, 10), (0.2, 20)], [(0.0, 50), (1.0, 10)], [(0.0, 0), (2.0, 10)]):
+        with pytest.raises(ValueError, match="scripted progress"):
+            emu.add_action(progress=bad)
+    with pytest.raises(ValueError, match="unknown progress shape"):
+        emu.add_action(progress="wobbly")
+    with pytest.raises(ValueError, match="progress must be"):
+        emu.add_action(progress=42)  # type: ignore[arg-type]
 
 
 async def test_never_ending_job(voucherify_emulator: VoucherifyEmulator) -> None:

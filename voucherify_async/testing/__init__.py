@@ -25,9 +25,11 @@ if TYPE_CHECKING:
     from ._faults import Body, Delay, Drop, DropMidBody, Fault, InjectedFault, Status, Truncate
     from ._jobs import ProgressCurve
     from ._serve import serve
+    from ._shapes import PROGRESS_SHAPES
 
 __all__ = [
     "ACTION_TYPES",
+    "PROGRESS_SHAPES",
     "Body",
     "Delay",
     "Drop",
@@ -55,6 +57,7 @@ _LOCATIONS = {
     "Fault": "._faults",
     "InjectedFault": "._faults",
     "JobSpec": "._control",
+    "PROGRESS_SHAPES": "._shapes",
     "ProgressCurve": "._jobs",
     "RecordedRequest": "._emulator",
     "Status": "._faults",

@@ -26,10 +26,11 @@ from ._errors import EmulatorStateError, UnknownActionError
 from ._examples import ACTION_TYPES
 from ._faults import Body, Delay, Drop, Fault, InjectedFault, Status
 from ._http import PREFIX, Reply, action_segment, authorized, close_connection, fault_reply, send
-from ._jobs import Job, ProgressCurve, parse_end_date
+from ._jobs import Job, JobCurve, ProgressCurve, parse_end_date
 from ._log import RecordedRequest, RequestLog, monotonic
 from ._ratelimit import RateState, SlidingWindow
 from ._start import BadPayload, Endpoint, error_fields, find_endpoint, read_plan
+from ._shapes import make_shape
 
 __all__ = ["RecordedRequest", "VoucherifyEmulator"]
 
@@ -229,18 +230,21 @@ class VoucherifyEmulator:
     ) -> str:
         """Schedule a simulated async action now and return its id.
 
-        It spends *enqueued* seconds ENQUEUED (default ``min(0.05 * duration, 0.5)``), then is
-        IN_PROGRESS with *progress* rising (``"linear"``, ``"steps"`` or a function of the
-        elapsed fraction returning 0-100) and ends with *status* (``"DONE"`` or ``"FAILED"``)
-        *duration* seconds (default 1.0, job clock) after it was created; ``duration=None``
-        never ends, ``duration=0`` ends at once; a negative, NaN or infinite time is
-        :class:`~voucherify_async.InvalidArgumentError`. *operation_status* defaults to
-        ``"SUCCESS"``/``"FAILED"`` for bulk and metadata updates and is absent for other types;
-        *result* defaults to a realistic result for *type* and status. *id* defaults to ``aa_``
-        and 18 hex digits; *extra* keys (such as ``user`` or ``log_id``) are added to every
-        response and win over the standard keys. Each action's ``created_at`` is at least 1 ms
-        after the previous one's; ``processing_time`` is the time (ms) from adding it to its
-        end.
+        It spends *enqueued* seconds ENQUEUED (default ``min(0.05 * duration, 0.5)``), then
+        is IN_PROGRESS with *progress* rising: a shape's name (``"linear"``, ``"steps"``,
+        ``"coarse"``, ``"fast-then-slow"``, ``"slow-then-fast"``, ``"stall"``, ``"noisy"``,
+        ``"none"``; see ``PROGRESS_SHAPES``), a function of the elapsed fraction (0.0-1.0)
+        returning 0-100, or ``(fraction, progress)`` points joined by straight lines, such as
+        ``[(0.0, 0), (0.5, 5), (1.0, 100)]``. It ends with *status* (``"DONE"`` or
+        ``"FAILED"``) *duration* seconds (default 1.0, job clock) after it was created;
+        ``duration=None`` never ends, ``duration=0`` ends at once; a negative, NaN or
+        infinite time is :class:`~voucherify_async.InvalidArgumentError`. *operation_status*
+        defaults to ``"SUCCESS"``/``"FAILED"`` for bulk and metadata updates and is absent for
+        other types; *result* defaults to a realistic result for *type* and status. *id*
+        defaults to ``aa_`` and 18 hex digits; *extra* keys (such as ``user`` or ``log_id``)
+        are added to every response and win over the standard keys. Each action's
+        ``created_at`` is at least 1 ms after the previous one's; ``processing_time`` is the
+        time (ms) from adding it to its end.
         """
         if duration is not None:
             check_seconds(duration, "duration")
@@ -252,10 +256,16 @@ class VoucherifyEmulator:
             raise InvalidArgumentError(f"enqueued must be between 0 and duration, got {enqueued!r}")
         if status not in ("DONE", "FAILED"):
             raise InvalidArgumentError(f"status must be 'DONE' or 'FAILED', got {status!r}")
-        if not (progress in ("linear", "steps") or callable(progress)):
-            raise InvalidArgumentError(
-                f"progress must be 'linear', 'steps' or a function: {progress!r}"
-            )
+        curve: JobCurve
+        if progress == "linear" or progress == "steps":
+            curve = progress
+        else:
+            try:
+                curve = make_shape(progress, self._rng)
+            except TypeError:
+                raise InvalidArgumentError(
+                    f"progress must be a shape's name, a function or points: {progress!r}"
+                ) from None
         if id is None:
             id = self._hex_id("aa_")
             while id in self._jobs:
@@ -273,7 +283,7 @@ class VoucherifyEmulator:
             created_ms=created_ms,
             enqueued=enqueued,
             duration=duration,
-            curve=progress,
+            curve=curve,
             status=status,
             operation_status=operation_status,
             result=result,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias
 
@@ -20,9 +20,13 @@ from ._examples import OPERATION_STATUS_TYPES, default_result
 
 __all__ = ["Job", "ProgressCurve", "format_ms", "parse_end_date"]
 
-#: How progress rises while a job is IN_PROGRESS: ``"linear"`` (0-99 with elapsed time),
-#: ``"steps"`` (0, 25, 50, 75) or a function of the elapsed fraction (0.0-1.0) returning 0-100.
-ProgressCurve: TypeAlias = Literal["linear", "steps"] | Callable[[float], int]
+#: How progress rises while a job is IN_PROGRESS: a shape's name (``"linear"``: 0-99 with
+#: elapsed time, ``"steps"``: 0, 25, 50, 75, and the others of ``testing.PROGRESS_SHAPES``), a
+#: function of the elapsed fraction (0.0-1.0) returning 0-100, or ``(fraction, progress)``
+#: points joined by straight lines.
+ProgressCurve: TypeAlias = str | Callable[[float], int] | Sequence[tuple[float, int]]
+#: What a Job keeps: the two shapes it can solve for exactly, or a function.
+JobCurve: TypeAlias = Literal["linear", "steps"] | Callable[[float], int]
 
 TERMINAL_STATUSES = frozenset({"DONE", "FAILED"})
 _REPORTS_KEPT_MS = 30 * 24 * 3600 * 1000
@@ -72,7 +76,7 @@ class Job:
     terminal_ms: float | None
     #: The scheduled end, which paces the progress curve; None = never.
     end_ms: float | None
-    curve: ProgressCurve
+    curve: JobCurve
     status: str
     operation_status: str | None
     result: dict[str, Any]
@@ -96,7 +100,7 @@ class Job:
         created_ms: int,
         enqueued: float,
         duration: float | None,
-        curve: ProgressCurve,
+        curve: JobCurve,
         status: str,
         operation_status: str | None,
         result: Mapping[str, Any] | None,

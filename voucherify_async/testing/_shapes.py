@@ -1,0 +1,140 @@
+"""Progress shapes for simulated jobs: how progress rises over the IN_PROGRESS phase.
+
+A shape is a function of the elapsed fraction of the IN_PROGRESS phase (0.0-1.0) returning
+progress 0-100, non-decreasing. Real jobs do not rise in a straight line: imports speed up
+once parsing is done, slow down on a big last batch, stall on a lock, or never report
+progress at all. These shapes let tests and benchmarks put a poller in front of each.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import random
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from voucherify_async._errors import InvalidArgumentError
+
+__all__ = ["PROGRESS_SHAPES", "SHAPES", "make_shape", "noisy", "scripted"]
+
+Shape = Callable[[float], int]
+
+
+def _clamp(value: float) -> int:
+    return min(100, max(0, math.floor(value)))
+
+
+def linear(fraction: float) -> int:
+    """Progress proportional to elapsed time (0-99; 100 comes with DONE)."""
+    return min(99, _clamp(fraction * 100))
+
+
+def fast_then_slow(fraction: float) -> int:
+    """Quick at first, slower to the end: progress ~ sqrt(t)."""
+    return min(99, _clamp(math.sqrt(max(0.0, fraction)) * 100))
+
+
+def slow_then_fast(fraction: float) -> int:
+    """Slow at first, quicker to the end: progress ~ t^2 (done ~ t^2)."""
+    return min(99, _clamp(fraction * fraction * 100))
+
+
+def stall(fraction: float) -> int:
+    """Linear to 30 % over the first 15 % of the time, stuck at 30 for half the job, then
+    linear to the end (a lock, a slow batch, a retried stage)."""
+    if fraction < 0.15:
+        return _clamp(fraction / 0.15 * 30)
+    if fraction < 0.65:
+        return 30
+    return min(99, _clamp(30 + (fraction - 0.65) / 0.35 * 70))
+
+
+def coarse(fraction: float) -> int:
+    """Steps of 25: 0, 25, 50, 75 (a job that reports per stage)."""
+    return 25 * min(3, math.floor(fraction * 4))
+
+
+def no_progress(fraction: float) -> int:
+    """Always 0 until the job ends (a type that never reports progress)."""
+    return 0
+
+
+def scripted(points: Sequence[tuple[float, int]]) -> Shape:
+    """A shape through *points*: ``(fraction, progress)`` pairs, joined by straight lines.
+
+    Fractions are 0.0-1.0 and increasing, progress 0-100 and non-decreasing; before the first
+    point progress is the first point's, after the last the last point's.
+    :class:`~voucherify_async.InvalidArgumentError` (a ValueError) when the points break
+    those rules.
+    """
+    pts = [(float(f), int(p)) for f, p in points]
+    if not pts:
+        raise InvalidArgumentError("a scripted progress needs at least one (fraction, progress) point")
+    for (f0, p0), (f1, p1) in itertools.pairwise(pts):
+        if not f1 > f0 or p1 < p0:
+            raise InvalidArgumentError(
+                "scripted progress points need increasing fractions and non-decreasing progress"
+            )
+    if any(not 0.0 <= f <= 1.0 or not 0 <= p <= 100 for f, p in pts):
+        raise InvalidArgumentError("scripted progress points are (0.0-1.0, 0-100) pairs")
+    xs = [f for f, _ in pts]
+
+    def shape(fraction: float) -> int:
+        i = bisect.bisect_right(xs, fraction)
+        if i == 0:
+            return pts[0][1]
+        if i == len(pts):
+            return pts[-1][1]
+        (f0, p0), (f1, p1) = pts[i - 1], pts[i]
+        return _clamp(p0 + (p1 - p0) * (fraction - f0) / (f1 - f0))
+
+    return shape
+
+
+def noisy(rng: random.Random, segments: int = 20) -> Shape:
+    """Progress that rises at a random, changing rate (never backwards): *segments* equal
+    spans of time, each with a random share of the work (from *rng*)."""
+    weights = [rng.expovariate(1.0) for _ in range(segments)]
+    total = sum(weights)
+    points = [(0.0, 0)]
+    done = 0.0
+    for i, weight in enumerate(weights, 1):
+        done += weight / total * 99
+        points.append((i / segments, math.floor(done)))
+    return scripted(points)
+
+
+#: The named shapes ``add_action(progress=...)`` takes, besides ``"noisy"`` (seeded per job).
+SHAPES: Final[dict[str, Shape]] = {
+    "linear": linear,
+    "fast-then-slow": fast_then_slow,
+    "slow-then-fast": slow_then_fast,
+    "stall": stall,
+    "coarse": coarse,
+    "steps": coarse,
+    "none": no_progress,
+}
+
+#: Every name ``add_action(progress=...)`` accepts.
+PROGRESS_SHAPES: Final = (*SHAPES, "noisy")
+
+
+def make_shape(spec: str | Shape | Sequence[tuple[float, int]], rng: random.Random) -> Shape:
+    """The shape for *spec*: a name from :data:`PROGRESS_SHAPES`, a function of the elapsed
+    fraction, or ``(fraction, progress)`` points (see :func:`scripted`).
+    :class:`~voucherify_async.InvalidArgumentError` otherwise."""
+    if isinstance(spec, str):
+        if spec == "noisy":
+            return noisy(rng)
+        try:
+            return SHAPES[spec]
+        except KeyError:
+            raise InvalidArgumentError(
+                f"unknown progress shape {spec!r}; use one of {', '.join(PROGRESS_SHAPES)}, "
+                "a function or (fraction, progress) points"
+            ) from None
+    if callable(spec):
+        return spec
+    return scripted(spec)
