@@ -27,9 +27,8 @@ if TYPE_CHECKING:
     from ._serve import serve
     from ._shapes import PROGRESS_SHAPES
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (plain sorted order, checked by tests/test_public_api.py)
     "ACTION_TYPES",
-    "PROGRESS_SHAPES",
     "Body",
     "Delay",
     "Drop",
@@ -37,6 +36,7 @@ __all__ = [
     "Fault",
     "InjectedFault",
     "JobSpec",
+    "PROGRESS_SHAPES",
     "ProgressCurve",
     "RecordedRequest",
     "Status",

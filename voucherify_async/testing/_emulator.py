@@ -257,8 +257,10 @@ class VoucherifyEmulator:
         if status not in ("DONE", "FAILED"):
             raise InvalidArgumentError(f"status must be 'DONE' or 'FAILED', got {status!r}")
         curve: JobCurve
-        if progress == "linear" or progress == "steps":
-            curve = progress
+        if progress == "linear":
+            curve = "linear"
+        elif progress == "steps":
+            curve = "steps"
         else:
             try:
                 curve = make_shape(progress, self._rng)
