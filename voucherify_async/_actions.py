@@ -14,6 +14,7 @@ from yarl import URL
 
 from ._config import PollPolicy
 from ._converter import decode_async_action, decode_async_action_list
+from ._durations import DurationStats
 from ._endpoints import StartActions
 from ._errors import (
     ClientClosedError,
@@ -106,6 +107,17 @@ class AsyncActions(StartActions):
         self._shared: SharedPoller | None = (
             None if shared is None else shared.poller(get=self._poll_raw, account=account)
         )
+        self._durations = DurationStats()
+
+    @property
+    def durations(self) -> DurationStats:
+        """What this client learned of how long each type of action takes.
+
+        Every terminal snapshot a ``get()``, a handle or a ``list()`` sees is counted (bounded
+        memory). Start warm with ``durations.learn_from_list(page.async_actions)`` or
+        ``durations.update(saved)`` where *saved* came from ``durations.to_dict()``.
+        """
+        return self._durations
 
     # -- plain requests -----------------------------------------------------------------
 
@@ -140,6 +152,7 @@ class AsyncActions(StartActions):
                 body=body,
                 path="$.id",
             )
+        self._durations.learn(action)
         return action, body
 
     async def list(
@@ -159,7 +172,9 @@ class AsyncActions(StartActions):
         transport = self._transport
         url = URL(transport.root + _COLLECTION, encoded=True).with_query(query)
         status, body = await transport.get(url, path=_COLLECTION)
-        return decode_async_action_list(body, status=status)
+        page = decode_async_action_list(body, status=status)
+        self._durations.learn_from_list(page.async_actions)
+        return page
 
     async def iterate(
         self, end_date: dt.datetime | dt.date | str | None = None, *, page_size: int = 100
@@ -250,6 +265,8 @@ class AsyncActions(StartActions):
                 fetch=self._poll if self._shared is None else self._shared.fetch,
                 policy=policy if policy is not None else self._default_policy,
                 on_finish=self._forget,
+                stats=self._durations,
+                server_offset=lambda: self._transport.server_offset,
             )
             self._handles[action_id] = handle
             handle._helper_owned = True
@@ -272,6 +289,8 @@ class AsyncActions(StartActions):
                 policy=policy if policy is not None else self._default_policy,
                 on_finish=self._forget,
                 started_at=started_at,
+                stats=self._durations,
+                server_offset=lambda: self._transport.server_offset,
             )
             self._handles[action_id] = handle
         handle._helper_owned = False

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from ._config import PollPolicy, own_delay
+from ._config import PollPolicy
 from ._errors import (
     AsyncActionFailed,
     ClientClosedError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
     PollTimeout,
     RateLimitError,
     ServerError,
@@ -23,6 +27,9 @@ from ._schedule import PollSchedule
 from ._validate import check_timeout
 from .instrumentation import PollEvent, StatusChangeEvent, emit_poll, emit_status_change
 
+if TYPE_CHECKING:
+    from ._durations import DurationStats
+
 __all__ = ["AsyncActionHandle"]
 
 logger: Final = logging.getLogger("voucherify_async")
@@ -31,6 +38,17 @@ logger: Final = logging.getLogger("voucherify_async")
 TRANSIENT_ERRORS: Final = (TransportError, ServerError, RateLimitError)
 
 _END: Final = object()  # marks the end of an updates() stream
+
+
+class _Subscriber:
+    """One updates() iterator: its queue, the event that wakes it, and its pace."""
+
+    __slots__ = ("every", "queue", "wakeup")
+
+    def __init__(self, every: float | None) -> None:
+        self.queue: collections.deque[object] = collections.deque()
+        self.wakeup = asyncio.Event()
+        self.every = every
 
 
 class AsyncActionHandle:
@@ -50,11 +68,13 @@ class AsyncActionHandle:
         "_id",
         "_last_change",
         "_last_error",
+        "_last_poll_at",
         "_latest",
         "_loop",
         "_on_finish",
         "_policy",
         "_schedule",
+        "_server_offset",
         "_stall_timer",
         "_started_at",
         "_subscribers",
@@ -71,6 +91,8 @@ class AsyncActionHandle:
         policy: PollPolicy,
         on_finish: Callable[[AsyncActionHandle], object] | None = None,
         started_at: float | None = None,
+        stats: DurationStats | None = None,
+        server_offset: Callable[[], float | None] | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         # When the action was started (loop time), if this client started it: its age is known.
@@ -82,18 +104,23 @@ class AsyncActionHandle:
         self._on_finish = on_finish
         self._future: asyncio.Future[AsyncAction] = loop.create_future()
         self._latest: AsyncAction | None = None
-        # updates() subscribers: each a queue of snapshots and an event that wakes it.
-        self._subscribers: list[tuple[collections.deque[object], asyncio.Event]] = []
+        # updates() subscribers: each a queue of snapshots, an event that wakes it, a pace.
+        self._subscribers: list[_Subscriber] = []
         self._waiters = 0
         self._helper_owned = False  # started by wait()/wait_all()/as_completed(), not by the user
         # Between polls the handle holds only a timer; a task exists while a GET is in flight,
         # so a pending handle costs little memory however long it waits.
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._schedule: PollSchedule | None = None
+        started = loop.time()
+        # The handle starts after its action exists (start() notes when its answer came).
+        origin = started if started_at is None else min(started, started_at)
+        self._schedule = PollSchedule(policy, started=origin, stats=stats)
+        # A lower bound of (server Unix time - time.monotonic()), from the Date headers.
+        self._server_offset = server_offset
+        self._last_poll_at: float | None = None
         self._attempt = 0
         self._last_error: BaseException | None = None
-        started = loop.time()
         self._last_change = started
         # The policy's deadlines are timers of their own: they end the handle on time,
         # whatever is in flight or queued at that moment.
@@ -104,12 +131,11 @@ class AsyncActionHandle:
                 started + policy.timeout, self._expire, "the polling policy's timeout passed"
             )
         self._arm_stall_timer(started)
-        if policy.first_poll_after:
+        first = self._schedule.first_delay()
+        if first > 0:
             # An action this client started is polled first_poll_after its start.
-            first = (started if started_at is None else started_at) + own_delay(
-                policy.first_poll_after
-            )
-            self._timer = loop.call_at(first, self._spawn)
+            origin = started if started_at is None else started_at
+            self._timer = loop.call_at(origin + first, self._spawn)
         else:
             self._spawn()
 
@@ -256,22 +282,36 @@ class AsyncActionHandle:
         """Call ``fn(handle)`` once, on the event loop, when the handle gets its outcome."""
         self._future.add_done_callback(lambda _: fn(self))
 
-    async def updates(self) -> AsyncIterator[AsyncAction]:
+    async def updates(self, every: float | None = None) -> AsyncIterator[AsyncAction]:
         """Each snapshot whose status or progress changed, the newest one seen first.
+
+        *every* (seconds, > 0; default None) is the watcher's pace: while this iterator runs,
+        the handle polls at least every *every* seconds (each poll still passes the client's
+        budget and concurrency cap), so a progress bar moves smoothly; None keeps the
+        policy's schedule. When no watcher with a pace is left, the efficient schedule
+        resumes at the next poll.
 
         Ends after the terminal snapshot (FAILED included: the verdict comes from awaiting
         the handle), or quietly when the handle is cancelled. A permanent error, or the
         policy's deadline, raises here.
         """
-        queue: collections.deque[object] = collections.deque()
-        wakeup = asyncio.Event()
+        if every is not None:
+            if isinstance(every, bool) or not isinstance(every, int | float):
+                raise InvalidArgumentTypeError(
+                    f"every must be a number of seconds or None, got {type(every).__name__}"
+                )
+            if not math.isfinite(every) or every <= 0:
+                raise InvalidArgumentError(f"every must be a finite number > 0, got {every!r}")
+        subscriber = _Subscriber(every)
+        queue, wakeup = subscriber.queue, subscriber.wakeup
         if self._latest is not None:
             queue.append(self._latest)
         if self._future.done():
             queue.append(_END)
-        subscriber = (queue, wakeup)
         self._subscribers.append(subscriber)
         self._waiters += 1
+        if every is not None:
+            self._hurry(every)
         try:
             while True:
                 while not queue:
@@ -291,6 +331,21 @@ class AsyncActionHandle:
             if not isinstance(error, AsyncActionFailed):
                 assert error is not None
                 raise error
+
+    def _watch_pace(self) -> float | None:
+        """The shortest pace of the current updates(every=...) subscribers, or None."""
+        paces = [s.every for s in self._subscribers if s.every is not None]
+        return min(paces) if paces else None
+
+    def _hurry(self, every: float) -> None:
+        """A watcher wants a poll at least every *every* s: bring a later timer forward."""
+        timer = self._timer
+        if timer is None or self._future.done():
+            return  # a poll is in flight (it plans with the new pace) or has not started
+        due = (self._last_poll_at if self._last_poll_at is not None else self._loop.time()) + every
+        if timer.when() > due:
+            timer.cancel()
+            self._timer = self._loop.call_at(due, self._spawn)
 
     # -- the poll -----------------------------------------------------------------------
 
@@ -347,18 +402,36 @@ class AsyncActionHandle:
     def _plan_next(
         self, now: float, snapshot: AsyncAction | None, error: BaseException | None
     ) -> None:
-        schedule = self._schedule
-        if schedule is None:
-            schedule = self._schedule = PollSchedule(self._policy)
+        self._last_poll_at = now
         in_progress = snapshot is not None and snapshot.status == AsyncActionStatus.IN_PROGRESS
         progress = snapshot.progress if snapshot is not None else None
-        delay, reason = schedule.next_delay(now, in_progress, progress)
+        delay, reason = self._schedule.next_delay(
+            now,
+            in_progress,
+            progress,
+            created=self._created_on_loop_clock(),
+            every=self._watch_pace(),
+        )
         deadline = self._deadline_timer.when() if self._deadline_timer is not None else None
         if deadline is not None and now + delay >= deadline:
             reason = "deadline"  # the deadline timer ends the handle before this poll
         status = snapshot.status if snapshot is not None else None
         emit_poll(PollEvent(self._id, self._attempt, status, progress, delay, reason, error))
         self._timer = self._loop.call_later(delay, self._spawn)
+
+    def _created_on_loop_clock(self) -> float | None:
+        """The action's ``created_at`` on the loop's clock, never earlier than the truth.
+
+        The server's ``Date`` header (whole seconds, stamped before we read it) gives a lower
+        bound of the server's clock minus ours; with it, ``created_at`` maps to a moment no
+        earlier than the real one, so the age the lateness bound uses is never too high.
+        """
+        latest = self._latest
+        offset = self._server_offset() if self._server_offset is not None else None
+        if latest is None or latest.created_at is None or offset is None:
+            return None
+        created_monotonic = latest.created_at.timestamp() - offset
+        return created_monotonic + (self._loop.time() - time.monotonic())
 
     def _arm_stall_timer(self, last_change: float) -> None:
         stall = self._policy.stall_timeout
@@ -394,9 +467,9 @@ class AsyncActionHandle:
             and previous.progress == snapshot.progress
         ):
             return False
-        for queue, wakeup in self._subscribers:
-            queue.append(snapshot)
-            wakeup.set()
+        for subscriber in self._subscribers:
+            subscriber.queue.append(snapshot)
+            subscriber.wakeup.set()
         emit_status_change(StatusChangeEvent(self._id, previous, snapshot))
         return True
 
@@ -419,9 +492,9 @@ class AsyncActionHandle:
             if timer is not None:
                 timer.cancel()
         self._deadline_timer = self._stall_timer = None
-        for queue, wakeup in self._subscribers:
-            queue.append(_END)
-            wakeup.set()
+        for subscriber in self._subscribers:
+            subscriber.queue.append(_END)
+            subscriber.wakeup.set()
         on_finish, self._on_finish = self._on_finish, None
         if on_finish is not None:
             on_finish(self)

@@ -134,6 +134,31 @@ class Transport:
         self._calls: dict[asyncio.Task[Any], int] = {}
         self._cancelled_by_close: set[asyncio.Task[Any]] = set()
         self._idle: asyncio.Event | None = None
+        # The highest lower bound yet of (server Unix time - time.monotonic()), from Date.
+        self._server_offset: float | None = None
+
+    @property
+    def server_offset(self) -> float | None:
+        """A lower bound of the server's Unix time minus ``time.monotonic()`` (seconds),
+        learned from the ``Date`` headers of the responses (None before the first).
+
+        ``Date`` is whole seconds, stamped before the response is read: the server's clock
+        is at least ``Date`` when the response arrives, so ``Date - arrival`` never overstates
+        it; the highest of those bounds is kept.
+        """
+        return self._server_offset
+
+    def _note_date(self, headers: CIMultiDictProxy[str], arrived: float) -> None:
+        value = headers.get("Date")
+        if not value:
+            return
+        try:
+            stamp = email.utils.parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        offset = stamp - arrived
+        if self._server_offset is None or offset > self._server_offset:
+            self._server_offset = offset
 
     @property
     def closed(self) -> bool:
@@ -367,6 +392,7 @@ class Transport:
                 )
                 async with context as response:
                     answered = True
+                    self._note_date(response.headers, time.monotonic())
                     self._obey_rate_headers(response.headers, response.status)
                     body = await self._read(response, method, url)
                     return response.status, body, response.headers, time.monotonic() - sent

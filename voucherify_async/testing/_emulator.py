@@ -29,8 +29,8 @@ from ._http import PREFIX, Reply, action_segment, authorized, close_connection, 
 from ._jobs import Job, JobCurve, ProgressCurve, parse_end_date
 from ._log import RecordedRequest, RequestLog, monotonic
 from ._ratelimit import RateState, SlidingWindow
-from ._start import BadPayload, Endpoint, error_fields, find_endpoint, read_plan
 from ._shapes import make_shape
+from ._start import BadPayload, Endpoint, error_fields, find_endpoint, read_plan
 
 __all__ = ["RecordedRequest", "VoucherifyEmulator"]
 

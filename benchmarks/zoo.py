@@ -1,0 +1,330 @@
+"""The progress-shape zoo: every schedule against every shape, on a simulated clock.
+
+Each job is the emulator's own timeline (``voucherify_async.testing._jobs.Job`` with a shape
+from ``PROGRESS_SHAPES``), read at the moments a poller asks; the pollers are the real
+schedule objects the handles use (``PollSchedule``), fed what a handle would see. Nothing
+sleeps: a 30-minute job costs microseconds, so every shape runs at every duration from 0.1 s
+to 30 min. What this leaves out (the event loop, HTTP) is measured by ``polling.py`` on the
+real emulator; here every request takes ``LATENCY`` seconds (the server reads the job half way).
+
+Pollers: the fixed 1 s loop, exponential 1 s x2 <= 60 s with full jitter (google-api-core's),
+``PollPolicy()`` (ours), and the oracle (one GET at the end). Lateness is the time from the
+job's end to the poll that sees it, as a fraction of the job's duration.
+
+Usage: ``python benchmarks/zoo.py [--quick] [--plot docs/_static/zoo.svg]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import attrs
+import backoff
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import FIXED_1S, Table, mean, num, percentile, verdict
+from voucherify_async import PollPolicy
+from voucherify_async._durations import DurationStats
+from voucherify_async._schedule import PollSchedule
+from voucherify_async.testing._jobs import Job
+from voucherify_async.testing._shapes import make_shape
+
+#: Seconds one request takes (the server reads the job half way through).
+LATENCY: Final = 0.05
+#: The handle starts this long after the action was created (start() then handle()).
+HANDLE_START: Final = 0.01
+#: created_at mapped with a Date header has up to this much slack (whole seconds + latency).
+CREATED_SLACK: Final = 1.0
+
+#: Shape name -> (progress spec, ENQUEUED fraction of the duration).
+SHAPES: Final[dict[str, tuple[str, float]]] = {
+    "linear": ("linear", 0.0),
+    "fast-then-slow": ("fast-then-slow", 0.0),
+    "slow-then-fast": ("slow-then-fast", 0.0),
+    "coarse": ("coarse", 0.0),
+    "noisy": ("noisy", 0.0),
+    "stall": ("stall", 0.0),
+    "enqueued 30 %": ("linear", 0.3),
+    "none": ("none", 0.0),
+}
+#: Where progress moves: ours must beat both baselines on both axes there.
+MOVING: Final = ("linear", "fast-then-slow", "slow-then-fast", "coarse", "noisy")
+
+POLLERS: Final = ("fixed", "expo", "ours", "oracle")
+LABELS: Final = {
+    "fixed": "fixed 1 s",
+    "expo": "exponential 1 s x2 <= 60 s",
+    "ours": "PollPolicy()",
+    "oracle": "oracle",
+}
+
+
+@attrs.frozen
+class Config:
+    """How many jobs per shape, and their duration range (seconds, log-uniform)."""
+
+    jobs: int
+    durations: tuple[float, float] = (15.0, 45.0)
+    seed: int = 11
+
+
+QUICK: Final = Config(40)
+FULL: Final = Config(300)
+LONG: Final = Config(100, durations=(120.0, 1800.0))
+SMOKE: Final = Config(4)
+
+
+@attrs.frozen
+class Outcome:
+    gets: int
+    lateness: float  # seconds
+    duration: float
+
+
+def _expo_delays(rng: random.Random) -> Iterator[float]:
+    gen = backoff.expo(base=2, factor=1.0, max_value=60.0)
+    next(gen)
+    for value in gen:
+        yield rng.uniform(0, value)
+
+
+def _job(spec: str, enqueued: float, duration: float, rng: random.Random) -> Job:
+    curve = make_shape(spec, rng)
+    return Job.planned(
+        id="aa_sim",
+        type="VOUCHERS.IMPORT",
+        seq=0,
+        now_ms=0.0,
+        created_ms=0,
+        enqueued=enqueued * duration,
+        duration=duration,
+        curve=curve,
+        status="DONE",
+        operation_status=None,
+        result=None,
+        request_id="v-sim",
+        extra=None,
+    )
+
+
+def simulate(
+    poller: str,
+    job: Job,
+    duration: float,
+    rng: random.Random,
+    policy: PollPolicy | None = None,
+    stats: DurationStats | None = None,
+) -> Outcome:
+    """Poll *job* (created at 0) with *poller* until a poll sees it end."""
+    if poller == "oracle":
+        return Outcome(1, LATENCY / 2, duration)
+    t = HANDLE_START
+    gets = 0
+    expo = _expo_delays(rng)
+    schedule: PollSchedule | None = None
+    if poller in ("fixed", "ours"):
+        chosen = FIXED_1S if poller == "fixed" else (policy or PollPolicy())
+        schedule = PollSchedule(chosen, rng, started=HANDLE_START, stats=stats)
+        t += schedule.first_delay(job.type)
+    while True:
+        gets += 1
+        seen_at = t + LATENCY / 2
+        status, progress, _ = job.state(seen_at * 1000)
+        answered = t + LATENCY
+        if status == "DONE":
+            return Outcome(gets, answered - duration, duration)
+        if schedule is None:
+            delay = next(expo)
+        else:
+            in_progress = status == "IN_PROGRESS"
+            delay, _ = schedule.next_delay(
+                answered,
+                in_progress,
+                progress if in_progress else None,
+                created=CREATED_SLACK,
+            )
+        t = answered + delay
+        if gets > 100_000:
+            raise RuntimeError(f"{poller} never saw the job end")
+
+
+def durations(config: Config, rng: random.Random) -> list[float]:
+    low, high = config.durations
+    return [math.exp(rng.uniform(math.log(low), math.log(high))) for _ in range(config.jobs)]
+
+
+def run_shapes(
+    config: Config, pollers: tuple[str, ...] = POLLERS, policy: PollPolicy | None = None
+) -> dict[str, dict[str, list[Outcome]]]:
+    """shape -> poller -> one Outcome per job (the same jobs for every poller)."""
+    results: dict[str, dict[str, list[Outcome]]] = {}
+    for shape, (spec, enqueued) in SHAPES.items():
+        per: dict[str, list[Outcome]] = {}
+        for poller in pollers:
+            rng = random.Random(config.seed)
+            outcomes = []
+            for duration in durations(config, rng):
+                job = _job(spec, enqueued, duration, random.Random(rng.random()))
+                outcomes.append(simulate(poller, job, duration, rng, policy))
+            per[poller] = outcomes
+        results[shape] = per
+    return results
+
+
+def p95_fraction(outcomes: list[Outcome]) -> float:
+    """The 95th percentile of lateness as a fraction of duration, in percent."""
+    return percentile([o.lateness / o.duration * 100 for o in outcomes], 95)
+
+
+def gets_per_job(outcomes: list[Outcome]) -> float:
+    return mean([o.gets for o in outcomes])
+
+
+def shape_table(config: Config, results: dict[str, dict[str, list[Outcome]]]) -> Table:
+    columns = ("shape", *[f"{LABELS[p]}: GETs / p95 %" for p in POLLERS if p != "oracle"])
+    rows = []
+    for shape, per in results.items():
+        cells = [shape]
+        for poller in POLLERS:
+            if poller == "oracle" or poller not in per:
+                continue
+            cells.append(
+                f"{num(gets_per_job(per[poller]), 1)} / {num(p95_fraction(per[poller]), 1)}"
+            )
+        rows.append(tuple(cells))
+    low, high = config.durations
+    notes = (
+        f"{config.jobs} jobs per shape, durations {low:g}-{high:g} s log-uniform, simulated "
+        f"clock, {LATENCY * 1000:g} ms per request; p95 % is the 95th percentile of lateness "
+        "as a percentage of the job's duration.",
+    )
+    return Table(f"Progress shapes, {low:g}-{high:g} s jobs", columns, tuple(rows), notes)
+
+
+def target_rows(
+    results: dict[str, dict[str, list[Outcome]]], bound: float
+) -> list[tuple[str, str, str]]:
+    rows = []
+    for shape, per in results.items():
+        ours, fixed, expo = per["ours"], per["fixed"], per["expo"]
+        g, f = gets_per_job(ours), p95_fraction(ours)
+        if shape in MOVING:
+            ok = g < gets_per_job(expo) and f < p95_fraction(fixed)
+            target = f"{shape}: GETs < exponential's and p95 % < fixed's"
+            figure = (
+                f"{num(g, 1)} vs {num(gets_per_job(expo), 1)} GETs; "
+                f"{num(f, 2)} % vs {num(p95_fraction(fixed), 2)} %"
+            )
+        else:
+            worst = max(o.lateness / o.duration for o in ours) * 100
+            ok = g < gets_per_job(fixed) and worst <= bound * 100
+            target = f"{shape}: max lateness <= {bound:.0%} and GETs < fixed's"
+            figure = f"max {num(worst, 1)} %; {num(g, 1)} vs {num(gets_per_job(fixed), 1)} GETs"
+        rows.append((target, figure, verdict(ok)))
+    return rows
+
+
+def sweep(config: Config, fractions: tuple[float | None, ...]) -> Table:
+    """Ours at several max_lateness values: GETs and p95 on the moving and the silent shapes."""
+    rows = []
+    for fraction in fractions:
+        results = run_shapes(config, ("ours",), PollPolicy(max_lateness=fraction))
+        moving = [o for s in MOVING for o in results[s]["ours"]]
+        silent = [o for s, per in results.items() if s not in MOVING for o in per["ours"]]
+        rows.append(
+            (
+                "off" if fraction is None else f"{fraction:g}",
+                num(gets_per_job(moving), 1),
+                num(p95_fraction(moving), 2),
+                num(gets_per_job(silent), 1),
+                num(p95_fraction(silent), 2),
+                num(max(o.lateness / o.duration for o in silent) * 100, 1),
+            )
+        )
+    columns = (
+        "max_lateness",
+        "moving: GETs",
+        "moving: p95 %",
+        "silent: GETs",
+        "silent: p95 %",
+        "silent: max %",
+    )
+    low, high = config.durations
+    return Table(
+        f"Choosing max_lateness ({low:g}-{high:g} s jobs)",
+        columns,
+        tuple(rows),
+        (
+            "moving: linear, fast-then-slow, slow-then-fast, coarse, noisy; silent: stall, "
+            "enqueued 30 %, none.",
+        ),
+    )
+
+
+def plot(results: dict[str, dict[str, list[Outcome]]], path: Path) -> None:
+    """GETs per job against p95 lateness, one point per poller per shape (matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("svg")
+    import matplotlib.pyplot as plt
+
+    markers = {"fixed": "s", "expo": "^", "ours": "o", "oracle": "*"}
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for poller in POLLERS:
+        xs = [p95_fraction(per[poller]) for per in results.values()]
+        ys = [gets_per_job(per[poller]) for per in results.values()]
+        ax.scatter(xs, ys, marker=markers[poller], s=60, label=LABELS[poller])
+        if poller == "ours":
+            for shape, x, y in zip(results, xs, ys, strict=True):
+                ax.annotate(shape, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_yscale("log")
+    ax.set_xlabel("p95 lateness, % of the job's duration")
+    ax.set_ylabel("GETs per job")
+    ax.set_title("Pollers on each progress shape (lower left is better)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="svg", metadata={"Date": None})
+    plt.close(fig)
+
+
+def run(config: Config) -> list[Table]:
+    results = run_shapes(config)
+    bound = PollPolicy().max_lateness or 0.0
+    table = shape_table(config, results)
+    targets = Table(
+        "Zoo targets", ("target", "figure", "status"), tuple(target_rows(results, bound))
+    )
+    return [table, targets]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="pollers against progress shapes")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--plot", type=Path, default=None, help="write an SVG plot here")
+    parser.add_argument("--sweep", action="store_true", help="try several max_lateness values")
+    args = parser.parse_args(argv)
+    config = QUICK if args.quick else FULL
+    for table in run(config):
+        print(table.text(), end="\n\n")
+    long = attrs.evolve(LONG, jobs=max(10, config.jobs // 3))
+    for table in run(long):
+        print(table.text(), end="\n\n")
+    if args.sweep:
+        print(sweep(config, (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, None)).text(), end="\n\n")
+    if args.plot is not None:
+        plot(run_shapes(config), args.plot)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""How long actions of each type take, learned from what the client saw (bounded memory).
+
+Guarantee: memory is bounded, at most :data:`MAX_TYPES` types of :data:`PER_TYPE` durations
+each (the newest kept), whatever the client polls; durations are only ever learned from
+terminal snapshots (``processing_time``, or ``updated_at - created_at`` of list items), so
+a quantile is a statement about finished actions of that type on this account.
+
+The schedule uses them where progress says nothing: the first poll of a fresh action (which
+almost always sees it unfinished) and the ENQUEUED phase. A program can start warm from a
+``list()`` page (:meth:`DurationStats.learn_from_list`) or from figures it saved
+(:meth:`DurationStats.to_dict` / :meth:`DurationStats.from_dict`).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from ._models import AsyncAction
+
+__all__ = ["MAX_TYPES", "PER_TYPE", "DurationStats"]
+
+#: Durations kept per type (the newest).
+PER_TYPE: Final = 64
+#: Types kept; the least recently updated type is forgotten beyond this.
+MAX_TYPES: Final = 64
+#: Durations a type needs before its quantiles are used.
+MIN_SAMPLES: Final = 5
+#: How many action ids are remembered as already counted.
+SEEN_IDS: Final = 4096
+#: The pseudo-type under which every duration is also kept (for actions of unknown type).
+ANY_TYPE: Final = "*"
+
+
+class DurationStats:
+    """Per-type duration samples (seconds) of finished actions, newest kept."""
+
+    __slots__ = ("_by_type", "_seen", "_seen_order")
+
+    def __init__(self) -> None:
+        self._by_type: collections.OrderedDict[str, collections.deque[float]] = (
+            collections.OrderedDict()
+        )
+        # Ids already counted (the newest SEEN_IDS), so a polled or listed action counts once.
+        self._seen: set[str] = set()
+        self._seen_order: collections.deque[str] = collections.deque()
+
+    def add(self, action_type: str | None, seconds: float) -> None:
+        """Learn that an action of *action_type* took *seconds* (ignored unless finite >= 0)."""
+        if not math.isfinite(seconds) or seconds < 0:
+            return
+        for key in (str(action_type) if action_type else None, ANY_TYPE):
+            if key is None:
+                continue
+            samples = self._by_type.get(key)
+            if samples is None:
+                samples = self._by_type[key] = collections.deque(maxlen=PER_TYPE)
+                while len(self._by_type) > MAX_TYPES:
+                    self._by_type.popitem(last=False)
+            else:
+                self._by_type.move_to_end(key)
+            samples.append(seconds)
+
+    def learn(self, action: AsyncAction) -> bool:
+        """Learn from a terminal snapshot: its ``processing_time``, else its timestamps.
+
+        Each action id counts once (among the last :data:`SEEN_IDS`). True if it counted.
+        """
+        if not action.is_terminal or action.id in self._seen:
+            return False
+        if action.processing_time is not None:
+            seconds = action.processing_time / 1000
+        elif action.created_at is not None and action.updated_at is not None:
+            seconds = (action.updated_at - action.created_at).total_seconds()
+        else:
+            return False
+        self._seen.add(action.id)
+        self._seen_order.append(action.id)
+        if len(self._seen_order) > SEEN_IDS:
+            self._seen.discard(self._seen_order.popleft())
+        self.add(action.type, seconds)
+        return True
+
+    def learn_from_list(self, actions: Iterable[AsyncAction]) -> int:
+        """Learn from list items (``client.async_actions.list()``); returns how many counted."""
+        return sum(self.learn(action) for action in actions)
+
+    def quantile(self, action_type: str | None, q: float) -> float | None:
+        """The *q* quantile (0-1) of *action_type*'s durations in seconds, falling back to every
+        type's; None when fewer than :data:`MIN_SAMPLES` are known."""
+        samples = self._by_type.get(str(action_type)) if action_type else None
+        if samples is None or len(samples) < MIN_SAMPLES:
+            samples = self._by_type.get(ANY_TYPE)
+        if samples is None or len(samples) < MIN_SAMPLES:
+            return None
+        ordered = sorted(samples)
+        index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+        return ordered[index]
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """The figures, JSON-ready: type -> durations in seconds, oldest first."""
+        return {key: list(samples) for key, samples in self._by_type.items() if key != ANY_TYPE}
+
+    def update(self, data: Mapping[str, Iterable[float]]) -> None:
+        """Add figures saved by :meth:`to_dict` (values that are not numbers are skipped)."""
+        for key, values in data.items():
+            for value in values:
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    self.add(key, float(value))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Iterable[float]]) -> DurationStats:
+        """Statistics from :meth:`to_dict`'s output (values that are not numbers are skipped)."""
+        stats = cls()
+        stats.update(data)
+        return stats
+
+    def __len__(self) -> int:
+        samples = self._by_type.get(ANY_TYPE)
+        return 0 if samples is None else len(samples)
