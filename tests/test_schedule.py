@@ -1,0 +1,312 @@
+"""The polling schedule as a pure function, on a fake clock: every progress shape, the
+lateness bound for any progress function, the estimator and the learned durations.
+
+Nothing here sleeps or touches the network: a job is the emulator's own timeline read at
+the moments the schedule asks, so a 30-minute job costs microseconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+from collections.abc import Callable
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from voucherify_async import AsyncAction, AsyncActionStatus, PollPolicy
+from voucherify_async._durations import MAX_TYPES, PER_TYPE, DurationStats
+from voucherify_async._estimator import ProgressEstimator
+from voucherify_async._schedule import PollSchedule
+from voucherify_async.testing._jobs import Job
+from voucherify_async.testing._shapes import make_shape, scripted
+
+#: Reproducible in CI: the same examples every run, no example database.
+PROPERTY = settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@attrs.frozen
+class Run:
+    gets: int
+    lateness: float  # seconds from the job's end to the answer of the poll that saw it
+    gaps: tuple[tuple[float, float, float], ...]  # (answered at, gap, bound at that moment)
+
+
+def _job(curve: str | Callable[[float], int], duration: float, enqueued: float = 0.0) -> Job:
+    shape = curve if curve in ("linear", "steps") else make_shape(curve, random.Random(5))
+    return Job.planned(
+        id="aa_test",
+        type="VOUCHERS.IMPORT",
+        seq=0,
+        now_ms=0.0,
+        created_ms=0,
+        enqueued=enqueued,
+        duration=duration,
+        curve=shape,  # type: ignore[arg-type]
+        status="DONE",
+        operation_status=None,
+        result=None,
+        request_id="v-test",
+        extra=None,
+    )
+
+
+def poll(
+    job: Job,
+    duration: float,
+    policy: PollPolicy,
+    *,
+    latency: float = 0.05,
+    start: float = 0.01,
+    every: float | None = None,
+    rng: random.Random | None = None,
+) -> Run:
+    """Drive a PollSchedule against *job* (created at 0) until a poll sees it end."""
+    schedule = PollSchedule(policy, rng or random.Random(1), started=start)
+    t = start + schedule.first_delay()
+    gaps = []
+    for gets in range(1, 100_000):
+        status, progress, _ = job.state((t + latency / 2) * 1000)
+        answered = t + latency
+        if status == "DONE":
+            return Run(gets, answered - duration, tuple(gaps))
+        in_progress = status == "IN_PROGRESS"
+        delay, _ = schedule.next_delay(
+            answered, in_progress, progress if in_progress else None, created=0.0, every=every
+        )
+        gaps.append((answered, delay, schedule.bound(answered, 0.0) or math.inf))
+        t = answered + delay
+    raise AssertionError("the job was never seen to end")
+
+
+SHAPES = ("linear", "fast-then-slow", "slow-then-fast", "stall", "coarse", "noisy", "none")
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("duration", [0.3, 30.0, 1800.0])
+def test_every_shape_is_seen_within_the_bound(shape: str, duration: float) -> None:
+    """On every shape and duration the end is seen within max(f * duration, initial_delay)
+    (plus one request), and every gap respects the bound of its moment."""
+    policy = PollPolicy()
+    assert policy.max_lateness is not None
+    run = poll(_job(shape, duration), duration, policy)
+    allowed = max(policy.max_lateness * (duration + 0.025), policy.initial_delay) + 0.075
+    assert 0 <= run.lateness <= allowed
+    assert all(gap <= bound + 1e-9 for _, gap, bound in run.gaps)
+
+
+@pytest.mark.parametrize(
+    ("shape", "late"),
+    [("linear", 0.01), ("fast-then-slow", 0.01), ("slow-then-fast", 0.01), ("noisy", 0.05)],
+)
+def test_moving_progress_is_seen_early_and_cheaply(shape: str, late: float) -> None:
+    """Where progress moves, a 30-minute job is seen within 1 % of its duration (5 % when
+    its rate jumps at random) for a few dozen GETs (the fixed 1 s loop pays 1,800)."""
+    duration = 1800.0
+    run = poll(_job(shape, duration), duration, PollPolicy())
+    assert run.lateness <= late * duration
+    assert run.gets <= 60
+
+
+def test_a_long_enqueued_phase_then_linear() -> None:
+    """ENQUEUED for 30 % of the time says nothing; the bound holds, then progress takes over."""
+    duration = 600.0
+    run = poll(_job("linear", duration, enqueued=180.0), duration, PollPolicy())
+    assert run.lateness <= 0.02 * duration
+    assert run.gets <= 60
+
+
+def test_no_progress_costs_the_bound_and_no_more() -> None:
+    """A job that never reports progress: gaps grow with its age, up to the bound."""
+    duration = 600.0
+    policy = PollPolicy(jitter=0)
+    run = poll(_job("none", duration), duration, policy)
+    assert run.gets < 600 / 30  # far fewer than even a 30 s loop
+    # The job was created at 0: a poll answered at `answered` saw it that old.
+    assert all(gap <= max(0.5 * answered, 0.6) + 1e-9 for answered, gap, _ in run.gaps)
+
+
+def test_a_watcher_sets_the_pace() -> None:
+    """With every=2, no gap exceeds 2 s, whatever the schedule would rather do."""
+    duration = 120.0
+    run = poll(_job("linear", duration), duration, PollPolicy(), every=2.0)
+    assert all(gap <= 2.0 for _, gap, _ in run.gaps)
+    assert run.gets >= duration / 2.0 - 1
+
+
+def test_short_jobs_with_learned_durations() -> None:
+    """Once durations are learned, the first GET waits for the median instead of seeing an
+    unfinished job: jobs of 0.1-1.3 s cost at most two GETs each and are seen within 0.8 s."""
+    rng = random.Random(3)
+    stats = DurationStats()
+    for _ in range(50):
+        stats.add("VOUCHERS.IMPORT", rng.uniform(0.1, 1.3))
+    policy = PollPolicy(jitter=0)
+    gets, lateness = [], []
+    for _ in range(200):
+        duration = rng.uniform(0.1, 1.3)
+        job = _job("linear", duration, enqueued=min(0.05 * duration, 0.5))
+        schedule = PollSchedule(policy, started=0.0, stats=stats)
+        t = schedule.first_delay("VOUCHERS.IMPORT")
+        for count in range(1, 20):
+            status, progress, _ = job.state(t * 1000)
+            if status == "DONE":
+                gets.append(count)
+                lateness.append(t - duration)
+                break
+            in_progress = status == "IN_PROGRESS"
+            delay, _ = schedule.next_delay(t, in_progress, progress if in_progress else None)
+            t += delay
+    assert sum(gets) / len(gets) <= 2.0
+    assert max(lateness) <= 0.8
+
+
+@PROPERTY
+@given(
+    points=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 100)), min_size=1, max_size=12),
+    duration=st.floats(0.05, 7200.0),
+    enqueued_share=st.floats(0.0, 0.9),
+    start=st.floats(0.0, 5.0),
+    latency=st.floats(0.0, 0.5),
+    fraction=st.sampled_from([0.1, 0.25, 0.5, 1.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_lateness_is_bounded_for_any_progress(
+    points: list[tuple[float, int]],
+    duration: float,
+    enqueued_share: float,
+    start: float,
+    latency: float,
+    fraction: float,
+    seed: int,
+) -> None:
+    """For any non-decreasing progress and any duration, the poll that sees the end comes
+    at most max(f * (duration + latency / 2), initial_delay) + 1.5 * latency after it."""
+    xs = sorted({round(x, 6) for x, _ in points})
+    ys = sorted(p for _, p in points)[: len(xs)]
+    shape = scripted(list(zip(xs, ys, strict=False)))
+    start = min(start, duration)  # the handle starts at or after the creation
+    job = _job(shape, duration, enqueued=enqueued_share * duration)
+    policy = PollPolicy(max_lateness=fraction)
+    run = poll(job, duration, policy, latency=latency, start=start, rng=random.Random(seed))
+    allowed = max(fraction * (duration + latency / 2), policy.initial_delay) + 1.5 * latency
+    assert run.lateness <= allowed + 1e-6
+
+
+# -- the estimator -----------------------------------------------------------------------
+
+
+def test_estimator_errs_early_on_integer_progress() -> None:
+    """Linear progress read as integers: the earliest finish is never after the true one."""
+    for rate in (0.05, 1.0, 20.0):  # points per second
+        estimator = ProgressEstimator()
+        finish = 100 / rate
+        for i in range(1, 40):
+            t = finish * i / 41 * 1.013
+            estimator.observe(t, math.floor(rate * t))
+            earliest = estimator.earliest_finish(origin=0.0)
+            if earliest is not None:
+                assert earliest <= finish + 1e-9
+
+
+def test_estimator_follows_a_speed_up_with_the_power_law() -> None:
+    """Progress ~ t^2: the linear rate would predict the end late; the power law does not."""
+    estimator = ProgressEstimator()
+    finish = 100.0
+    for t in (20.0, 40.0, 60.0):
+        estimator.observe(t, math.floor(100 * (t / finish) ** 2))
+    linear = estimator.linear_finish()
+    assert linear is not None and linear > finish  # the trap
+    earliest = estimator.earliest_finish(origin=0.0)
+    assert earliest is not None and earliest <= finish
+
+
+def test_estimator_weighs_recent_progress() -> None:
+    """After a stall, the rate comes from the recent spans, not the whole history."""
+    estimator = ProgressEstimator()
+    for t, p in [(0.0, 0), (10.0, 10), (20.0, 20), (100.0, 20), (105.0, 30), (110.0, 40)]:
+        estimator.observe(t, p)
+    rate = estimator.rate()
+    assert rate is not None and rate >= 1.5  # ~2 points/s lately, 0.36 on average
+
+
+def test_estimator_detects_coarse_steps_and_resets_on_a_drop() -> None:
+    """Quarters are read as quarters; progress that goes back starts a new estimate."""
+    estimator = ProgressEstimator()
+    for t, p in [(0.0, 0), (10.0, 25), (20.0, 50), (30.0, 75)]:
+        estimator.observe(t, p)
+    assert estimator.step == 25
+    estimator.observe(31.0, 10)
+    assert estimator.progress == 10 and estimator.rate() is None
+
+
+# -- learned durations --------------------------------------------------------------------
+
+
+def _done(action_id: str, type_: str, seconds: float, *, listed: bool = False) -> AsyncAction:
+    created = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    return AsyncAction(
+        id=action_id,
+        type=type_,
+        status=AsyncActionStatus.DONE,
+        created_at=created,
+        updated_at=created + dt.timedelta(seconds=seconds),
+        processing_time=None if listed else round(seconds * 1000),
+    )
+
+
+def test_durations_learn_each_action_once_and_fall_back_to_any_type() -> None:
+    """DONE snapshots and list items count once each; an unknown type uses every type's."""
+    stats = DurationStats()
+    for i in range(10):
+        assert stats.learn(_done(f"aa_{i}", "VOUCHERS.IMPORT", 1.0 + i))
+    assert not stats.learn(_done("aa_0", "VOUCHERS.IMPORT", 99.0))  # seen already
+    assert (
+        stats.learn_from_list(
+            [_done(f"aa_l{i}", "ORDERS.IMPORT", 2.0, listed=True) for i in range(6)]
+        )
+        == 6
+    )
+    assert stats.quantile("VOUCHERS.IMPORT", 0.5) == 5.0
+    assert stats.quantile("ORDERS.IMPORT", 0.5) == 2.0
+    assert stats.quantile("SKUS.IMPORT_CSV", 1.0) == 10.0  # any type's
+    assert DurationStats().quantile(None, 0.5) is None  # nothing learned: no guess
+
+
+def test_durations_memory_is_bounded_and_saved_figures_load() -> None:
+    """At most MAX_TYPES types of PER_TYPE durations; to_dict/from_dict round-trips."""
+    stats = DurationStats()
+    for t in range(MAX_TYPES + 10):
+        for i in range(PER_TYPE + 5):
+            stats.add(f"TYPE_{t}", float(i))
+    saved = stats.to_dict()
+    assert len(saved) <= MAX_TYPES
+    assert all(len(values) == PER_TYPE for values in saved.values())
+    again = DurationStats.from_dict(saved)
+    assert again.to_dict() == saved
+    again.update({"X": [1.0, "nonsense", True, -3.0, 2.0]})  # type: ignore[list-item]
+    assert again.to_dict()["X"] == [1.0, 2.0]
+
+
+def test_first_poll_waits_for_the_learned_median() -> None:
+    """With durations learned, the first GET waits for the median (at most 2 x initial_delay);
+    without them, or with learn_durations=False, it goes at once."""
+    stats = DurationStats()
+    for i in range(9):
+        stats.add("VOUCHERS.IMPORT", 0.1 * (i + 1))
+    assert PollSchedule(PollPolicy(), stats=stats).first_delay("VOUCHERS.IMPORT") == 0.5
+    assert PollSchedule(PollPolicy(), stats=DurationStats()).first_delay() == 0.0
+    off = PollPolicy(learn_durations=False)
+    assert PollSchedule(off, stats=stats).first_delay() == 0.0
+    for _ in range(50):
+        stats.add("ORDERS.IMPORT", 600.0)
+    assert PollSchedule(PollPolicy(), stats=stats).first_delay("ORDERS.IMPORT") == 1.2
