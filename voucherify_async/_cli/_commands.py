@@ -27,7 +27,7 @@ from voucherify_async import (
 from ._demo import DEMO_SECONDS, DEMO_SECONDS_PER_ROW, start_demo_jobs
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, worst
 from ._printer import make_printer
-from ._view import Outcome, Printer, Tracker, summarize
+from ._view import Outcome, Printer, Tracker, live_pace, summarize
 
 __all__ = [
     "Reporter",
@@ -143,8 +143,12 @@ async def watch(
 ) -> list[Outcome]:
     """Wait for every id with one shared handle each, feeding their updates to *reporter*."""
     handles = [client.async_actions.handle(action_id) for action_id in ids]
-    followers = [asyncio.create_task(_follow(h.id, h.updates(), reporter)) for h in handles]
     printer = reporter.printer
+    # A live view polls at a watcher's pace, so its bars move; JSON output needs only the end.
+    every = live_pace(len(handles)) if printer is not None else None
+    followers = [
+        asyncio.create_task(_follow(h.id, h.updates(every=every), reporter)) for h in handles
+    ]
     ticker = asyncio.create_task(_tick(printer)) if printer is not None else None
     if printer is not None:
         printer.start_progress(reporter.tracker)

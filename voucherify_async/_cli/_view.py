@@ -33,10 +33,22 @@ __all__ = [
     "SummaryRow",
     "Tracker",
     "format_seconds",
+    "live_pace",
     "result_facts",
     "summarize",
     "totals",
 ]
+
+#: The live view polls each action at least this often (seconds), so its bar moves smoothly.
+LIVE_EVERY: Final = 2.0
+#: ...but with many actions on screen, all of them together add at most this many GETs/s.
+LIVE_GETS_PER_SECOND: Final = 5.0
+
+
+def live_pace(actions: int) -> float:
+    """Seconds between the polls of each of *actions* shown live (``updates(every=...)``)."""
+    return max(LIVE_EVERY, actions / LIVE_GETS_PER_SECOND)
+
 
 #: How many failure reasons a summary row shows before "(+N more)".
 MAX_REASONS: Final = 2
