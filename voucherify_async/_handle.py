@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Final
 
+from ._admission import polling_due
 from ._config import PollPolicy
 from ._errors import (
     AsyncActionFailed,
@@ -363,7 +364,9 @@ class AsyncActionHandle:
             self._attempt += 1
             error: BaseException | None = None
             try:
-                snapshot: AsyncAction | None = await self._fetch(self._id)
+                # Under a saturated budget the gate admits polls in order of this due time.
+                with polling_due(self._schedule.due(self._loop.time())):
+                    snapshot: AsyncAction | None = await self._fetch(self._id)
             except TRANSIENT_ERRORS as exc:
                 if isinstance(exc, TransportError) and exc.permanent:
                     raise

@@ -19,13 +19,16 @@ The guarantees every implementation keeps:
   (``max_wait``) gets :class:`ServerPause` at once, instead of waiting, when a pause the
   server demanded outlasts it.
 
-:class:`LocalGate` is first come, first served: the caller that has waited longest goes first.
+:class:`LocalGate` serves waiting callers in order of due time (``_admission``): a poll whose
+action may well have ended goes before one just polled; without due times, first come, first
+served.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import bisect
 import collections
 import contextlib
 import math
@@ -33,6 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from ._admission import admission_key, due
 from ._errors import ClientClosedError, ConfigurationError
 
 __all__ = ["Admission", "Budget", "GateFactory", "LocalGate", "RequestGate", "ServerPause"]
@@ -111,11 +115,17 @@ GateFactory = Budget
 
 
 class _Waiter:
-    __slots__ = ("future", "max_wait_until")
+    __slots__ = ("future", "key", "max_wait_until")
 
-    def __init__(self, future: asyncio.Future[Admission], max_wait_until: float | None) -> None:
+    def __init__(
+        self,
+        future: asyncio.Future[Admission],
+        max_wait_until: float | None,
+        key: tuple[float, int],
+    ) -> None:
         self.future = future
         self.max_wait_until = max_wait_until
+        self.key = key  # (due, arrival number): the admission order
 
 
 class LocalGate(RequestGate):
@@ -159,6 +169,7 @@ class LocalGate(RequestGate):
         self._pending = 0  # budget slots taken by requests still in flight
         self._pause_until = 0.0
         self._queue: collections.deque[_Waiter] = collections.deque()
+        self._arrivals = 0
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -199,8 +210,10 @@ class LocalGate(RequestGate):
         if not self._queue and self._admissible(now):
             return self._admit(now)
         future: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(future, limit)
-        self._queue.append(waiter)
+        self._arrivals += 1
+        waiter = _Waiter(future, limit, (admission_key(now, due()), self._arrivals))
+        # Ordered by due time, then arrival (FIFO when nobody sets a due time).
+        bisect.insort(self._queue, waiter, key=_order)
         self._reschedule()
         try:
             return await future
@@ -298,6 +311,10 @@ class LocalGate(RequestGate):
         for waiter in queue:
             if not waiter.future.done() and not waiter.future.get_loop().is_closed():
                 waiter.future.set_exception(ClientClosedError("the VoucherifyClient was closed"))
+
+
+def _order(waiter: _Waiter) -> tuple[float, int]:
+    return waiter.key
 
 
 def _finite_positive(value: object) -> bool:

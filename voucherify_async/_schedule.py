@@ -146,6 +146,16 @@ class PollSchedule:
         # the action exists; created_at is mapped conservatively), so the earlier is tighter.
         return min(origins) if origins else None
 
+    def due(self, now: float) -> float:
+        """When the next poll becomes worth making, for the gate's admission order: the
+        earliest plausible finish once progress gives one (possibly past: an action that may
+        have ended goes first); ``initial_delay`` from now for the first poll, which almost
+        always sees an unfinished action; else *now*."""
+        if self._last_poll is None:  # the first poll of a just-started action can wait
+            return now + self._policy.initial_delay
+        earliest = self._estimator.earliest_finish()
+        return now if earliest is None else earliest
+
     def bound(self, now: float, created: float | None) -> float | None:
         """The longest gap the lateness guarantee allows after a poll at *now*; None: none."""
         policy = self._policy
