@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ._admission import admission_key, due
+from ._admission import HOLD_WHEN_FREE_BELOW, admission_key, deferrable, due
 from ._errors import ClientClosedError, ConfigurationError
 
 __all__ = ["Admission", "Budget", "GateFactory", "LocalGate", "RequestGate", "ServerPause"]
@@ -115,17 +115,19 @@ GateFactory = Budget
 
 
 class _Waiter:
-    __slots__ = ("future", "key", "max_wait_until")
+    __slots__ = ("future", "held", "key", "max_wait_until")
 
     def __init__(
         self,
         future: asyncio.Future[Admission],
         max_wait_until: float | None,
         key: tuple[float, int],
+        held: bool = False,
     ) -> None:
         self.future = future
         self.max_wait_until = max_wait_until
         self.key = key  # (due, arrival number): the admission order
+        self.held = held  # not admitted before its due time, even with room
 
 
 class LocalGate(RequestGate):
@@ -207,11 +209,14 @@ class LocalGate(RequestGate):
         limit = None if max_wait is None else now + max_wait
         if limit is not None and self._pause_until > limit:
             raise ServerPause(self._pause_until)
-        if not self._queue and self._admissible(now):
+        key = admission_key(now, due())
+        # A deferrable poll (a first poll) waits for its due time while the budget is short.
+        held = key > now and deferrable() and self._budget_short(now)
+        if not held and not self._queue and self._admissible(now):
             return self._admit(now)
         future: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
         self._arrivals += 1
-        waiter = _Waiter(future, limit, (admission_key(now, due()), self._arrivals))
+        waiter = _Waiter(future, limit, (key, self._arrivals), held)
         # Ordered by due time, then arrival (FIFO when nobody sets a due time).
         bisect.insort(self._queue, waiter, key=_order)
         self._reschedule()
@@ -279,6 +284,16 @@ class LocalGate(RequestGate):
             return None  # every slot is held by a request in flight
         return finished[0] + self._window - now
 
+    def _budget_short(self, now: float) -> bool:
+        """True when the budget has fewer free slots than HOLD_WHEN_FREE_BELOW of its limit."""
+        if self._limit is None:
+            return False
+        finished = self._finished
+        while finished and finished[0] <= now - self._window:
+            finished.popleft()
+        free = self._limit - self._pending - len(finished)
+        return free < HOLD_WHEN_FREE_BELOW * self._limit
+
     def _reschedule(self) -> None:
         """Admit whoever can go now, in order; set a timer for when the next one can."""
         if self._timer is not None:
@@ -286,21 +301,36 @@ class LocalGate(RequestGate):
             self._timer = None
         if self._closed:
             return
-        while self._queue:
-            waiter = self._queue[0]
-            if waiter.future.done():  # cancelled or failed while queued
-                self._queue.popleft()
+        queue = self._queue
+        while queue:
+            if queue[0].future.done():  # cancelled or failed while queued
+                queue.popleft()
                 continue
             now = self._clock()
             delay = self._next_admission_in(now)
             if delay is None:
                 return
             if delay > 0:
-                loop = asyncio.get_running_loop()
-                self._timer = loop.call_later(delay, self._reschedule)
+                self._timer = asyncio.get_running_loop().call_later(delay, self._reschedule)
                 return
-            self._queue.popleft()
-            waiter.future.set_result(self._admit(now))
+            # The first waiter in order that may go now: held ones wait for their due time.
+            chosen: _Waiter | None = None
+            wake: float | None = None
+            for waiter in queue:
+                if waiter.future.done():
+                    continue
+                if waiter.held and waiter.key[0] > now:
+                    wake = waiter.key[0] if wake is None else min(wake, waiter.key[0])
+                    continue
+                chosen = waiter
+                break
+            if chosen is None:
+                if wake is not None:
+                    loop = asyncio.get_running_loop()
+                    self._timer = loop.call_later(wake - now, self._reschedule)
+                return
+            queue.remove(chosen)
+            chosen.future.set_result(self._admit(now))
 
     def close(self) -> None:
         self._closed = True

@@ -147,14 +147,25 @@ class PollSchedule:
         return min(origins) if origins else None
 
     def due(self, now: float) -> float:
-        """When the next poll becomes worth making, for the gate's admission order: the
-        earliest plausible finish once progress gives one (possibly past: an action that may
-        have ended goes first); ``initial_delay`` from now for the first poll, which almost
-        always sees an unfinished action; else *now*."""
-        if self._last_poll is None:  # the first poll of a just-started action can wait
-            return now + self._policy.initial_delay
+        """When the next poll becomes worth making, for the gate's admission order.
+
+        Once progress gives one, the earliest plausible finish (possibly past: an action that
+        may have ended goes first). Before that, not before the handle is as old as the
+        first-poll wait: the learned median duration, at most ``FIRST_POLL_CAP *
+        initial_delay`` (which it is when nothing is learned), since a young action's poll
+        almost always sees it unfinished. Else *now*.
+        """
         earliest = self._estimator.earliest_finish()
-        return now if earliest is None else earliest
+        if earliest is not None:
+            return earliest
+        policy = self._policy
+        wait = FIRST_POLL_CAP * policy.initial_delay
+        if self._stats is not None and policy.learn_durations:
+            median = self._stats.quantile(None, FIRST_POLL_QUANTILE)
+            if median is not None:
+                wait = min(median, wait)
+        started = now if self._started is None else self._started
+        return max(now, started + wait)
 
     def bound(self, now: float, created: float | None) -> float | None:
         """The longest gap the lateness guarantee allows after a poll at *now*; None: none."""
