@@ -16,7 +16,13 @@ policy is divided by the same factor (``scale_policy``). Latency runs from the e
 the speed: figures are in unscaled seconds. Short and long jobs run separately, each variant
 in a fresh process (``--quick``: the long-job variants side by side).
 
-Usage: ``python benchmarks/polling.py [--quick]``
+Then the engine's harder cases (issue #13): the progress-shape zoo (``benchmarks/zoo.py``:
+every shape from 0.1 s to 30 min, on a simulated clock, against the same two baselines and
+an oracle), and a saturated budget (``benchmarks/saturated.py``: 200 short jobs at once
+under 60 requests per 12 s, against an oracle). A last table checks every target of the
+issue, met or not.
+
+Usage: ``python benchmarks/polling.py [--quick] [--plot FILE.svg]``
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import backoff
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import saturated, zoo
 from benchmarks._common import (
     APP_ID,
     APP_TOKEN,
@@ -84,6 +91,11 @@ class Config:
     long_arrivals: float
     short_range: tuple[float, float] = (0.1, 1.3)
     long_range: tuple[float, float] = (30.0, 300.0)
+    #: The zoo: jobs per shape for 15-45 s and for 2-30 min jobs (simulated clock).
+    zoo_jobs: int = 300
+    zoo_long_jobs: int = 100
+    #: The saturated-budget scenario.
+    saturated: saturated.Config = saturated.FULL
     #: Run each variant in a spawned process (else here, in a fresh event loop).
     child: bool = True
     #: Run the long-job variants side by side (only with child): their latencies are seconds,
@@ -92,10 +104,33 @@ class Config:
     seed: int = 7
 
 
-FULL: Final = Config(1000, 50, 4.0, 10.0, short_arrivals=60.0, long_arrivals=10.0)
-QUICK: Final = Config(100, 10, 4.0, 50.0, short_arrivals=5.0, long_arrivals=5.0, parallel_long=True)
+# Short jobs run on a real-time job clock: durations learned from processing_time are on the
+# job clock, so a faster clock would make the first polls wait too long.
+FULL: Final = Config(1000, 50, 1.0, 10.0, short_arrivals=60.0, long_arrivals=10.0)
+QUICK: Final = Config(
+    100,
+    10,
+    1.0,
+    50.0,
+    short_arrivals=5.0,
+    long_arrivals=5.0,
+    parallel_long=True,
+    zoo_jobs=40,
+    zoo_long_jobs=15,
+    saturated=saturated.QUICK,
+)
 SMOKE: Final = Config(
-    12, 2, 20.0, 300.0, short_arrivals=1.0, long_arrivals=0.0, long_range=(30.0, 45.0), child=False
+    12,
+    2,
+    20.0,
+    300.0,
+    short_arrivals=1.0,
+    long_arrivals=0.0,
+    long_range=(30.0, 45.0),
+    child=False,
+    zoo_jobs=3,
+    zoo_long_jobs=2,
+    saturated=saturated.SMOKE,
 )
 
 
@@ -258,8 +293,54 @@ def _call(variant: Variant, kind: Kind, config: Config) -> functools.partial[Res
     return functools.partial(measure, variant, kind, config)
 
 
+def _issue_targets(
+    short: dict[Variant, Result],
+    zoo_results: zoo.Results,
+    long_zoo: zoo.Results,
+    sat: dict[str, saturated.Result],
+) -> Table:
+    """Every target of issue #13, met or not."""
+    bound = PollPolicy().max_lateness or 0.0
+    rows: list[tuple[str, str, str]] = []
+    for label, results in (("15-45 s", zoo_results), ("2-30 min", long_zoo)):
+        for target, figure, status in zoo.target_rows(results, bound):
+            rows.append((f"{label}, {target}", figure, status))
+    ours = short["ours"]
+    gets, p95 = mean(ours.gets), percentile(ours.latencies, 95)
+    rows.append(
+        (
+            "short jobs: <= 2.0 GETs per job at p95 <= 0.8 s",
+            f"{num(gets)} GETs, p95 {num(p95)} s",
+            verdict(gets <= 2.0 and p95 <= 0.8),
+        )
+    )
+    o, base = sat["ours"], mean(sat["oracle"].latencies)
+    times = mean(o.latencies) / base if base else float("nan")
+    rows.append(
+        (
+            "saturated: mean latency <= 1.3x oracle, <= 1.3 GETs/job, 0 x 429",
+            f"{num(times)}x, {num(o.gets_per_job)} GETs, {o.too_many} x 429",
+            verdict(times <= 1.3 and o.gets_per_job <= 1.3 and o.too_many == 0),
+        )
+    )
+    return Table("Issue #13 targets", ("target", "figure", "status"), tuple(rows))
+
+
+def zoo_runs(config: Config) -> tuple[zoo.Results, zoo.Results]:
+    """The zoo on 15-45 s jobs and on 2-30 min jobs."""
+    medium = zoo.run_shapes(zoo.Config(config.zoo_jobs))
+    long = zoo.run_shapes(zoo.Config(config.zoo_long_jobs, durations=(120.0, 1800.0)))
+    return medium, long
+
+
+def write_plot(path: Path, config: Config) -> None:
+    """The zoo's plot (GETs per job against p95 lateness) as an SVG; needs matplotlib."""
+    zoo.plot(zoo.run_shapes(zoo.Config(config.zoo_jobs)), path)
+
+
 def run(config: Config) -> list[Table]:
-    """Every variant on short and on long jobs; one table each, and the targets."""
+    """Every variant on short and on long jobs; one table each, and the targets; then the
+    zoo, the saturated budget and the issue's targets."""
     short_runs = [in_parallel(config.child, [_call(v, "short", config)])[0] for v in VARIANTS]
     long_calls = [_call(variant, "long", config) for variant in VARIANTS]
     if config.parallel_long and config.child:
@@ -279,19 +360,29 @@ def run(config: Config) -> list[Table]:
         f"(linear progress) starting over {config.long_arrivals:g} s; job clock "
         f"x{config.long_speed:g}, latencies in unscaled seconds; variants run {how}.",
     )
+    medium_zoo, long_zoo = zoo_runs(config)
+    sat_table, sat = saturated.run(config.saturated)
     return [
         Table(f"Polling: {config.short_jobs:,} short jobs", COLUMNS, _rows(short), short_notes),
         Table(f"Polling: {config.long_jobs:,} long jobs", COLUMNS, _rows(long), long_notes),
         _targets(short, long),
+        zoo.shape_table(zoo.Config(config.zoo_jobs), medium_zoo),
+        zoo.shape_table(zoo.Config(config.zoo_long_jobs, durations=(120.0, 1800.0)), long_zoo),
+        sat_table,
+        _issue_targets(short, medium_zoo, long_zoo, sat),
     ]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="polling efficiency")
     parser.add_argument("--quick", action="store_true", help="fewer jobs, a faster clock")
+    parser.add_argument("--plot", type=Path, help="also write the zoo's plot (SVG) here")
     args = parser.parse_args(argv)
-    for table in run(QUICK if args.quick else FULL):
+    config = QUICK if args.quick else FULL
+    for table in run(config):
         print(table.text(), end="\n\n")
+    if args.plot is not None:
+        write_plot(args.plot, config)
 
 
 if __name__ == "__main__":

@@ -69,3 +69,23 @@ async def test_a_deferred_request_is_not_held_while_the_gate_has_room() -> None:
     with polling_due(1e9):
         admission = await asyncio.wait_for(gate.acquire(), timeout=10)
     gate.release(admission, answered=True)
+
+
+async def test_a_young_poll_waits_for_its_due_time_while_the_budget_is_short() -> None:
+    """With most of the budget spent, a deferrable poll waits for its due time even with a
+    free slot (a slot spent early is gone for a whole window); a user's call does not."""
+    clock = [100.0]
+    gate = LocalGate(concurrency=5, limit=10, window=60.0, clock=lambda: clock[0])
+    for _ in range(2):  # 8 of 10 slots free: below the 90 % that lets young polls through
+        gate.release(await gate.acquire(), answered=True)
+    with polling_due(clock[0] + 5.0, defer=True):
+        young = asyncio.ensure_future(gate.acquire())
+    await asyncio.sleep(0)
+    assert not young.done()
+    user = await asyncio.wait_for(gate.acquire(), timeout=10)  # goes at once
+    gate.release(user, answered=True)
+    clock[0] += 5.0
+    gate._reschedule()  # the gate's timer would do this once the due time comes
+    admission = await asyncio.wait_for(young, timeout=10)
+    gate.release(admission, answered=True)
+    gate.close()

@@ -20,7 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import budget, client_cpu, decode, polling, redis_budget, run, scale  # noqa: E402
+from benchmarks import (  # noqa: E402
+    budget,
+    client_cpu,
+    decode,
+    polling,
+    redis_budget,
+    run,
+    scale,
+    zoo,
+)
 from benchmarks._common import Table, percentile, scale_policy  # noqa: E402
 from voucherify_async import (  # noqa: E402
     AsyncAction,
@@ -139,8 +148,9 @@ def test_client_cpu_table() -> None:
 
 
 def test_polling_tables() -> None:
-    """Polling yields a short-job table, a long-job table and the targets, all jobs seen."""
-    short, long, targets = polling.run(polling.SMOKE)
+    """Polling yields a short-job table, a long-job table and the targets, all jobs seen;
+    then the zoo (two duration ranges), the saturated budget and the issue's targets."""
+    short, long, targets, zoo_medium, zoo_long, sat, issue = polling.run(polling.SMOKE)
     for table in (short, long):
         assert len(table.rows) == len(polling.VARIANTS)
         assert _all_numbers(_figures(table, "GETs/job"))
@@ -148,6 +158,24 @@ def test_polling_tables() -> None:
         assert _figures(table, "unresolved") == ["0"] * len(polling.VARIANTS)
     assert {row[2] for row in targets.rows} <= {"met", "MISSED"}
     assert len(targets.rows) == 5
+    for table in (zoo_medium, zoo_long):
+        assert [row[0] for row in table.rows] == list(zoo.SHAPES)
+        assert all(" / " in cell for row in table.rows for cell in row[1:])
+    assert [row[0] for row in sat.rows] == ["oracle", "fixed 1 s loop", "PollPolicy() (ours)"]
+    assert _all_numbers(_figures(sat, "GETs/job")) and _all_numbers(_figures(sat, "429s"))
+    assert _figures(sat, "unresolved") == ["0", "0", "0"]
+    assert len(issue.rows) == 2 * len(zoo.SHAPES) + 2
+    assert {row[2] for row in issue.rows} <= {"met", "MISSED"}
+
+
+def test_zoo_plot(tmp_path: Path) -> None:
+    """The zoo's plot is an SVG with a point per poller per shape (when matplotlib is here)."""
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "zoo.svg"
+    polling.write_plot(path, polling.SMOKE)
+    text = path.read_text(encoding="utf-8")
+    assert text.lstrip().startswith("<?xml") and "<svg" in text
+    assert "slow-then-fast" in text and "GETs per job" in text
 
 
 def test_budget_table() -> None:
