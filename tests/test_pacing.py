@@ -9,6 +9,7 @@ import pytest
 
 from voucherify_async import ClientClosedError, ConfigurationError, VoucherifyClient
 from voucherify_async._pacing import LocalGate, ServerPause
+from voucherify_async.testing import VoucherifyEmulator
 
 
 async def _use(gate: LocalGate, log: list[tuple[float, float]], hold: float = 0.0) -> None:
@@ -132,6 +133,39 @@ async def test_admitted_then_cancelled_before_sending_frees_at_once() -> None:
     # 1 answered request in the window: 4 slots left, none lost to the cancelled waiter.
     admissions = [await gate.acquire() for _ in range(1)]
     assert gate._pending + len(gate._finished) == 2
+
+
+async def test_server_allowance_caps_what_is_in_flight() -> None:
+    """Without a budget of its own, the gate sends no more than X-Rate-Limit-Remaining: the
+    first request alone, then as many as its answer allows, requests in flight counted."""
+    gate = LocalGate(concurrency=50)
+    first = await gate.acquire()
+    second = asyncio.ensure_future(gate.acquire())
+    await asyncio.sleep(0)
+    assert not second.done()  # the first request goes alone: nothing is known yet
+    gate.observe_allowance(2, 100)  # the first one's answer: 2 more allowed
+    gate.release(first, answered=True)
+    admitted = [await asyncio.wait_for(second, timeout=10)]
+    admitted.append(await asyncio.wait_for(gate.acquire(), timeout=10))
+    third = asyncio.ensure_future(gate.acquire())
+    await asyncio.sleep(0)
+    assert not third.done() and gate.in_flight == 2 and gate.server_limit == 100
+    gate.observe_allowance(1, 100)  # one answer: 1 left, the other request still in flight
+    gate.release(admitted.pop(), answered=True)
+    await asyncio.sleep(0)
+    assert not third.done()  # 1 allowed, 1 in flight that the server may not have counted
+    gate.observe_allowance(5, 100)
+    gate.release(admitted.pop(), answered=True)
+    gate.release(await asyncio.wait_for(third, timeout=10), answered=True)
+    gate.close()
+
+
+async def test_server_without_rate_headers_is_not_throttled() -> None:
+    """A server that never sends the headers: after the first answer, no allowance applies."""
+    gate = LocalGate(concurrency=50)
+    gate.release(await gate.acquire(), answered=True)
+    admissions = [await asyncio.wait_for(gate.acquire(), timeout=10) for _ in range(20)]
+    assert gate.in_flight == 20
     for admission in admissions:
         gate.release(admission, answered=True)
 
@@ -176,3 +210,26 @@ def test_pause_ignores_nonsense(seconds: float) -> None:
     gate = LocalGate(concurrency=1)
     gate.pause(seconds)
     assert gate.paused_for == 0.0
+
+
+async def test_a_client_without_a_budget_never_overruns_the_server() -> None:
+    """requests_per_minute=None against a server allowing 4 per window: every call succeeds
+    and the server sees no request over its allowance (no 429)."""
+    async with VoucherifyEmulator(requests_per_minute=4, rate_limit_window=1.0) as emu:
+        ids = [emu.add_action(duration=0) for _ in range(10)]
+        async with VoucherifyClient("app", "token", base_url=emu.base_url) as client:
+            actions = await asyncio.wait_for(
+                asyncio.gather(*(client.async_actions.get(i) for i in ids)), timeout=60
+            )
+        assert [a.id for a in actions] == ids
+        assert [r.status for r in emu.requests] == [200] * 10
+
+
+def test_requests_per_hour_is_a_budget_per_hour() -> None:
+    """requests_per_hour=100 is a sliding window of an hour; budgets are exclusive."""
+    client = VoucherifyClient("app", "token", requests_per_hour=100)
+    gate = client._gate
+    assert isinstance(gate, LocalGate)
+    assert (gate._limit, gate._window) == (100, 3600.0)
+    with pytest.raises(ConfigurationError, match="one of"):
+        VoucherifyClient("app", "token", requests_per_hour=100, requests_per_minute=5)

@@ -66,7 +66,11 @@ class VoucherifyClient:
         >= 0 (default 4; 0: no retry).
     :param max_concurrency: HTTP requests in flight at once, an integer >= 1 (default 16).
     :param requests_per_minute: The client-wide budget, an integer >= 1; ``None`` (default):
-        no local cap.
+        no local cap (the server's ``X-Rate-Limit-*`` headers still pace every request, see
+        :doc:`concepts`).
+    :param requests_per_hour: The same as a budget per hour (a Sandbox project allows 100):
+        at most this many in any sliding window of ``60 * budget_window`` seconds. Give one
+        of *requests_per_minute*, *requests_per_hour* and *budget*, or none.
     :param budget: A budget shared with other processes (``voucherify_async.redis.RedisBudget``);
         replaces *requests_per_minute*. Default ``None``: the in-process gate.
     :param budget_window: The window of that budget in seconds, finite and > 0 (default 60;
@@ -100,6 +104,7 @@ class VoucherifyClient:
         budget_window: float = DEFAULT_BUDGET_WINDOW,
         shared_polling: SharedPolling | None = None,
         poll_policy: PollPolicy = _DEFAULT_POLICY,
+        requests_per_hour: int | None = None,
         api_version: str | None = None,
         allow_insecure_http: bool = False,
         user_agent: str | None = None,
@@ -140,19 +145,23 @@ class VoucherifyClient:
         hold = client_timeout.total or DEFAULT_TIMEOUT
         account = _account_key(headers, self._base_url)
         try:
+            given = [requests_per_minute, requests_per_hour, budget]
+            if sum(option is not None for option in given) > 1:
+                raise ConfigurationError(
+                    "pass one of requests_per_minute, requests_per_hour and budget, not several"
+                )
             if budget is not None:
-                if requests_per_minute is not None:
-                    raise ConfigurationError("pass either requests_per_minute or budget, not both")
                 gate = budget.make_gate(
                     concurrency=max_concurrency,
                     unanswered_hold=hold,
                     account=account,
                 )
             else:
+                hourly = requests_per_hour is not None
                 gate = LocalGate(
                     concurrency=max_concurrency,
-                    limit=requests_per_minute,
-                    window=budget_window,
+                    limit=requests_per_hour if hourly else requests_per_minute,
+                    window=budget_window * 60 if hourly else budget_window,
                     unanswered_hold=hold,
                 )
         except ValueError as exc:

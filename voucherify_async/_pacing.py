@@ -15,6 +15,13 @@ The guarantees every implementation keeps:
   ``admitted + unanswered_hold`` (the request timeout), or after its end if that is later.
 - **Closing ends every wait.** After :meth:`RequestGate.close`, every caller still waiting
   and every later one gets :class:`ClientClosedError`.
+- **The server's allowance is respected** (``LocalGate``, with or without a budget of its
+  own): after a response saying ``X-Rate-Limit-Remaining: R``, no more than ``R`` requests
+  are in flight or sent until the next response says otherwise (requests in flight when it
+  came are counted against it, as the server may not have counted them yet); ``R = 0``
+  pauses until ``X-Rate-Limit-Retry``. Before the first response, and after a pause, one
+  request goes alone and its answer says how many may follow. The server's
+  ``X-Rate-Limit-Limit`` is kept (:attr:`LocalGate.server_limit`).
 - **Server pauses are bounded per call.** A caller that says how long it may wait
   (``max_wait``) gets :class:`ServerPause` at once, instead of waiting, when a pause the
   server demanded outlasts it.
@@ -91,6 +98,13 @@ class RequestGate(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Fail every waiting caller, and every later one, with :class:`ClientClosedError`."""
+
+    def observe_allowance(self, remaining: int, limit: int | None) -> None:  # noqa: B027
+        """A response said ``X-Rate-Limit-Remaining: remaining`` (and ``-Limit: limit``).
+
+        Called while that response's admission is still held. The default ignores it (the
+        transport's pauses still apply); :class:`LocalGate` paces by it.
+        """
 
     async def aclose(self) -> None:
         """Close, and wait for any background work of the implementation to end."""
@@ -172,12 +186,31 @@ class LocalGate(RequestGate):
         self._pause_until = 0.0
         self._queue: collections.deque[_Waiter] = collections.deque()
         self._arrivals = 0
+        # Requests the server still allows, as of its last response, less those sent since;
+        # None: no limit known. It starts at 1: the first request goes alone, and its
+        # response says how many may follow (a server without the headers: no limit).
+        self._allowance: int | None = 1
+        self._seen_allowance = False
+        self._server_limit: int | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
 
     @property
     def paused_for(self) -> float:
         return max(0.0, self._pause_until - self._clock())
+
+    @property
+    def server_limit(self) -> int | None:
+        """The server's ``X-Rate-Limit-Limit`` as last seen, or None."""
+        return self._server_limit
+
+    def observe_allowance(self, remaining: int, limit: int | None) -> None:
+        self._seen_allowance = True
+        if limit is not None and limit > 0:
+            self._server_limit = limit
+        # The requests in flight besides this one may not be counted in `remaining` yet.
+        self._allowance = max(0, remaining) - (self._in_flight - 1)
+        self._reschedule()
 
     @property
     def waiting(self) -> int:
@@ -195,6 +228,8 @@ class LocalGate(RequestGate):
         until = self._clock() + seconds
         if until > self._pause_until:
             self._pause_until = until
+            # The server's window renews by the end of its pause: one request, then its answer.
+            self._allowance = 1 if self._seen_allowance else None
             # Callers that may not wait that long learn it now, not when they would be admitted.
             for waiter in list(self._queue):
                 limit = waiter.max_wait_until
@@ -259,6 +294,8 @@ class LocalGate(RequestGate):
         finished.extend(items)
 
     def _admit(self, now: float) -> Admission:
+        if self._allowance is not None:
+            self._allowance -= 1
         self._in_flight += 1
         if self._limit is not None:
             self._pending += 1
@@ -273,6 +310,11 @@ class LocalGate(RequestGate):
             return self._pause_until - now
         if self._in_flight >= self._concurrency:
             return None
+        if self._allowance is not None and self._allowance <= 0:
+            if self._in_flight:
+                return None  # their responses will say what the server allows now
+            # Nothing in flight will tell us: one request asks (no limit if none ever said).
+            self._allowance = 1 if self._seen_allowance else None
         if self._limit is None:
             return 0.0
         finished = self._finished

@@ -426,6 +426,9 @@ class Transport:
             if pause is None:
                 pause = _seconds_until_retry(headers)
         remaining = headers.get("X-Rate-Limit-Remaining")
+        allowed = _header_int(remaining)
+        if allowed is not None:
+            self._gate.observe_allowance(allowed, _header_int(headers.get("X-Rate-Limit-Limit")))
         if remaining is not None and remaining.strip() == "0":
             until_retry = _seconds_until_retry(headers)
             if until_retry is not None and (pause is None or until_retry > pause):
@@ -514,6 +517,14 @@ def _api_error(
             error.retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
             error.args = (error._describe(),)
     return error
+
+
+def _header_int(value: str | None) -> int | None:
+    """A header's non-negative integer value, or None when absent or not one."""
+    if value is None:
+        return None
+    text = value.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
 
 
 def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
