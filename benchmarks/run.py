@@ -109,8 +109,19 @@ def machine() -> str:
     )
 
 
-def write_docs(path: Path, tables: Sequence[Table], command: str, elapsed: float) -> None:
-    """Rewrite the benchmarks page (MyST Markdown) with *tables*."""
+#: The zoo's plot, written next to the page by --write-docs when matplotlib is installed.
+PLOT: Final = ROOT / "docs" / "_static" / "polling-zoo.svg"
+
+
+def write_docs(
+    path: Path,
+    tables: Sequence[Table],
+    command: str,
+    elapsed: float,
+    figures: dict[str, str] | None = None,
+) -> None:
+    """Rewrite the benchmarks page (MyST Markdown) with *tables*; *figures* maps a table's
+    title to Markdown (an image) shown after it."""
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = [
         "# Benchmarks",
@@ -129,14 +140,25 @@ def write_docs(path: Path, tables: Sequence[Table], command: str, elapsed: float
         "",
         "",
     ]
-    body = "\n\n".join(table.markdown() for table in tables)
+    figures = figures or {}
+    body = "\n\n".join(
+        table.markdown() + (f"\n\n{figures[table.title]}" if table.title in figures else "")
+        for table in tables
+    )
     path.write_text("\n".join(header) + body + "\n", encoding="utf-8")
 
 
-def update_docs(path: Path, tables: Sequence[Table], command: str, elapsed: float) -> None:
+def update_docs(
+    path: Path,
+    tables: Sequence[Table],
+    command: str,
+    elapsed: float,
+    figures: dict[str, str] | None = None,
+) -> None:
     """Replace (or append) only *tables*' sections of the page, each saying when and how it
     was measured; the other sections and the page's header stay as the last full run wrote
-    them (``--only`` with ``--write-docs``)."""
+    them (``--only`` with ``--write-docs``). *figures* as for :func:`write_docs`."""
+    figures = figures or {}
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = path.read_text(encoding="utf-8").rstrip("\n")
     head, *sections = text.split("\n### ")
@@ -149,7 +171,10 @@ def update_docs(path: Path, tables: Sequence[Table], command: str, elapsed: floa
                 f"Measured {now} on {machine()} with `{command}` ({elapsed:.0f} s).",
             ),
         )
-        by_title[table.title] = stamped.markdown().removeprefix("### ")
+        section = stamped.markdown().removeprefix("### ")
+        if table.title in figures:
+            section += f"\n\n{figures[table.title]}"
+        by_title[table.title] = section
     path.write_text("\n### ".join([head, *by_title.values()]) + "\n", encoding="utf-8")
 
 
@@ -179,10 +204,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total: {elapsed:.1f} s")
     if args.write_docs:
         shown = ["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]
+        figures = {}
+        if "polling" in names:
+            try:
+                polling.write_plot(PLOT, polling.QUICK if args.quick else polling.FULL)
+            except ImportError:
+                print("matplotlib is not installed (pip install -e '.[bench]'): no plot")
+            else:
+                zoo_title = next(t.title for t in tables if t.title.startswith("Progress shapes"))
+                figures[zoo_title] = (
+                    f"![GETs per job against p95 lateness, per poller and shape]"
+                    f"({PLOT.relative_to(DOCS.parent).as_posix()})"
+                )
         if args.only:
-            update_docs(DOCS, tables, " ".join(shown), elapsed)
+            update_docs(DOCS, tables, " ".join(shown), elapsed, figures)
         else:
-            write_docs(DOCS, tables, " ".join(shown), elapsed)
+            write_docs(DOCS, tables, " ".join(shown), elapsed, figures)
         print(f"wrote {DOCS.relative_to(ROOT)}")
     return 0
 

@@ -6,6 +6,7 @@ from . import instrumentation
 from ._actions import AsyncActions
 from ._client import VoucherifyClient
 from ._config import PollPolicy
+from ._durations import DurationStats
 from ._converter import converter, decode_async_action, decode_async_action_list
 from ._errors import (
     APIError,
@@ -104,6 +105,7 @@ __all__ = [
     "CustomersImportCsvResult",
     "CustomersMetadataKeyPurgeResult",
     "CustomersMetadataUpdateResult",
+    "DurationStats",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "MetadataKeyPurgeResult",

@@ -36,7 +36,12 @@ ANY_TYPE: Final = "*"
 
 
 class DurationStats:
-    """Per-type duration samples (seconds) of finished actions, newest kept."""
+    """How long finished actions of each type took (seconds), newest kept; bounded memory.
+
+    Each client has one, as ``client.async_actions.durations``: it learns from every
+    terminal snapshot a ``get()``, a handle or a ``list()`` sees, and handles use it for
+    their first poll. Save it with :meth:`to_dict` and start warm with :meth:`update`.
+    """
 
     __slots__ = ("_by_type", "_seen", "_seen_order")
 
