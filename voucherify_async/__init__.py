@@ -6,8 +6,8 @@ from . import instrumentation
 from ._actions import AsyncActions
 from ._client import VoucherifyClient
 from ._config import PollPolicy
-from ._durations import DurationStats
 from ._converter import converter, decode_async_action, decode_async_action_list
+from ._durations import DurationStats
 from ._errors import (
     APIError,
     AsyncActionFailed,

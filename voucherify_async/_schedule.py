@@ -157,7 +157,7 @@ class PollSchedule:
         """
         earliest = self._estimator.earliest_finish()
         if earliest is not None:
-            return earliest
+            return earliest if earliest <= now else now + own_delay(earliest - now)
         policy = self._policy
         wait = FIRST_POLL_CAP * policy.initial_delay
         if self._stats is not None and policy.learn_durations:
@@ -165,7 +165,7 @@ class PollSchedule:
             if median is not None:
                 wait = min(median, wait)
         started = now if self._started is None else self._started
-        return max(now, started + wait)
+        return now + own_delay(max(0.0, started + wait - now))
 
     def bound(self, now: float, created: float | None) -> float | None:
         """The longest gap the lateness guarantee allows after a poll at *now*; None: none."""
