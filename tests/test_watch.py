@@ -126,3 +126,12 @@ async def test_durations_are_learned_from_gets_handles_and_lists(
     warm.async_actions.durations.update(stats.to_dict())
     assert warm.async_actions.durations.to_dict() == stats.to_dict()
     await warm.close()
+
+
+def test_the_live_view_paces_its_rows() -> None:
+    """The command's live view polls each row every 2 s, slower with many rows (5 GETs/s)."""
+    from voucherify_async._cli._view import live_pace
+
+    assert live_pace(1) == 2.0
+    assert live_pace(10) == 2.0
+    assert live_pace(100) == 20.0
