@@ -137,14 +137,15 @@ def test_options_are_checked_before_a_shared_budget_is_asked(option: str, value:
         VoucherifyClient(APP_ID, APP_TOKEN, budget=Factory(), **{option: value})  # type: ignore[arg-type]
 
 
-_POLICY_FLOATS = [f.name for f in attrs.fields(PollPolicy) if f.name != "adaptive"]
+_POLICY_SWITCHES = ("adaptive", "learn_durations")
+_POLICY_FLOATS = [f.name for f in attrs.fields(PollPolicy) if f.name not in _POLICY_SWITCHES]
 
 
 @pytest.mark.parametrize("field", _POLICY_FLOATS)
 @pytest.mark.parametrize("value", [NAN, INF, -INF, True, "1", None])
 def test_policy_fields_refuse_nonsense(field: str, value: Any) -> None:
     """NaN, infinity, bool or str in any PollPolicy field: ConfigurationError (a ValueError)."""
-    if value is None and field in ("timeout", "stall_timeout"):
+    if value is None and field in ("timeout", "stall_timeout", "max_lateness"):
         assert getattr(PollPolicy(**{field: None}), field) is None  # None: no limit
         return
     with pytest.raises(ConfigurationError, match=field) as info:
@@ -152,10 +153,11 @@ def test_policy_fields_refuse_nonsense(field: str, value: Any) -> None:
     assert isinstance(info.value, ValueError)
 
 
-def test_policy_adaptive_is_a_bool() -> None:
-    """adaptive="yes" is refused: a string is not a switch."""
-    with pytest.raises(ConfigurationError, match="adaptive"):
-        PollPolicy(adaptive="yes")  # type: ignore[arg-type]
+@pytest.mark.parametrize("field", _POLICY_SWITCHES)
+def test_policy_switches_are_bools(field: str) -> None:
+    """adaptive="yes" (or learn_durations) is refused: a string is not a switch."""
+    with pytest.raises(ConfigurationError, match=field):
+        PollPolicy(**{field: "yes"})
 
 
 def test_policy_min_delay_above_max_delay_is_refused() -> None:

@@ -108,7 +108,8 @@ async def test_durations_are_learned_from_gets_handles_and_lists(
     emulator: VoucherifyEmulator, make_client: MakeClient
 ) -> None:
     """DONE snapshots teach the client each type's durations, each action once."""
-    client = make_client(poll_policy=PollPolicy(initial_delay=0.02, max_delay=0.02))
+    quick = PollPolicy(initial_delay=0.02, max_delay=0.02, min_delay=0.02)
+    client = make_client(poll_policy=quick)
     stats = client.async_actions.durations
     ids = [emulator.add_action("ORDERS.IMPORT", duration=0.05) for _ in range(5)]
     await client.async_actions.wait_all(ids, timeout=30)

@@ -19,8 +19,9 @@ The guarantees every implementation keeps:
   own): after a response saying ``X-Rate-Limit-Remaining: R``, no more than ``R`` requests
   are in flight or sent until the next response says otherwise (requests in flight when it
   came are counted against it, as the server may not have counted them yet); ``R = 0``
-  pauses until ``X-Rate-Limit-Retry``. Before the first response, and after a pause, one
-  request goes alone and its answer says how many may follow. The server's
+  pauses until ``X-Rate-Limit-Retry``, after which one request goes alone and its answer
+  says how many may follow. Before the first answer nothing is known of the server's
+  allowance: only ``max_concurrency`` (and a budget of the client's own) apply. The server's
   ``X-Rate-Limit-Limit`` is kept (:attr:`LocalGate.server_limit`).
 - **Server pauses are bounded per call.** A caller that says how long it may wait
   (``max_wait``) gets :class:`ServerPause` at once, instead of waiting, when a pause the
@@ -150,7 +151,8 @@ class LocalGate(RequestGate):
     *limit* requests per *window* seconds (``None``: no budget of our own); at most
     *concurrency* requests in flight. *unanswered_hold* (seconds, default 30: the request
     timeout) is how long after its admission a request without a response may still reach
-    the server.
+    the server. With *probe_first* (default False) the first request goes alone until its
+    answer says what the server allows.
     """
 
     def __init__(
@@ -161,6 +163,7 @@ class LocalGate(RequestGate):
         window: float = 60.0,
         unanswered_hold: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        probe_first: bool = False,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be an int >= 1, got {concurrency!r}")
@@ -187,9 +190,9 @@ class LocalGate(RequestGate):
         self._queue: collections.deque[_Waiter] = collections.deque()
         self._arrivals = 0
         # Requests the server still allows, as of its last response, less those sent since;
-        # None: no limit known. It starts at 1: the first request goes alone, and its
-        # response says how many may follow (a server without the headers: no limit).
-        self._allowance: int | None = 1
+        # None: no limit known. With probe_first it starts at 1: the first request goes
+        # alone, and its response says how many may follow (no headers: no limit).
+        self._allowance: int | None = 1 if probe_first else None
         self._seen_allowance = False
         self._server_limit: int | None = None
         self._timer: asyncio.TimerHandle | None = None

@@ -71,7 +71,9 @@ def scripted(points: Sequence[tuple[float, int]]) -> Shape:
     """
     pts = [(float(f), int(p)) for f, p in points]
     if not pts:
-        raise InvalidArgumentError("a scripted progress needs at least one (fraction, progress) point")
+        raise InvalidArgumentError(
+            "a scripted progress needs at least one (fraction, progress) point"
+        )
     for (f0, p0), (f1, p1) in itertools.pairwise(pts):
         if not f1 > f0 or p1 < p0:
             raise InvalidArgumentError(
