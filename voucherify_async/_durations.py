@@ -72,7 +72,7 @@ class DurationStats:
     def learn(self, action: AsyncAction) -> bool:
         """Learn from a terminal snapshot: its ``processing_time``, else its timestamps.
 
-        Each action id counts once (among the last :data:`SEEN_IDS`). True if it counted.
+        Each action id counts once (among the last 4,096 counted). True if it counted.
         """
         if not action.is_terminal or action.id in self._seen:
             return False
@@ -95,7 +95,7 @@ class DurationStats:
 
     def quantile(self, action_type: str | None, q: float) -> float | None:
         """The *q* quantile (0-1) of *action_type*'s durations in seconds, falling back to every
-        type's; None when fewer than :data:`MIN_SAMPLES` are known."""
+        type's; None when fewer than 5 are known."""
         samples = self._by_type.get(str(action_type)) if action_type else None
         if samples is None or len(samples) < MIN_SAMPLES:
             samples = self._by_type.get(ANY_TYPE)

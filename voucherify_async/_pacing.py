@@ -104,7 +104,7 @@ class RequestGate(abc.ABC):
         """A response said ``X-Rate-Limit-Remaining: remaining`` (and ``-Limit: limit``).
 
         Called while that response's admission is still held. The default ignores it (the
-        transport's pauses still apply); :class:`LocalGate` paces by it.
+        transport's pauses still apply); ``LocalGate`` paces by it.
         """
 
     async def aclose(self) -> None:
