@@ -16,11 +16,11 @@ due times stays FIFO):
   later. Nothing waits because of its due time while the gate has room: ordering applies
   only among requests that are waiting anyway.
 - The budget and the concurrency cap are exactly as without due times.
-- **Deferral.** Only a handle's first poll is deferrable (it almost always sees an unfinished
-  action): while fewer than :data:`HOLD_WHEN_FREE_BELOW` of the budget's slots are free, it
-  waits for its due time (at most :data:`MAX_DEFERRAL` seconds) even when a slot is free,
-  because a slot spent on a hopeless poll is gone for a whole window. Every other request
-  waits only while the gate is full.
+- **Deferral.** Only a young action's poll is deferrable (one younger than the first-poll
+  wait, ``2 * initial_delay`` at most: it almost always sees an unfinished action): while
+  fewer than :data:`HOLD_WHEN_FREE_BELOW` of the budget's slots are free, it waits for its
+  due time even when a slot is free, because a slot spent on a hopeless poll is gone for a
+  whole window. Every other request waits only while the gate is full.
 
 The due time travels in a context variable set by the handle around its poll, so the
 transport between them needs no new argument.
@@ -49,7 +49,7 @@ MAX_ADVANCE: Final = 10.0
 MAX_DEFERRAL: Final = 10.0
 #: A deferrable request waits for its due time, even with room, while fewer than this
 #: fraction of the budget's slots are free (a slot spent early is gone for a whole window).
-HOLD_WHEN_FREE_BELOW: Final = 0.9
+HOLD_WHEN_FREE_BELOW: Final = 0.97
 
 _due: contextvars.ContextVar[tuple[float | None, bool]] = contextvars.ContextVar(
     "voucherify_async_due", default=(None, False)

@@ -365,8 +365,8 @@ class AsyncActionHandle:
             error: BaseException | None = None
             try:
                 # Under a saturated budget the gate admits polls in order of this due time.
-                due = self._schedule.due(self._loop.time())
-                with polling_due(due, defer=True):
+                due, young = self._schedule.due(self._loop.time())
+                with polling_due(due, defer=young):
                     snapshot: AsyncAction | None = await self._fetch(self._id)
             except TRANSIENT_ERRORS as exc:
                 if isinstance(exc, TransportError) and exc.permanent:

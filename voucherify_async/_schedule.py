@@ -146,18 +146,20 @@ class PollSchedule:
         # the action exists; created_at is mapped conservatively), so the earlier is tighter.
         return min(origins) if origins else None
 
-    def due(self, now: float) -> float:
-        """When the next poll becomes worth making, for the gate's admission order.
+    def due(self, now: float) -> tuple[float, bool]:
+        """When the next poll becomes worth making, for the gate's admission order, and
+        whether the gate may hold it until then while the budget is short.
 
         Once progress gives one, the earliest plausible finish (possibly past: an action that
-        may have ended goes first). Before that, not before the handle is as old as the
-        first-poll wait: the learned median duration, at most ``FIRST_POLL_CAP *
-        initial_delay`` (which it is when nothing is learned), since a young action's poll
-        almost always sees it unfinished. Else *now*.
+        may have ended goes first); not held, so the lateness bound keeps its say. Before
+        that, not before the handle is as old as the first-poll wait: the learned median
+        duration, at most ``FIRST_POLL_CAP * initial_delay`` (which it is when nothing is
+        learned), since a young action's poll almost always sees it unfinished; held. Else
+        *now*.
         """
         earliest = self._estimator.earliest_finish()
         if earliest is not None:
-            return earliest if earliest <= now else now + own_delay(earliest - now)
+            return (earliest if earliest <= now else now + own_delay(earliest - now)), False
         policy = self._policy
         wait = FIRST_POLL_CAP * policy.initial_delay
         if self._stats is not None and policy.learn_durations:
@@ -165,7 +167,8 @@ class PollSchedule:
             if median is not None:
                 wait = min(median, wait)
         started = now if self._started is None else self._started
-        return now + own_delay(max(0.0, started + wait - now))
+        young = started + wait - now
+        return now + own_delay(max(0.0, young)), young > 0
 
     def bound(self, now: float, created: float | None) -> float | None:
         """The longest gap the lateness guarantee allows after a poll at *now*; None: none."""
