@@ -173,7 +173,7 @@ def update_docs(
         )
         section = stamped.markdown().removeprefix("### ")
         if table.title in figures:
-            section += f"\n\n{figures[table.title]}"
+            section += f"\n\n{figures[table.title]}\n"
         by_title[table.title] = section
     path.write_text("\n### ".join([head, *by_title.values()]) + "\n", encoding="utf-8")
 
