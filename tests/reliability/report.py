@@ -229,7 +229,7 @@ _MATRIX = """\
 ## Fault matrix
 
 Each row injects one fault with the emulator and checks the outcome that the
-{doc}`API reference <api>` documents, for one `client.async_actions.get(id)` and for a handle
+{{doc}}`API reference <api>` documents, for one `client.async_actions.get(id)` and for a handle
 (`await client.async_actions.handle(id)`).
 The client runs with `max_retries={retries}`, under `fast_polling()`, with a 10 ms poll policy;
 every run is bounded by `asyncio.timeout({budget:.0f})`.
