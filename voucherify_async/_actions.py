@@ -8,7 +8,6 @@ import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Final, Literal, overload
-from urllib.parse import quote
 
 from yarl import URL
 
@@ -27,7 +26,7 @@ from ._handle import AsyncActionHandle
 from ._models import AsyncAction, AsyncActionList
 from ._shared import SharedPoller, SharedPolling
 from ._transport import Transport
-from ._validate import check_ids, check_timeout
+from ._validate import check_ids, check_timeout, path_segment
 
 __all__ = ["AsyncActions"]
 
@@ -42,21 +41,7 @@ MAX_STALE_PAGES: Final = 3
 
 def action_path(action_id: str) -> str:
     """``/v1/async-actions/<id>`` with the id percent-encoded as exactly one path segment."""
-    if not isinstance(action_id, str):
-        raise InvalidArgumentTypeError(
-            f"an async action id is a str, got {type(action_id).__name__}"
-        )
-    if not action_id:
-        raise InvalidArgumentError("an async action id must not be empty")
-    try:
-        segment = quote(action_id, safe="")
-    except UnicodeEncodeError:
-        raise InvalidArgumentError(
-            "an async action id must be valid text (it holds a lone surrogate)"
-        ) from None
-    if segment.strip(".") == "":  # "." and ".." are dot-segments: a URL resolver would eat them
-        segment = segment.replace(".", "%2E")
-    return f"{_COLLECTION}/{segment}"
+    return f"{_COLLECTION}/{path_segment(action_id, 'an async action id')}"
 
 
 def format_end_date(end_date: dt.datetime | dt.date | str) -> str:

@@ -14,8 +14,9 @@ from typing import Any
 from ._config import PollPolicy
 from ._errors import ClientClosedError, InvalidArgumentError, InvalidArgumentTypeError
 from ._handle import AsyncActionHandle
-from ._start import CsvFile, path_segment, send_start
+from ._start import CsvFile, send_start
 from ._transport import Transport
+from ._validate import path_segment
 
 __all__ = ["StartActions"]
 

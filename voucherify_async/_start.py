@@ -16,7 +16,6 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import PurePath
 from typing import IO, Any, Final, TypeAlias
-from urllib.parse import quote
 
 from yarl import URL
 
@@ -24,7 +23,7 @@ from . import _json
 from ._errors import InvalidArgumentError, InvalidArgumentTypeError, ResponseDecodeError
 from ._transport import Transport
 
-__all__ = ["CsvFile", "check_path", "path_segment", "send_start"]
+__all__ = ["CsvFile", "check_path", "send_start"]
 
 #: A CSV file to upload: a path, or a file object opened in binary mode.
 CsvFile: TypeAlias = "str | os.PathLike[str] | IO[bytes]"
@@ -37,28 +36,6 @@ CHUNK_BYTES: Final = 64 * 1024
 # One or more segments of RFC 3986 path characters (percent-escapes checked separately).
 _PATH: Final = re.compile(r"/v[12](?:/[A-Za-z0-9\-._~!$&'()*+,;=:@%]+)+")
 _ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-def path_segment(value: object, what: str) -> str:
-    """*value* (an id or a name) percent-encoded as exactly one URL path segment.
-
-    An id like ``../vouchers`` or ``a/b?c`` can never reach another endpoint. Raises
-    :class:`InvalidArgumentError` for an empty one, :class:`InvalidArgumentTypeError` for a
-    value that is not a ``str``.
-    """
-    if not isinstance(value, str):
-        raise InvalidArgumentTypeError(f"{what} is a str, got {type(value).__name__}")
-    if not value:
-        raise InvalidArgumentError(f"{what} must not be empty")
-    try:
-        segment = quote(value, safe="")
-    except UnicodeEncodeError:
-        raise InvalidArgumentError(
-            f"{what} must be valid text (it holds a lone surrogate)"
-        ) from None
-    if segment.strip(".") == "":  # "." and ".." are dot-segments: a URL resolver would eat them
-        segment = segment.replace(".", "%2E")
-    return segment
 
 
 def check_path(path: object) -> str:

@@ -136,6 +136,7 @@ class Transport:
         self._idle: asyncio.Event | None = None
         # The highest lower bound yet of (server Unix time - time.monotonic()), from Date.
         self._server_offset: float | None = None
+        self._last_date: str | None = None  # the Date value last parsed
 
     @property
     def server_offset(self) -> float | None:
@@ -150,8 +151,11 @@ class Transport:
 
     def _note_date(self, headers: CIMultiDictProxy[str], arrived: float) -> None:
         value = headers.get("Date")
-        if not value:
+        if not value or value == self._last_date:
+            # The same whole second, arriving later, can only give a lower bound: nothing new.
+            # (Every response has a Date; parsing it costs more than the rest of this.)
             return
+        self._last_date = value
         try:
             stamp = email.utils.parsedate_to_datetime(value).timestamp()
         except (TypeError, ValueError, IndexError, OverflowError):
@@ -394,7 +398,7 @@ class Transport:
                     answered = True
                     self._note_date(response.headers, time.monotonic())
                     self._obey_rate_headers(response.headers, response.status)
-                    body = await self._read(response, method, url)
+                    body = await self._read(response)
                     return response.status, body, response.headers, time.monotonic() - sent
             except RuntimeError as exc:
                 if session.closed:
@@ -403,7 +407,7 @@ class Transport:
         finally:
             gate.release(admission, answered=answered)
 
-    async def _read(self, response: aiohttp.ClientResponse, method: str, url: URL) -> bytes:
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         status = response.status
         success = 200 <= status < 300
         try:

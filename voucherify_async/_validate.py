@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from typing import TypeVar
+from urllib.parse import quote
 
 from ._errors import InvalidArgumentError, InvalidArgumentTypeError
 
-__all__ = ["check_ids", "check_seconds", "check_timeout"]
+__all__ = ["check_ids", "check_seconds", "check_timeout", "path_segment"]
 
 T = TypeVar("T")
 
@@ -49,3 +50,25 @@ def check_ids(items: Iterable[T] | str | bytes, name: str = "ids") -> list[T]:
         raise InvalidArgumentTypeError(
             f"{name} must be an iterable of ids or handles, got {type(items).__name__}"
         ) from None
+
+
+def path_segment(value: object, what: str) -> str:
+    """*value* (an id or a name) percent-encoded as exactly one URL path segment.
+
+    An id like ``../vouchers`` or ``a/b?c`` can never reach another endpoint. Raises
+    :class:`InvalidArgumentError` for an empty one, :class:`InvalidArgumentTypeError` for a
+    value that is not a ``str``.
+    """
+    if not isinstance(value, str):
+        raise InvalidArgumentTypeError(f"{what} is a str, got {type(value).__name__}")
+    if not value:
+        raise InvalidArgumentError(f"{what} must not be empty")
+    try:
+        segment = quote(value, safe="")
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(
+            f"{what} must be valid text (it holds a lone surrogate)"
+        ) from None
+    if segment.strip(".") == "":  # "." and ".." are dot-segments: a URL resolver would eat them
+        segment = segment.replace(".", "%2E")
+    return segment
