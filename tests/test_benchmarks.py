@@ -164,7 +164,7 @@ def test_polling_tables() -> None:
     assert [row[0] for row in sat.rows] == ["oracle", "fixed 1 s loop", "PollPolicy() (ours)"]
     assert _all_numbers(_figures(sat, "GETs/job")) and _all_numbers(_figures(sat, "429s"))
     assert _figures(sat, "unresolved") == ["0", "0", "0"]
-    assert len(issue.rows) == 2 * len(zoo.SHAPES) + 2
+    assert len(issue.rows) == 4 * len(zoo.SHAPES) + 2  # learned and fresh, two ranges
     assert {row[2] for row in issue.rows} <= {"met", "MISSED"}
 
 

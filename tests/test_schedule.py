@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from voucherify_async import AsyncAction, AsyncActionStatus, PollPolicy
 from voucherify_async._durations import MAX_TYPES, PER_TYPE, DurationStats
 from voucherify_async._estimator import ProgressEstimator
-from voucherify_async._schedule import PollSchedule
+from voucherify_async._schedule import FLOOR_QUANTILE, PollSchedule
 from voucherify_async.testing._jobs import Job
 from voucherify_async.testing._shapes import make_shape, scripted
 
@@ -69,9 +69,10 @@ def poll(
     start: float = 0.01,
     every: float | None = None,
     rng: random.Random | None = None,
+    stats: DurationStats | None = None,
 ) -> Run:
     """Drive a PollSchedule against *job* (created at 0) until a poll sees it end."""
-    schedule = PollSchedule(policy, rng or random.Random(1), started=start)
+    schedule = PollSchedule(policy, rng or random.Random(1), started=start, stats=stats)
     t = start + schedule.first_delay()
     gaps = []
     for gets in range(1, 100_000):
@@ -81,9 +82,14 @@ def poll(
             return Run(gets, answered - duration, tuple(gaps))
         in_progress = status == "IN_PROGRESS"
         delay, _ = schedule.next_delay(
-            answered, in_progress, progress if in_progress else None, created=0.0, every=every
+            answered,
+            in_progress,
+            progress if in_progress else None,
+            created=0.0,
+            every=every,
+            action_type=job.type,
         )
-        gaps.append((answered, delay, schedule.bound(answered, 0.0) or math.inf))
+        gaps.append((answered, delay, schedule.bound(answered, 0.0, job.type) or math.inf))
         t = answered + delay
     raise AssertionError("the job was never seen to end")
 
@@ -202,6 +208,108 @@ def test_lateness_is_bounded_for_any_progress(
     assert run.lateness <= allowed + 1e-6
 
 
+@PROPERTY
+@given(
+    points=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 100)), min_size=1, max_size=12),
+    duration=st.floats(0.05, 7200.0),
+    learned=st.lists(st.floats(0.05, 7200.0), min_size=5, max_size=40),
+    start=st.floats(0.0, 5.0),
+    latency=st.floats(0.0, 0.5),
+    seed=st.integers(0, 2**16),
+)
+def test_lateness_is_bounded_with_learned_durations(
+    points: list[tuple[float, int]],
+    duration: float,
+    learned: list[float],
+    start: float,
+    latency: float,
+    seed: int,
+) -> None:
+    """With durations learned for the type (any durations, the job's own far from them),
+    the end is seen within max(f * max(duration, floor), 2 * initial_delay) + 1.5 * latency,
+    the floor being FLOOR_QUANTILE of the learned durations."""
+    xs = sorted({round(x, 6) for x, _ in points})
+    ys = sorted(p for _, p in points)[: len(xs)]
+    shape = scripted(list(zip(xs, ys, strict=False)))
+    start = min(start, duration)
+    stats = DurationStats()
+    for seconds in learned:
+        stats.add("VOUCHERS.IMPORT", seconds)
+    floor = stats.quantile("VOUCHERS.IMPORT", FLOOR_QUANTILE) or 0.0
+    policy = PollPolicy()
+    assert policy.max_lateness is not None
+    run = poll(
+        _job(shape, duration),
+        duration,
+        policy,
+        latency=latency,
+        start=start,
+        rng=random.Random(seed),
+        stats=stats,
+    )
+    f = policy.max_lateness
+    allowed = max(f * max(duration + latency / 2, floor), 2 * policy.initial_delay)
+    assert run.lateness <= allowed + 1.5 * latency + 1e-6
+
+
+def test_silent_progress_polls_at_the_learned_deciles() -> None:
+    """A type that never reports progress, learned to take 100-190 s: the polls go as the
+    action outlives each decile of those durations (not on the growth schedule), and the
+    end is seen within the bound for fewer GETs than without the learned durations."""
+    stats = DurationStats()
+    for i in range(10):
+        stats.add("VOUCHERS.IMPORT", 100.0 + 10 * i)
+    policy = PollPolicy(jitter=0)
+    learned = poll(_job("none", 150.0), 150.0, policy, stats=stats)
+    fresh = poll(_job("none", 150.0), 150.0, policy)
+    assert learned.gets < fresh.gets
+    moments = [answered for answered, _, _ in learned.gaps]
+    # The first GET waits for the bound's floor (0.5 x 100 s), then deciles: 110, 120, ...
+    assert moments[0] == pytest.approx(0.01 + 50.0 + 0.05)  # started at 0.01, 50 ms a GET
+    assert any(abs(moment - 110.05) < 0.01 for moment in moments)
+    assert learned.lateness <= 0.5 * 150.0 + 0.1
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [
+        ("jumps to 95 then crawls", [(0.0, 0), (0.5, 10), (0.55, 95), (1.0, 99)]),
+        ("crawls through its last points", [(0.0, 0), (0.3, 80), (0.6, 96), (1.0, 99)]),
+    ],
+)
+def test_progress_that_crawls_is_not_polled_ever_faster(
+    name: str, shape: list[tuple[float, int]]
+) -> None:
+    """A value shown longer than the pace allows moves the estimate later (the stall rule),
+    so a job that crawls through its last points is polled a few dozen times over 30 minutes
+    (the fixed 1 s loop: 1,800), and still seen within 5 % of its duration."""
+    duration = 1800.0
+    run = poll(_job(scripted(shape), duration), duration, PollPolicy())
+    assert run.gets <= 40, name
+    assert run.lateness <= 0.05 * duration, name
+
+
+@pytest.mark.parametrize(
+    ("shape", "most"), [("linear", 6.0), ("slow-then-fast", 6.0), ("fast-then-slow", 7.5)]
+)
+def test_learned_durations_make_medium_jobs_cheap(shape: str, most: float) -> None:
+    """With the type's durations learned, 15-45 s jobs whose progress moves cost about 5
+    GETs each (linear, speeding up) or about 7 (slowing down: its last point takes 2 % of
+    the job) and are all seen within 4 % of 45 s. The zoo benchmark sets these against
+    exponential backoff (about 7.2 GETs) and the fixed 1 s loop."""
+    rng = random.Random(4)
+    stats = DurationStats()
+    for _ in range(40):
+        stats.add("VOUCHERS.IMPORT", math.exp(rng.uniform(math.log(15), math.log(45))))
+    runs = []
+    for _ in range(40):
+        duration = math.exp(rng.uniform(math.log(15), math.log(45)))
+        runs.append(poll(_job(shape, duration), duration, PollPolicy(), stats=stats))
+        stats.add("VOUCHERS.IMPORT", duration)
+    assert sum(r.gets for r in runs) / len(runs) <= most
+    assert all(r.lateness <= 0.04 * 45 for r in runs)
+
+
 # -- the estimator -----------------------------------------------------------------------
 
 
@@ -219,24 +327,26 @@ def test_estimator_errs_early_on_integer_progress() -> None:
 
 
 def test_estimator_follows_a_speed_up_with_the_power_law() -> None:
-    """Progress ~ t^2: the linear rate would predict the end late; the power law does not."""
+    """Progress ~ t^2: a straight line through the readings would put the end late; the
+    power law from the creation does not."""
     estimator = ProgressEstimator()
     finish = 100.0
-    for t in (20.0, 40.0, 60.0):
+    for t in (20.0, 45.0, 70.0):  # 4, 20, 49
         estimator.observe(t, math.floor(100 * (t / finish) ** 2))
-    linear = estimator.linear_finish()
-    assert linear is not None and linear > finish  # the trap
-    earliest = estimator.earliest_finish(origin=0.0)
-    assert earliest is not None and earliest <= finish
+    straight = estimator.estimate(origin=None)  # no creation known: the local rate only
+    assert straight is not None and straight.finish > finish + 5  # the trap
+    estimate = estimator.estimate(origin=0.0)
+    assert estimate is not None and abs(estimate.finish - finish) <= 5
 
 
 def test_estimator_weighs_recent_progress() -> None:
-    """After a stall, the rate comes from the recent spans, not the whole history."""
+    """After a stall, the pace comes from the recent values, not the whole history."""
     estimator = ProgressEstimator()
     for t, p in [(0.0, 0), (10.0, 10), (20.0, 20), (100.0, 20), (105.0, 30), (110.0, 40)]:
         estimator.observe(t, p)
-    rate = estimator.rate()
-    assert rate is not None and rate >= 1.5  # ~2 points/s lately, 0.36 on average
+    estimate = estimator.estimate()
+    # ~2 points/s lately (60 to go: ~140 s); the average since 0 (0.36/s) would say ~276 s.
+    assert estimate is not None and 130 <= estimate.finish <= 150
 
 
 def test_estimator_detects_coarse_steps_and_resets_on_a_drop() -> None:
@@ -246,7 +356,32 @@ def test_estimator_detects_coarse_steps_and_resets_on_a_drop() -> None:
         estimator.observe(t, p)
     assert estimator.step == 25
     estimator.observe(31.0, 10)
-    assert estimator.progress == 10 and estimator.rate() is None
+    assert estimator.progress == 10 and estimator.estimate() is None
+
+
+def test_estimator_doubts_a_job_whose_pace_jumps() -> None:
+    """The doubt comes from how well the model foretold the last values: narrow for a
+    steady job, wide for one whose pace jumps."""
+    steady, jumpy = ProgressEstimator(), ProgressEstimator()
+    for i, t in enumerate((10.0, 20.0, 30.0, 40.0, 50.0, 60.0)):
+        steady.observe(t, math.floor(1.07 * t))
+        jumpy.observe(t, (8, 30, 33, 55, 57, 60)[i])
+    calm, wild = steady.estimate(origin=0.0), jumpy.estimate(origin=0.0)
+    assert calm is not None and wild is not None
+    assert calm.doubt < 0.35 and wild.doubt >= 0.6
+
+
+def test_a_value_that_overstays_pushes_the_estimate_later() -> None:
+    """The stall rule: a value shown for longer than the pace allows moves the predicted
+    finish later each time it is seen again, so a stalled job is not polled ever faster."""
+    estimator = ProgressEstimator()
+    for t, p in [(10.0, 10), (20.0, 20), (30.0, 30)]:
+        estimator.observe(t, p)
+    first = estimator.estimate(origin=0.0)
+    estimator.observe(60.0, 30)
+    later = estimator.estimate(origin=0.0)
+    assert first is not None and later is not None
+    assert later.finish >= first.finish + 25
 
 
 # -- learned durations --------------------------------------------------------------------
@@ -298,8 +433,9 @@ def test_durations_memory_is_bounded_and_saved_figures_load() -> None:
 
 
 def test_first_poll_waits_for_the_learned_median() -> None:
-    """With durations learned, the first GET waits for the median (at most 2 x initial_delay);
-    without them, or with learn_durations=False, it goes at once."""
+    """With durations learned, the first GET waits for the median, at most 2 x initial_delay
+    or what the lateness bound allows with the learned floor; without them, or with
+    learn_durations=False, it goes at once."""
     stats = DurationStats()
     for i in range(9):
         stats.add("VOUCHERS.IMPORT", 0.1 * (i + 1))
@@ -309,4 +445,8 @@ def test_first_poll_waits_for_the_learned_median() -> None:
     assert PollSchedule(off, stats=stats).first_delay() == 0.0
     for _ in range(50):
         stats.add("ORDERS.IMPORT", 600.0)
-    assert PollSchedule(PollPolicy(), stats=stats).first_delay("ORDERS.IMPORT") == 1.2
+    # A type that never took less than 600 s: the bound allows 0.5 x 600 s before the first
+    # GET (FLOOR_QUANTILE of its durations times max_lateness); without a bound, 1.2 s.
+    assert PollSchedule(PollPolicy(), stats=stats).first_delay("ORDERS.IMPORT") == 300.0
+    unbounded = PollPolicy(max_lateness=None)
+    assert PollSchedule(unbounded, stats=stats).first_delay("ORDERS.IMPORT") == 1.2

@@ -192,12 +192,15 @@ class PollPolicy:
 
     The default schedule polls at once, then after 0.6 s, 0.9 s, 1.35 s... (x1.5, capped at
     120 s, +/-10 % jitter): a job of the usual 0.1-1.3 s costs two or three GETs. Once a job
-    reports progress, the adaptive mode polls at the earliest finish that progress allows,
-    so a twenty-minute import costs a few dozen GETs, not a thousand. Whatever progress does,
-    no gap is longer than ``max_lateness`` times the action's age (at least
-    ``initial_delay``): the end of an action is seen at most that late. Once the client has
-    seen a few actions finish, the first poll of a new one waits for their median duration
-    (at most twice ``initial_delay``; ``learn_durations=False`` turns this off).
+    reports progress, the adaptive mode polls ahead of the finish that progress predicts,
+    closing in as the estimate firms up, so a twenty-minute import costs a dozen GETs, not a
+    thousand. Whatever progress does, no gap is longer than ``max_lateness`` times the
+    action's age (at least ``initial_delay``): the end of an action is seen at most that
+    late. Once the client has seen five actions of a type finish, it uses their durations
+    (``learn_durations=False`` turns this off): the first poll of a new one waits for their
+    median, the bound counts the age as at least their 5th percentile (a type that never
+    took less than 20 s is not polled every second in its first seconds), and while
+    progress says nothing the polls follow their deciles.
 
     All times are in seconds, finite real numbers (``bool`` is refused). A field out of range,
     NaN, infinite or of the wrong type raises :class:`ConfigurationError` (also a
@@ -228,12 +231,15 @@ class PollPolicy:
     #: Aim polls at the earliest finish the observed progress allows. Default True.
     adaptive: bool = attrs.field(default=True, validator=_flag)
     #: The lateness bound, as a fraction of the action's age (> 0): no gap between two polls
-    #: is longer than ``max(max_lateness * age, initial_delay)``, so an action is seen at most
-    #: that long after its end, whatever its progress does. ``None`` turns the bound off.
-    #: Default 0.5 (chosen by measurement: see the benchmarks page).
+    #: is longer than ``max(max_lateness * max(age, floor), initial_delay)``, so an action is
+    #: seen at most that long after its end, whatever its progress does. The floor is the 5th
+    #: percentile of the durations learned for the action's type (0 until five are learned,
+    #: or with ``learn_durations=False``). ``None`` turns the bound off. Default 0.5 (chosen
+    #: by measurement: see the benchmarks page).
     max_lateness: float | None = attrs.field(default=0.5, validator=_positive_or_none)
-    #: Use the durations the client learned from finished actions of the same type (the
-    #: first poll of a fresh action waits for the type's median). Default True.
+    #: Use the durations the client learned from finished actions of the same type: the
+    #: first poll waits for the type's median, the lateness bound's floor, and the polls
+    #: while progress says nothing. Default True.
     learn_durations: bool = attrs.field(default=True, validator=_flag)
 
     @multiplier.validator

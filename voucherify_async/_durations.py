@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -96,14 +96,20 @@ class DurationStats:
     def quantile(self, action_type: str | None, q: float) -> float | None:
         """The *q* quantile (0-1) of *action_type*'s durations in seconds, falling back to every
         type's; None when fewer than 5 are known."""
+        values = self.quantiles(action_type, (q,))
+        return values[0] if values else None
+
+    def quantiles(self, action_type: str | None, qs: Sequence[float]) -> list[float] | None:
+        """The quantiles *qs* (each 0-1) of *action_type*'s durations in seconds, falling back
+        to every type's; None when fewer than 5 are known."""
         samples = self._by_type.get(str(action_type)) if action_type else None
         if samples is None or len(samples) < MIN_SAMPLES:
             samples = self._by_type.get(ANY_TYPE)
         if samples is None or len(samples) < MIN_SAMPLES:
             return None
         ordered = sorted(samples)
-        index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
-        return ordered[index]
+        last = len(ordered) - 1
+        return [ordered[min(last, max(0, math.ceil(q * len(ordered)) - 1))] for q in qs]
 
     def to_dict(self) -> dict[str, list[float]]:
         """The figures, JSON-ready: type -> durations in seconds, oldest first."""

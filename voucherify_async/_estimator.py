@@ -1,18 +1,33 @@
-"""The earliest plausible finish of one action, from the integer progress it reported.
+"""When one action will finish, from the integer progress it reported, and how sure that is.
 
-Guarantee: :meth:`ProgressEstimator.earliest_finish` is never later than the true finish
-**when the job goes on no faster than the fastest of two models allows**: (a) the highest rate
-any recent span can have had, (b) the power law ``progress = c * age ** k`` through an old
-sample and the newest one (which follows progress that speeds up or slows down). Progress is
-read as the whole interval it stands for: a reported 37 is anything in ``[37, 37 + q)`` where
-``q`` is the job's step (1, or 25 for a job that reports quarters); every reading is taken at
-its most hurried end. It errs early, not late: the schedule polls there and learns more,
-instead of sleeping past the end. No estimate can hold for *every* progress function (a job
-may jump from 5 to 100 at any moment): that is what the schedule's lateness bound is for.
+Guarantee: memory is bounded (:data:`WINDOW` samples per action) and the estimate is a pure
+function of the samples and the action's creation time. It is **not** a bound: no estimate
+can hold for every progress function (a job may jump from 5 to 100 at any moment), which is
+what the schedule's lateness bound is for. What it promises is an honest doubt
+(:attr:`Estimate.doubt`): at least :data:`MODEL_DOUBT` plus what the readings' widths allow,
+and at least how far off the model was about the last values, so the schedule polls
+*before* the estimate by that much while the end is far and *at* it once the doubt is small.
 
-Recent progress weighs more than old: only the last :data:`WINDOW` distinct values count, and
-spans of fewer than :data:`MIN_GAIN` points (whose rate quantisation makes meaningless) are
-skipped while a longer one exists. Memory is bounded: :data:`WINDOW` samples per action.
+How:
+
+- **Readings.** Each distinct progress value is a point at its first sighting. A reported 37
+  is anything in ``[37, 37 + w)``: ``w`` is the job's step ``q`` (1, or 25 for a job that
+  reports quarters), or less when the value before was seen shortly before. The point sits
+  where the models through the earlier points put it, if the reading allows that, else at
+  the nearest value it allows (the middle of ``w`` with fewer than two earlier points).
+- **Two models** through the newest point and an anchor, the newest point at least
+  :data:`MIN_GAIN` points back (so recent progress weighs more than old; jobs speed up and
+  slow down): (a) the local rate; (b) the power law ``progress = c * age ** k`` from the
+  action's creation, which follows progress that keeps speeding up (``k > 1``) or slowing
+  down (``k < 1``). The one that foretold the last :data:`HINDSIGHT_SPAN` values better is
+  used; with no such record, the earlier of the two.
+- **Hindsight.** When every recent value came sooner than the model said, what is left
+  shrinks by :data:`SHRINK` of the mildest such ratio; how far off it was either way sets
+  the doubt (a job whose pace jumps at random earns a wide one).
+- **The stall rule.** A value shown for longer than the model gives its step moves the
+  finish later by the time it overstayed, and, once the step is known, to at least one step
+  per the time the value has been shown for each step left: a stalled or crawling job is
+  not polled ever faster.
 """
 
 from __future__ import annotations
@@ -21,13 +36,130 @@ import collections
 import math
 from typing import Final
 
-__all__ = ["MIN_GAIN", "WINDOW", "ProgressEstimator"]
+import attrs
 
+__all__ = ["MIN_GAIN", "WINDOW", "Estimate", "ProgressEstimator"]
+
+#: The step is the gcd of the values seen once there are this many above 0.
+STEP_VALUES: Final = 2
 #: How many distinct progress values (the newest ones) the estimate looks at.
-WINDOW: Final = 6
-#: A span must gain at least this many points to count while a longer span exists (a gain
-#: of g is anything in (g - 1, g + 1): a 4-point span's upper rate is at most 1.25x true).
+WINDOW: Final = 8
+#: A span must gain at least this many points to anchor the local rate while one exists.
 MIN_GAIN: Final = 4
+#: The doubt of any model of a job's future: how much faster the rest may go, as a fraction
+#: of the time it predicts (jobs change pace; the zoo's noisy shape changes it at random).
+MODEL_DOUBT: Final = 0.12
+#: The largest doubt ever reported: the schedule never polls earlier than this fraction of
+#: the predicted remaining time.
+MAX_DOUBT: Final = 0.7
+#: The doubt is at least this multiple of how far off (as a share of the time it gave) the
+#: model was about the newest values...
+HINDSIGHT: Final = 1.0
+#: ... looking at this many of them.
+HINDSIGHT_SPAN: Final = 3
+#: The miss assumed before any value could be foretold (two readings say little).
+FIRST_SURPRISE: Final = 0.3
+#: How much of the mildest recent speed-up the estimate takes on (0: none, 1: all of it).
+SHRINK: Final = 0.5
+#: Power-law exponents outside this range are read as the edge of it (a two-point fit on a
+#: short span can give absurd ones).
+K_RANGE: Final = (0.25, 4.0)
+
+
+@attrs.frozen
+class Estimate:
+    """A predicted finish (monotonic s) and its doubt (a fraction of the remaining time)."""
+
+    finish: float
+    #: Relative doubt of ``finish - now``: the end may come this fraction of it earlier.
+    doubt: float
+    #: When the newest progress value was first seen (the estimate's reference moment).
+    seen: float
+    #: Seconds the last step (``q`` points, the job's quantum) takes at the predicted pace.
+    last_step: float = 0.0
+    #: Seconds one step took lately, as seen (between the first sightings of the newest two
+    #: values): polls closer together than a share of it mostly see nothing new.
+    seen_step: float = 0.0
+
+
+#: ``(first sighting, progress read as a middle, reported progress, width of the reading)``.
+_Point = tuple[float, float, int, float]
+
+
+class _Fit:
+    """The models through the newest point and an anchor: when each value will be reached."""
+
+    __slots__ = ("gain", "linear", "power", "single", "spread")
+
+    def __init__(
+        self,
+        linear: tuple[float, float, float] | None,
+        power: tuple[float, float, float, float] | None,
+        gain: float,
+        single: bool,
+        spread: float = 1.0,
+    ) -> None:
+        self.linear = linear  # (time, progress, seconds per point) of the newest point
+        self.power = power  # (origin, age and progress of the newest point, exponent k)
+        self.gain = gain  # points between the anchor and the newest
+        self.single = single  # one reading only: the straight line from the creation
+        self.spread = spread  # the relative error of the pace the readings' widths allow
+
+    @classmethod
+    def through(cls, points: list[_Point], origin: float | None, q: int) -> _Fit | None:
+        """The models through *points* (a step of *q*); None when they say nothing."""
+        if not points:
+            return None
+        t_n, v_n, p_n, w_n = points[-1]
+        anchor = None
+        for point in reversed(points[:-1]):
+            if p_n - point[2] >= max(MIN_GAIN, q):
+                anchor = point
+                break
+        if anchor is None and len(points) > 1:
+            anchor = points[0]
+        if anchor is None:
+            if origin is None or t_n <= origin:
+                return None
+            # One reading: the straight line from the creation (the schedule doubts it).
+            return cls(None, (origin, t_n - origin, v_n, 1.0), float(p_n), True)
+        t_a, v_a, p_a, w_a = anchor
+        linear = power = None
+        if t_n > t_a and v_n > v_a:
+            linear = (t_n, v_n, (t_n - t_a) / (v_n - v_a))
+        if origin is not None and t_a - origin > 0 and t_n > t_a and v_n > v_a:
+            k = math.log(v_n / v_a) / math.log((t_n - origin) / (t_a - origin))
+            k = min(max(k, K_RANGE[0]), K_RANGE[1])
+            power = (origin, t_n - origin, v_n, k)
+        if linear is None and power is None:
+            return None
+        spread = (w_a + w_n) / 2 / (v_n - v_a) if v_n > v_a else 1.0
+        return cls(linear, power, max(1.0, p_n - p_a), False, spread)
+
+    def value_at(self, when: float) -> float:
+        """The progress the models (the higher of them) put at *when*."""
+        values = []
+        if self.linear is not None:
+            t_n, v_n, pace = self.linear
+            values.append(v_n + (when - t_n) / pace)
+        if self.power is not None:
+            origin, age, v_n, k = self.power
+            values.append(v_n * (max(0.0, when - origin) / age) ** k)
+        return max(values)
+
+    def when(self, value: float, model: str | None = None) -> float:
+        """When *model* (``"linear"`` or ``"power"``; None: the earlier of those it has)
+        puts *value* (monotonic s)."""
+        times = []
+        if self.linear is not None and model in (None, "linear"):
+            t_n, v_n, pace = self.linear
+            times.append(t_n + (value - v_n) * pace)
+        if self.power is not None and model in (None, "power"):
+            origin, age, v_n, k = self.power
+            times.append(origin + age * (max(value, 1e-9) / v_n) ** (1.0 / k))
+        if not times:  # the model asked for is not fitted: the earlier of the others
+            return self.when(value)
+        return min(times)
 
 
 class _Sample:
@@ -40,20 +172,20 @@ class _Sample:
 
 
 class ProgressEstimator:
-    """Samples of one action's progress and the earliest finish they allow (monotonic s)."""
+    """Samples of one action's progress and the finish they predict (monotonic s)."""
 
-    __slots__ = ("_increases", "_samples", "_step")
+    __slots__ = ("_samples", "_step", "_values")
 
     def __init__(self) -> None:
         self._samples: collections.deque[_Sample] = collections.deque(maxlen=WINDOW)
-        self._step = 0  # gcd of every increase seen: 1 for most jobs, 25 for quarters
-        self._increases = 0
+        self._step = 0  # gcd of every value seen: 1 for most jobs, 25 for quarters
+        self._values = 0  # distinct values above 0 seen
 
     def reset(self) -> None:
         """Forget everything (progress went back: a new run of the job)."""
         self._samples.clear()
         self._step = 0
-        self._increases = 0
+        self._values = 0
 
     def observe(self, now: float, progress: int) -> None:
         """Record that the action reported *progress* (0-100) at *now*."""
@@ -63,9 +195,9 @@ class ProgressEstimator:
         if samples and samples[-1].progress == progress:
             samples[-1].last = now
             return
-        if samples:
-            self._increases += 1
-            self._step = math.gcd(self._step, progress - samples[-1].progress)
+        if progress > 0:
+            self._values += 1
+            self._step = math.gcd(self._step, progress)
         samples.append(_Sample(now, progress))
 
     @property
@@ -75,92 +207,116 @@ class ProgressEstimator:
 
     @property
     def step(self) -> int:
-        """The quantum progress moves in: the gcd of the increases seen once there are
-        three or more (fewer say little of the quantum), else 1. Overstating it only makes
-        the estimate earlier."""
-        return max(1, self._step) if self._increases >= 3 else 1
+        """The quantum progress moves in: the gcd of the values seen once there are two or
+        more above 0 (one says nothing of the quantum), else 1. An accidental gcd (a linear
+        job seen at 30 and 60) overstates it, which only makes the estimate earlier."""
+        return max(1, self._step) if self._values >= STEP_VALUES else 1
 
-    def rate(self) -> float | None:
-        """The fastest plausible recent rate, in points per second; None without a span.
-
-        Two upper bounds per old value ``p``, the lower one kept: between its last sighting
-        (progress then at least ``p``) and now (below ``newest + q``) the job gained less
-        than ``newest + q - p`` points; and between crossing ``p`` (no later than its first
-        sighting) and crossing ``newest`` (after the value before it was last seen) it gained
-        exactly ``newest - p``.
-        """
-        samples = self._samples
-        if len(samples) < 2:
-            return None
-        newest = samples[-1]
-        reached_after = samples[-2].last  # the newest value was reached after this
+    def _points(self, origin: float | None = None) -> list[_Point]:
+        """``(time, progress read, reported progress, width of the reading)`` per value above
+        0, oldest first. A value is read where the models through the values before it put
+        it, if that is a value the reading allows; else as the middle of what it allows."""
+        samples = list(self._samples)
         q = self.step
-        best: float | None = None
-        fallback: float | None = None
-        for sample in list(samples)[:-1]:
-            elapsed = newest.last - sample.last
-            if elapsed <= 0:
+        moving = [s for s in samples if s.progress > 0]
+        rough: float | None = None
+        if len(moving) >= 2 and moving[-1].first > moving[0].first:
+            span = moving[-1].first - moving[0].first
+            rough = (moving[-1].progress - moving[0].progress) / span
+        points: list[_Point] = []
+        for i, sample in enumerate(samples):
+            if sample.progress <= 0:
                 continue
-            gained = newest.progress - sample.progress
-            upper = (gained + q) / elapsed
-            # Crossings: the old value was reached by its first sighting, the newest one after
-            # the value before it was last seen; exactly `gained` points lie between them.
-            between = reached_after - sample.first
-            if between > 0:
-                upper = min(upper, gained / between)
-            if gained >= max(MIN_GAIN, q):
-                best = upper if best is None else max(best, upper)
-            elif fallback is None:
-                fallback = upper  # the oldest short span: the least noisy of the short ones
-        return best if best is not None else fallback
+            width = float(q)
+            if i > 0 and rough is not None:
+                width = min(width, rough * (sample.first - samples[i - 1].last))
+            value = sample.progress + width / 2
+            if len(points) >= 2:
+                fit = _Fit.through(points, origin, q)
+                if fit is not None:
+                    predicted = fit.value_at(sample.first)
+                    value = min(max(predicted, sample.progress), sample.progress + width)
+            value = min(value, 100.0 - 1e-6)
+            points.append((sample.first, value, sample.progress, width))
+        return points
 
-    def linear_finish(self) -> float | None:
-        """The finish at :meth:`rate` from where the newest value may have been reached."""
-        rate = self.rate()
-        if rate is None or rate <= 0:
+    def estimate(self, origin: float | None = None) -> Estimate | None:
+        """The predicted finish and its doubt; None while progress says nothing.
+
+        *origin* is the action's creation on the same clock (a lower bound of its age); it
+        enables the power-law model and lets a single reading speak.
+        """
+        points = self._points(origin)
+        q = self.step
+        fit = _Fit.through(points, origin, q)
+        if fit is None:
             return None
-        samples = self._samples
-        newest = samples[-1]
-        reached_after = samples[-2].last if len(samples) > 1 else newest.first
-        # Reached after the value before was last seen, with at most 100 - newest to go;
-        # when last seen, below newest + q, so at least 100 - newest - q to go.
-        return max(
-            reached_after + (100 - newest.progress) / rate,
-            newest.last + (100 - newest.progress - self.step) / rate,
+        t_n, _, p_n, _ = points[-1]
+        # The model that foretold the recent values best; with no record, the earlier one.
+        model: str | None = None
+        record = {name: self._record(points, origin, q, name) for name in ("linear", "power")}
+        if record["linear"] and record["power"]:
+            model = min(record, key=lambda name: max(abs(1 - r) for r in record[name]))
+        finish = fit.when(100.0, model)
+        # Calibration: when every recent value came sooner than the model said, shrink what
+        # is left by part of the mildest of those ratios. (Values that all came later do
+        # not stretch it: a job that slowed down may burst again; the stall rule waits.)
+        ratios = record[model] if model is not None else []
+        scale = 1.0
+        if ratios and max(ratios) < 1:
+            scale = 1 + SHRINK * (max(ratios) - 1)
+        finish = t_n + (finish - t_n) * scale
+        # The stall rule: the value after the newest should have come by now at the pace the
+        # model gives; it has not, so the job is slower than the model: at least as slow as
+        # one step per the time it has shown the newest value.
+        newest = self._samples[-1]
+        overdue_next = newest.last - (t_n + (fit.when(min(100.0, p_n + q), model) - t_n) * scale)
+        if overdue_next > 0:
+            finish += overdue_next
+            if self._values >= 2:  # the step is known: the newest has overstayed one
+                stuck_pace = (newest.last - newest.first) / q  # seconds per point, at least
+                finish = max(finish, newest.last + (100.0 - p_n - q) * stuck_pace)
+        if fit.single:
+            doubt = MAX_DOUBT
+        else:
+            extrapolation = (100.0 - p_n) / fit.gain
+            doubt = MODEL_DOUBT + fit.spread + 0.02 * extrapolation
+            if ratios:
+                surprise = max(abs(1 - r / scale) for r in ratios)
+            elif record["linear"] or record["power"]:
+                surprise = max(abs(1 - r) for rs in record.values() for r in rs)
+            else:
+                surprise = FIRST_SURPRISE
+            doubt = min(MAX_DOUBT, max(doubt, HINDSIGHT * surprise))
+        last_step = max(0.0, fit.when(100.0, model) - fit.when(100.0 - q, model))
+        seen_step = 0.0
+        if len(points) >= 2 and p_n > points[-2][2]:
+            seen_step = (t_n - points[-2][0]) * q / (p_n - points[-2][2])
+        return Estimate(
+            finish=finish, doubt=doubt, seen=t_n, last_step=last_step, seen_step=seen_step
         )
 
-    def power_finish(self, origin: float) -> float | None:
-        """The finish of ``progress = c * age ** k`` through an old and the newest sample.
-
-        *origin* is the action's creation on the same clock. The newest value is read at its
-        top (``newest + q``), the old one at its bottom: the earliest reading.
-        """
-        samples = self._samples
-        if len(samples) < 2:
-            return None
-        newest = samples[-1]
-        q = self.step
-        top = min(100, newest.progress + q)
-        age_now = newest.last - origin
-        for sample in samples:
-            if sample.progress <= 0 or newest.progress - sample.progress < max(MIN_GAIN, q):
+    @staticmethod
+    def _record(points: list[_Point], origin: float | None, q: int, model: str) -> list[float]:
+        """How *model* did on the last :data:`HINDSIGHT_SPAN` values: for each, the time it
+        took to come over the time the model, fitted before it, gave it (1: on time; 2:
+        twice as long; 0.5: twice as fast)."""
+        ratios = []
+        for j in range(max(2, len(points) - HINDSIGHT_SPAN), len(points)):
+            fit = _Fit.through(points[:j], origin, q)
+            if fit is None or fit.single:
                 continue
-            age_then = sample.first - origin
-            if age_then <= 0 or age_now <= age_then:
-                continue
-            k = math.log(top / sample.progress) / math.log(age_now / age_then)
-            if k <= 0:
-                continue
-            return origin + age_now * float((100 / top) ** (1 / k))
-        return None
+            t_prev = points[j - 1][0]
+            predicted = fit.when(points[j][1], model)
+            if predicted > t_prev:
+                ratios.append((points[j][0] - t_prev) / (predicted - t_prev))
+        return ratios
 
     def earliest_finish(self, origin: float | None = None) -> float | None:
-        """The earliest plausible finish (monotonic s) of both models; None if unknown.
-
-        *origin* (the action's creation, same clock) enables the power-law model.
-        """
-        candidates = [self.linear_finish()]
-        if origin is not None:
-            candidates.append(self.power_finish(origin))
-        known = [c for c in candidates if c is not None]
-        return min(known) if known else None
+        """The earliest the action may plausibly finish (monotonic s), or None: the
+        predicted finish less its doubt (for the admission order)."""
+        estimate = self.estimate(origin)
+        if estimate is None:
+            return None
+        ahead = max(0.0, estimate.finish - estimate.seen)
+        return estimate.finish - estimate.doubt * ahead

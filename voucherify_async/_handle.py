@@ -415,6 +415,7 @@ class AsyncActionHandle:
             progress,
             created=self._created_on_loop_clock(),
             every=self._watch_pace(),
+            action_type=self._latest.type if self._latest is not None else None,
         )
         deadline = self._deadline_timer.when() if self._deadline_timer is not None else None
         if deadline is not None and now + delay >= deadline:

@@ -3,26 +3,40 @@
 Guarantees, for one handle (times in seconds, on the clock the caller passes as ``now``):
 
 - **Bounded lateness.** With ``PollPolicy.max_lateness = f`` the gap after a poll made when
-  the action was ``age`` old is never more than ``max(f * age, policy.initial_delay)``. So an
-  action that ends at age ``d`` is seen by a poll at most ``max(f * d, initial_delay)`` after
-  its end (plus that poll's own request time), whatever its progress did. ``age`` is a lower
-  bound: from ``created`` (``created_at`` mapped onto the local clock) when known, else from
-  the handle's start.
+  the action was ``age`` old is never more than ``max(f * max(age, L), initial_delay)``,
+  where ``L`` (the learned floor, :meth:`PollSchedule.floor`) is the :data:`FLOOR_QUANTILE`
+  of the durations learned for the action's type (of every type before a snapshot has told
+  the type), and 0 with fewer than five learned or ``learn_durations=False``. So an action
+  that ends at age ``d`` is seen by a poll at most ``max(f * max(d, L), initial_delay)``
+  after its end (plus that poll's own request time), whatever its progress did; the first
+  poll of a client with learned durations may wait ``FIRST_POLL_CAP * initial_delay``.
+  ``age`` is a lower bound: from ``created`` (``created_at`` mapped onto the local clock)
+  when known, else from the handle's start.
 - **Watched handles.** With ``every`` (an ``updates(every=...)`` subscriber) no gap exceeds it.
 - Gaps are at least ``policy.min_delay`` when the schedule picks them from progress, and at
   most ``policy.max_delay`` always.
 
-How it picks a gap: while progress moves, it polls at the earliest plausible finish
-(``_estimator``), never later than the bound; once that moment has passed without an end, it
-waits 35 % of the time it is overdue (at least ``min_delay``), so a stalled job backs off
-geometrically; with no usable progress (ENQUEUED, a stall, a type that reports none), the
-policy's growth schedule under the same bound. Learned durations (``_durations``) set the
-first poll of a fresh action: the first GET of a just-started action almost always sees it
-unfinished, so it goes out at the type's median duration (at most ``2 * initial_delay``).
+How it picks a gap, under that bound:
+
+- **While progress moves**, from the estimate (``_estimator``): before the predicted finish
+  by its doubt while the doubt is wide (each poll teaches more), at the finish once the
+  doubt is within :data:`PRECISION` of the age (at most :data:`TOLERANCE`, at least
+  ``min_delay``). A poll that saw the same value again does not make the next gap shorter,
+  and no gap is shorter than :data:`STEP_SHARE` of the time a step of progress took lately.
+  Once the predicted finish has passed without an end, it waits :data:`OVERDUE_BACKOFF` of
+  the time overdue (at least :data:`OVERDUE_STEP` of the last step's time), so a stalled
+  job backs off geometrically.
+- **Where progress says nothing** (ENQUEUED, a stall at 0, a type that reports none): with
+  learned durations, as the action outlives each decile of its type's durations; else the
+  policy's growth schedule.
+- **The first poll**: the policy's ``first_poll_after``; when that is 0 and durations are
+  learned, the type's median duration (a just-started action's first GET almost always sees
+  it unfinished), at most ``FIRST_POLL_CAP * initial_delay`` or the bound, if later.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from typing import TYPE_CHECKING, Final
 
@@ -38,10 +52,30 @@ __all__ = ["PollSchedule"]
 
 #: Once the earliest plausible finish has passed, wait this fraction of the time overdue.
 OVERDUE_BACKOFF: Final = 0.35
+#: ... and at least this fraction of the time the job's last step takes (a job that reports
+#: quarters spends a quarter of its time on its last reading).
+OVERDUE_STEP: Final = 0.2
+#: No gap chosen from progress is shorter than this share of the time one step of progress
+#: took lately: closer polls mostly see the same value again.
+STEP_SHARE: Final = 0.25
 #: The learned first poll goes out at this quantile of the type's durations...
 FIRST_POLL_QUANTILE: Final = 0.5
-#: ...but never later than this many times the policy's initial delay.
+#: ...but never later than this many times the policy's initial delay (or than the bound
+#: the learned durations allow, when that is later).
 FIRST_POLL_CAP: Final = 2.0
+#: The quantile of a type's learned durations below which its actions rarely end: the
+#: lateness bound is relative to at least this long (see the module's guarantee).
+FLOOR_QUANTILE: Final = 0.05
+#: Where progress says nothing, poll as the action outlives each of these quantiles of its
+#: type's learned durations.
+DECILES: Final = tuple(i / 10 for i in range(1, 10))
+#: Poll at the predicted finish once its doubt is within this fraction of the action's age...
+PRECISION: Final = 0.02
+#: ... or within this many seconds, if less (at least ``min_delay``): about what a 1 s loop
+#: is late on average, so long jobs are not seen later than such a loop would see them.
+TOLERANCE: Final = 1.0
+#: A poll at the predicted finish is moved later by jitter, at most this share of the tolerance.
+SURE_SPREAD: Final = 0.5
 
 
 class PollSchedule:
@@ -52,7 +86,9 @@ class PollSchedule:
         "_due_since",
         "_estimator",
         "_growth",
+        "_last_gap",
         "_last_poll",
+        "_last_progress",
         "_policy",
         "_rng",
         "_started",
@@ -78,18 +114,24 @@ class PollSchedule:
         self._due_since: float | None = None
         self._due_progress: int | None = None
         self._last_poll: float | None = None
+        self._last_progress: int | None = None
+        self._last_gap: float | None = None
 
     def first_delay(self, action_type: str | None = None) -> float:
         """Seconds before the first GET: the policy's ``first_poll_after``, or, when it is 0
         and durations are learned (``policy.learn_durations``), the median duration of
-        *action_type* (any type when None), at most ``FIRST_POLL_CAP * initial_delay``."""
+        *action_type* (any type when None), at most ``FIRST_POLL_CAP * initial_delay`` or
+        ``max_lateness`` times the learned floor (:meth:`floor`), whichever is later."""
         policy = self._policy
         if policy.first_poll_after or not policy.learn_durations or self._stats is None:
             return own_delay(policy.first_poll_after)
         median = self._stats.quantile(action_type, FIRST_POLL_QUANTILE)
         if median is None:
             return 0.0
-        return own_delay(min(median, FIRST_POLL_CAP * policy.initial_delay))
+        cap = FIRST_POLL_CAP * policy.initial_delay
+        if policy.max_lateness is not None:
+            cap = max(cap, policy.max_lateness * self.floor(action_type))
+        return own_delay(min(median, cap))
 
     def next_delay(
         self,
@@ -99,45 +141,91 @@ class PollSchedule:
         *,
         created: float | None = None,
         every: float | None = None,
+        action_type: str | None = None,
     ) -> tuple[float, PollReason]:
         """Seconds until the next poll, and why, after a poll at *now*.
 
         *in_progress* and *progress* describe the snapshot just seen (progress 0-100, or
         ``None`` when the poll failed or the status is not IN_PROGRESS). *created* is the
         action's creation on the same clock as *now* (a lower bound of its age), if known;
-        *every* the longest gap a watcher accepts (None: nobody watches).
+        *every* the longest gap a watcher accepts (None: nobody watches); *action_type* the
+        action's type, once a snapshot has told it.
         """
         policy = self._policy
         backoff: float = next(self._growth)
         delay: float | None = None
         reason: PollReason = "backoff"
+        origin = self.origin(created)
         if policy.adaptive and in_progress and progress is not None:
             estimator = self._estimator
             estimator.observe(now, progress)
-            earliest = estimator.earliest_finish(self.origin(created))
-            if earliest is not None:
+            estimate = estimator.estimate(origin)
+            if estimate is not None:
                 reason = "adaptive"
-                remaining = earliest - now
+                remaining = estimate.finish - now
                 if progress != self._due_progress:
                     self._due_since, self._due_progress = None, progress
                 if remaining > 0:
-                    delay = policy.jittered(remaining, self._rng)
-                    delay = min(delay, remaining)  # jitter never moves it past the estimate
+                    self._due_since = None
+                    early = remaining * estimate.doubt
+                    age = now - (origin if origin is not None else estimate.seen)
+                    tolerance = max(policy.min_delay, min(TOLERANCE, PRECISION * age))
+                    if early <= tolerance:
+                        # Sure enough: poll at the predicted finish; jitter (which spreads
+                        # handles apart) moves it later by at most half the tolerance, since
+                        # a poll just before the end only sees it unfinished.
+                        spread = abs(policy.jittered(remaining, self._rng) - remaining)
+                        delay = remaining + min(spread, tolerance * SURE_SPREAD)
+                    else:
+                        delay = remaining - early  # not yet: come closer and learn more
+                        if progress == self._last_progress and self._last_gap is not None:
+                            # The last poll taught nothing new: do not close in faster.
+                            delay = min(remaining, max(delay, self._last_gap))
+                        # Jitter only ever brings this poll forward, never past the estimate.
+                        delay = min(delay, policy.jittered(delay, self._rng))
                 else:  # overdue: the end may come any moment, or the job has stalled
                     if self._due_since is None:
-                        self._due_since = max(earliest, self._last_poll or earliest)
-                    delay = (now - self._due_since) * OVERDUE_BACKOFF
-                delay = max(delay, policy.min_delay)
+                        self._due_since = max(estimate.finish, self._last_poll or estimate.finish)
+                    delay = max(
+                        (now - self._due_since) * OVERDUE_BACKOFF,
+                        estimate.last_step * OVERDUE_STEP,
+                    )
+                delay = max(delay, policy.min_delay, STEP_SHARE * estimate.seen_step)
         self._last_poll = now
+        self._last_progress = progress
         if delay is None:
-            delay = policy.jittered(backoff, self._rng)
-        bound = self.bound(now, created)
+            learned = self._learned_wait(now, origin, action_type)
+            if learned is not None:
+                delay, reason = policy.jittered(learned, self._rng), "learned"
+            else:
+                delay = policy.jittered(backoff, self._rng)
+        bound = self.bound(now, created, action_type)
         if bound is not None and delay > bound:
             delay, reason = bound, "bounded"
         delay = min(delay, policy.max_delay)
         if every is not None and delay > every:
             delay, reason = every, "watched"
+        self._last_gap = delay
         return own_delay(delay), reason
+
+    def _learned_wait(
+        self, now: float, origin: float | None, action_type: str | None
+    ) -> float | None:
+        """Where progress says nothing: the wait until the next decile of the durations
+        learned for *action_type* that the action has not reached yet (at least
+        ``min_delay``); past the last decile, unbounded (the lateness bound decides). None
+        when nothing is learned or the action's age is unknown."""
+        policy = self._policy
+        if not policy.learn_durations or self._stats is None or origin is None:
+            return None
+        deciles = self._stats.quantiles(action_type, DECILES)
+        if deciles is None:
+            return None
+        age = now - origin
+        for value in deciles:
+            if value - age >= policy.min_delay:
+                return value - age
+        return math.inf
 
     def origin(self, created: float | None) -> float | None:
         """The latest moment the action can have been created (a lower bound of its age)."""
@@ -170,7 +258,17 @@ class PollSchedule:
         young = started + wait - now
         return now + own_delay(max(0.0, young)), young > 0
 
-    def bound(self, now: float, created: float | None) -> float | None:
+    def floor(self, action_type: str | None = None) -> float:
+        """The learned floor of the lateness bound, in seconds: :data:`FLOOR_QUANTILE` of the
+        durations learned for *action_type* (every type's when None), 0 when too few are
+        learned or ``policy.learn_durations`` is off."""
+        if not self._policy.learn_durations or self._stats is None:
+            return 0.0
+        return self._stats.quantile(action_type, FLOOR_QUANTILE) or 0.0
+
+    def bound(
+        self, now: float, created: float | None, action_type: str | None = None
+    ) -> float | None:
         """The longest gap the lateness guarantee allows after a poll at *now*; None: none."""
         policy = self._policy
         if policy.max_lateness is None:
@@ -179,4 +277,4 @@ class PollSchedule:
         if origin is None:
             return None  # nothing known of the action's age
         age = max(0.0, now - origin)
-        return max(policy.max_lateness * age, policy.initial_delay)
+        return max(policy.max_lateness * max(age, self.floor(action_type)), policy.initial_delay)

@@ -43,7 +43,7 @@ logger: Final = logging.getLogger("voucherify_async")
 
 #: Why a handle chose its next delay: the growth schedule, a finish predicted from progress,
 #: a shortened wait before a deadline, or none because the handle is done.
-PollReason = Literal["backoff", "adaptive", "bounded", "watched", "deadline", "done"]
+PollReason = Literal["backoff", "learned", "adaptive", "bounded", "watched", "deadline", "done"]
 
 
 @attrs.frozen
