@@ -20,8 +20,8 @@ How it picks a gap, under that bound:
 
 - **While progress moves**, from the estimate (``_estimator``): before the predicted finish
   by its doubt while the doubt is wide (each poll teaches more), at the finish once the
-  doubt is within :data:`PRECISION` of the age (at most :data:`TOLERANCE`, at least
-  ``min_delay``). A poll that saw the same value again does not make the next gap shorter,
+  doubt is within :data:`PRECISION` of the age (at least :data:`TOLERANCE_MIN`, at most
+  :data:`TOLERANCE_MAX`). A poll that saw the same value again does not make the next gap shorter,
   and no gap is shorter than :data:`STEP_SHARE` of the time a step of progress took lately.
   Once the predicted finish has passed without an end, it waits :data:`OVERDUE_BACKOFF` of
   the time overdue (at least :data:`OVERDUE_STEP` of the last step's time), so a stalled
@@ -69,11 +69,13 @@ FLOOR_QUANTILE: Final = 0.05
 #: Where progress says nothing, poll as the action outlives each of these quantiles of its
 #: type's learned durations.
 DECILES: Final = tuple(i / 10 for i in range(1, 10))
-#: Poll at the predicted finish once its doubt is within this fraction of the action's age...
+#: Poll at the predicted finish once its doubt is within this fraction of the action's age,
 PRECISION: Final = 0.02
-#: ... or within this many seconds, if less (at least ``min_delay``): about what a 1 s loop
-#: is late on average, so long jobs are not seen later than such a loop would see them.
-TOLERANCE: Final = 1.0
+#: ... but at least this many seconds (a short job is not approached in steps of min_delay)
+TOLERANCE_MIN: Final = 0.5
+#: ... and at most this many (about what a 1 s loop is late on average, so long jobs are not
+#: seen later than such a loop would see them); never below ``min_delay``.
+TOLERANCE_MAX: Final = 1.0
 #: A poll at the predicted finish is moved later by jitter, at most this share of the tolerance.
 SURE_SPREAD: Final = 0.5
 
@@ -169,7 +171,9 @@ class PollSchedule:
                     self._due_since = None
                     early = remaining * estimate.doubt
                     age = now - (origin if origin is not None else estimate.seen)
-                    tolerance = max(policy.min_delay, min(TOLERANCE, PRECISION * age))
+                    tolerance = max(
+                        policy.min_delay, min(TOLERANCE_MAX, max(TOLERANCE_MIN, PRECISION * age))
+                    )
                     if early <= tolerance:
                         # Sure enough: poll at the predicted finish; jitter (which spreads
                         # handles apart) moves it later by at most half the tolerance, since
