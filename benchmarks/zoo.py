@@ -58,6 +58,15 @@ SHAPES: Final[dict[str, tuple[str, float]]] = {
     "enqueued 30 %": ("linear", 0.3),
     "none": ("none", 0.0),
 }
+#: Shapes the engine was not tuned on (no targets: a check that nothing breaks badly).
+HELD_OUT: Final[dict[str, tuple[str, float]]] = {
+    "s-curve": ("s-curve", 0.0),
+    "jump-then-crawl": ("jump-then-crawl", 0.0),
+    "late-stall": ("late-stall", 0.0),
+    "cubic": ("cubic", 0.0),
+    "tenths": ("tenths", 0.0),
+    "noisy, enqueued 20 %": ("noisy", 0.2),
+}
 #: Where progress moves: ours must beat both baselines on both axes there.
 MOVING: Final = ("linear", "fast-then-slow", "slow-then-fast", "coarse", "noisy")
 #: Jobs of the type the learned client saw end before the run (durations from the same range).
@@ -190,11 +199,14 @@ def warm_stats(config: Config) -> DurationStats:
 
 
 def run_shapes(
-    config: Config, pollers: tuple[str, ...] = POLLERS, policy: PollPolicy | None = None
+    config: Config,
+    pollers: tuple[str, ...] = POLLERS,
+    policy: PollPolicy | None = None,
+    shapes: dict[str, tuple[str, float]] = SHAPES,
 ) -> dict[str, dict[str, list[Outcome]]]:
     """shape -> poller -> one Outcome per job (the same jobs for every poller)."""
     results: dict[str, dict[str, list[Outcome]]] = {}
-    for shape, (spec, enqueued) in SHAPES.items():
+    for shape, (spec, enqueued) in shapes.items():
         per: dict[str, list[Outcome]] = {}
         for poller in pollers:
             rng = random.Random(config.seed)
@@ -236,6 +248,29 @@ def shape_table(config: Config, results: dict[str, dict[str, list[Outcome]]]) ->
         "as a percentage of the job's duration.",
     )
     return Table(f"Progress shapes, {low:g}-{high:g} s jobs", columns, tuple(rows), notes)
+
+
+def held_out_table(config: Config) -> Table:
+    """The held-out shapes: fixed, exponential and ours (learned), GETs, p95 and max lateness."""
+    results = run_shapes(config, ("fixed", "expo", "ours"), shapes=HELD_OUT)
+    rows = []
+    for shape, per in results.items():
+        cells = [shape]
+        for poller in ("fixed", "expo", "ours"):
+            outcomes = per[poller]
+            worst = max(o.lateness / o.duration for o in outcomes) * 100
+            cells.append(
+                f"{num(gets_per_job(outcomes), 1)} / {num(p95_fraction(outcomes), 1)} / "
+                f"{num(worst, 1)}"
+            )
+        rows.append(tuple(cells))
+    low, high = config.durations
+    columns = ("shape", *[f"{LABELS[p]}: GETs / p95 % / max %" for p in ("fixed", "expo", "ours")])
+    notes = (
+        f"{config.jobs} jobs per shape, durations {low:g}-{high:g} s; shapes the schedule was "
+        "not tuned on (see docs/testing.md), with no targets.",
+    )
+    return Table(f"Held-out shapes, {low:g}-{high:g} s jobs", columns, tuple(rows), notes)
 
 
 def allowed_lateness(outcome: Outcome, policy: PollPolicy) -> float:
@@ -349,6 +384,7 @@ def run(config: Config) -> list[Table]:
     for poller in ("ours", "fresh"):
         rows = tuple(target_rows(results, poller=poller))
         tables.append(Table(f"Zoo targets: {LABELS[poller]}", ("target", "figure", "status"), rows))
+    tables.append(held_out_table(config))
     return tables
 
 

@@ -458,6 +458,11 @@ async def test_named_progress_shapes_never_go_back(
         "coarse": 25,
         "steps": 25,
         "none": 0,
+        "s-curve": 47,
+        "jump-then-crawl": 9,
+        "late-stall": 73,
+        "cubic": 11,
+        "tenths": 40,
     }
     if shape in expected_midway:  # seen[10] is at 490 s of 1000
         assert seen[10] == pytest.approx(expected_midway[shape], abs=1)
@@ -580,7 +585,7 @@ def test_add_action_validates() -> None:
     with pytest.raises(ValueError, match="status"):
         emu.add_action(status="PAUSED")
     with pytest.raises(ValueError, match="progress"):
-        emu.add_action(progress="cubic")  # type: ignore[arg-type]
+        emu.add_action(progress="quintic")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="progress"):
         emu.set_progress("aa_taken", 101)
 

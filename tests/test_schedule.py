@@ -282,10 +282,11 @@ def test_progress_that_crawls_is_not_polled_ever_faster(
 ) -> None:
     """A value shown longer than the pace allows moves the estimate later (the stall rule),
     so a job that crawls through its last points is polled a few dozen times over 30 minutes
-    (the fixed 1 s loop: 1,800), and still seen within 5 % of its duration."""
+    (the fixed 1 s loop: 1,800; a rule-less estimate, which keeps predicting the end a
+    moment away, over 130), and still seen within 5 % of its duration."""
     duration = 1800.0
     run = poll(_job(scripted(shape), duration), duration, PollPolicy())
-    assert run.gets <= 40, name
+    assert run.gets <= 60, name
     assert run.lateness <= 0.05 * duration, name
 
 

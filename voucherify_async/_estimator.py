@@ -25,9 +25,9 @@ How:
   shrinks by :data:`SHRINK` of the mildest such ratio; how far off it was either way sets
   the doubt (a job whose pace jumps at random earns a wide one).
 - **The stall rule.** A value shown for longer than the model gives its step moves the
-  finish later by the time it overstayed, and, once the step is known, to at least one step
-  per the time the value has been shown for each step left: a stalled or crawling job is
-  not polled ever faster.
+  finish later by the time it overstayed, and, once the step is known, to at least
+  :data:`STUCK_SHARE` of the time the value has been shown for each step left: a stalled or
+  crawling job is not polled ever faster.
 """
 
 from __future__ import annotations
@@ -61,6 +61,10 @@ HINDSIGHT_SPAN: Final = 3
 FIRST_SURPRISE: Final = 0.3
 #: How much of the mildest recent speed-up the estimate takes on (0: none, 1: all of it).
 SHRINK: Final = 0.5
+#: The stall rule's pace: each step left takes at least this share of the time the newest
+#: value has been shown (1 would wait out a long stall in few polls but see the rush after
+#: it late; 0 polls a crawl ever faster).
+STUCK_SHARE: Final = 0.25
 #: Power-law exponents outside this range are read as the edge of it (a two-point fit on a
 #: short span can give absurd ones).
 K_RANGE: Final = (0.25, 4.0)
@@ -274,7 +278,7 @@ class ProgressEstimator:
         if overdue_next > 0:
             finish += overdue_next
             if self._values >= 2:  # the step is known: the newest has overstayed one
-                stuck_pace = (newest.last - newest.first) / q  # seconds per point, at least
+                stuck_pace = STUCK_SHARE * (newest.last - newest.first) / q  # s per point
                 finish = max(finish, newest.last + (100.0 - p_n - q) * stuck_pace)
         if fit.single:
             doubt = MAX_DOUBT

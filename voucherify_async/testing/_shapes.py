@@ -56,6 +56,42 @@ def coarse(fraction: float) -> int:
     return 25 * min(3, math.floor(fraction * 4))
 
 
+def s_curve(fraction: float) -> int:
+    """Slow to start, fast in the middle, crawling through its last points: a logistic curve
+    (at 99 for the last eighth of the job)."""
+    return min(99, _clamp(100 / (1 + math.exp(-12 * (fraction - 0.5)))))
+
+
+def jump_then_crawl(fraction: float) -> int:
+    """To 10 by half time, a jump to 95 within the next 5 %, then a crawl to 99 (a job that
+    reports a big batch done at once, then cleans up slowly)."""
+    if fraction < 0.5:
+        return _clamp(fraction / 0.5 * 10)
+    if fraction < 0.55:
+        return _clamp(10 + (fraction - 0.5) / 0.05 * 85)
+    return min(99, _clamp(95 + (fraction - 0.55) / 0.45 * 4))
+
+
+def late_stall(fraction: float) -> int:
+    """Linear to 90 in the first 60 % of the time, stuck at 90 until 95 %, then a rush to the
+    end (a last step that waits on something else)."""
+    if fraction < 0.6:
+        return _clamp(fraction / 0.6 * 90)
+    if fraction < 0.95:
+        return 90
+    return min(99, _clamp(90 + (fraction - 0.95) / 0.05 * 9))
+
+
+def cubic(fraction: float) -> int:
+    """Speeding up harder than the square: progress ~ t^3 (0 for the first fifth of the job)."""
+    return min(99, _clamp(fraction**3 * 100))
+
+
+def tenths(fraction: float) -> int:
+    """Steps of 10: 0, 10, ..., 90."""
+    return 10 * min(9, math.floor(fraction * 10))
+
+
 def no_progress(fraction: float) -> int:
     """Always 0 until the job ends (a type that never reports progress)."""
     return 0
@@ -117,6 +153,11 @@ SHAPES: Final[dict[str, Shape]] = {
     "coarse": coarse,
     "steps": coarse,
     "none": no_progress,
+    "s-curve": s_curve,
+    "jump-then-crawl": jump_then_crawl,
+    "late-stall": late_stall,
+    "cubic": cubic,
+    "tenths": tenths,
 }
 
 #: Every name ``add_action(progress=...)`` accepts.
