@@ -6,6 +6,8 @@ import asyncio
 import time
 
 import pytest
+from _servers import action_json, serve
+from aiohttp import web
 
 from voucherify_async import ClientClosedError, ConfigurationError, VoucherifyClient
 from voucherify_async._pacing import LocalGate, ServerPause
@@ -236,3 +238,50 @@ def test_requests_per_hour_is_a_budget_per_hour() -> None:
     assert (gate._limit, gate._window) == (100, 3600.0)
     with pytest.raises(ConfigurationError, match="one of"):
         VoucherifyClient("app", "token", requests_per_hour=100, requests_per_minute=5)
+
+
+async def test_client_without_budget_sends_its_first_request_alone() -> None:
+    """With requests_per_minute=None nothing is known of the account's allowance until an
+    answer carries X-Rate-Limit-Remaining: the client's first request goes alone (held by
+    the server until the test lets it answer), then no more than the allowance it said."""
+    in_flight, most, seen = 0, 0, []
+    first_arrived, answer_first = asyncio.Event(), asyncio.Event()
+
+    async def action(request: web.Request) -> web.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        seen.append(in_flight)
+        try:
+            if len(seen) == 1:
+                first_arrived.set()
+                await answer_first.wait()
+            else:
+                await asyncio.sleep(0)  # let the others arrive if the client sent them
+            body = action_json(request.match_info["id"], "2026-11-30T12:00:00Z")
+            return web.json_response(body, headers={"X-Rate-Limit-Remaining": "3"})
+        finally:
+            in_flight -= 1
+
+    app = web.Application()
+    app.router.add_get("/v1/async-actions/{id}", action)
+    async with serve(app) as url:
+        client = VoucherifyClient("a", "b", base_url=url, max_concurrency=20)
+        try:
+            async with asyncio.timeout(30):
+                gets = [
+                    asyncio.ensure_future(client.async_actions.get(f"aa_{i}")) for i in range(10)
+                ]
+                await first_arrived.wait()
+                gate = client._gate
+                assert isinstance(gate, LocalGate)
+                for _ in range(10_000):  # until every get() has asked the gate
+                    if gate.waiting + gate.in_flight == 10:
+                        break
+                    await asyncio.sleep(0)
+                assert gate.in_flight == 1 and gate.waiting == 9 and len(seen) == 1
+                answer_first.set()
+                await asyncio.gather(*gets)
+        finally:
+            await client.close()
+    assert len(seen) == 10 and most <= 3

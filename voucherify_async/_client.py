@@ -158,11 +158,16 @@ class VoucherifyClient:
                 )
             else:
                 hourly = requests_per_hour is not None
+                limit = requests_per_hour if hourly else requests_per_minute
                 gate = LocalGate(
                     concurrency=max_concurrency,
-                    limit=requests_per_hour if hourly else requests_per_minute,
+                    limit=limit,
                     window=budget_window * 60 if hourly else budget_window,
                     unanswered_hold=hold,
+                    # Without a budget of its own, only the server's allowance protects the
+                    # account: the first request goes alone, and its answer says how many
+                    # may follow.
+                    probe_first=limit is None,
                 )
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None

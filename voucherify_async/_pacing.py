@@ -21,8 +21,9 @@ The guarantees every implementation keeps:
   came are counted against it, as the server may not have counted them yet); ``R = 0``
   pauses until ``X-Rate-Limit-Retry``, after which one request goes alone and its answer
   says how many may follow. Before the first answer nothing is known of the server's
-  allowance: only ``max_concurrency`` (and a budget of the client's own) apply. The server's
-  ``X-Rate-Limit-Limit`` is kept (:attr:`LocalGate.server_limit`).
+  allowance: with ``probe_first`` (the client's gate when it has no budget of its own) the
+  first request goes alone; without, only ``max_concurrency`` (and the client's budget)
+  apply. The server's ``X-Rate-Limit-Limit`` is kept (:attr:`LocalGate.server_limit`).
 - **Server pauses are bounded per call.** A caller that says how long it may wait
   (``max_wait``) gets :class:`ServerPause` at once, instead of waiting, when a pause the
   server demanded outlasts it.
