@@ -369,6 +369,8 @@ def run(config: Config) -> list[Table]:
         _targets(short, long),
         zoo.shape_table(zoo.Config(config.zoo_jobs), medium_zoo),
         zoo.shape_table(zoo.Config(config.zoo_long_jobs, durations=(120.0, 1800.0)), long_zoo),
+        zoo.held_out_table(zoo.Config(config.zoo_jobs)),
+        zoo.held_out_table(zoo.Config(config.zoo_long_jobs, durations=(120.0, 1800.0))),
         sat_table,
         _issue_targets(short, medium_zoo, long_zoo, sat),
     ]

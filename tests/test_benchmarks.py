@@ -149,8 +149,10 @@ def test_client_cpu_table() -> None:
 
 def test_polling_tables() -> None:
     """Polling yields a short-job table, a long-job table and the targets, all jobs seen;
-    then the zoo (two duration ranges), the saturated budget and the issue's targets."""
-    short, long, targets, zoo_medium, zoo_long, sat, issue = polling.run(polling.SMOKE)
+    then the zoo and its held-out shapes (two duration ranges each), the saturated budget and
+    the issue's targets."""
+    tables = polling.run(polling.SMOKE)
+    short, long, targets, zoo_medium, zoo_long, held_medium, held_long, sat, issue = tables
     for table in (short, long):
         assert len(table.rows) == len(polling.VARIANTS)
         assert _all_numbers(_figures(table, "GETs/job"))
@@ -161,6 +163,9 @@ def test_polling_tables() -> None:
     for table in (zoo_medium, zoo_long):
         assert [row[0] for row in table.rows] == list(zoo.SHAPES)
         assert all(" / " in cell for row in table.rows for cell in row[1:])
+    for table in (held_medium, held_long):
+        assert [row[0] for row in table.rows] == list(zoo.HELD_OUT)
+        assert all(cell.count(" / ") == 2 for row in table.rows for cell in row[1:])
     assert [row[0] for row in sat.rows] == ["oracle", "fixed 1 s loop", "PollPolicy() (ours)"]
     assert _all_numbers(_figures(sat, "GETs/job")) and _all_numbers(_figures(sat, "429s"))
     assert _figures(sat, "unresolved") == ["0", "0", "0"]
