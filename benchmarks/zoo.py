@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
     for table in run(long):
         print(table.text(), end="\n\n")
     if args.sweep:
-        print(sweep(config, (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, None)).text(), end="\n\n")
+        print(sweep(config, (0.25, 0.35, 0.5, 0.75, 1.0, None)).text(), end="\n\n")
     if args.plot is not None:
         plot(run_shapes(config), args.plot)
 

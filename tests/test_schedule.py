@@ -94,7 +94,10 @@ def poll(
     raise AssertionError("the job was never seen to end")
 
 
-SHAPES = ("linear", "fast-then-slow", "slow-then-fast", "stall", "coarse", "noisy", "none")
+SHAPES = (
+    *("linear", "fast-then-slow", "slow-then-fast", "stall", "coarse", "noisy", "none"),
+    *("s-curve", "jump-then-crawl", "late-stall", "cubic", "tenths"),
+)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
