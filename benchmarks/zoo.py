@@ -9,10 +9,11 @@ real emulator; here every request takes ``LATENCY`` seconds (the server reads th
 
 Pollers: the fixed 1 s loop, exponential 1 s x2 <= 60 s with full jitter (google-api-core's),
 ``PollPolicy()`` on a client that has learned the type's durations (ours: a client that ran
-:data:`WARM_JOBS` jobs of the type before, and learns from each job it sees end, as every
-client does), ``PollPolicy()`` on a fresh client (nothing learned yet: the lateness bound
-counts from age 0), and the oracle (one GET at the end). Lateness is the time from the job's
-end to the poll that sees it, as a fraction of the job's duration.
+:data:`WARM_JOBS` jobs of the type before and learns from each job it sees end, as every
+client does, and that started each job with a start helper, which tells the handle its
+type), ``PollPolicy()`` on a fresh client (nothing learned yet: the lateness bound counts
+from age 0), and the oracle (one GET at the end). Lateness is the time from the job's end
+to the poll that sees it, as a fraction of the job's duration.
 
 Usage: ``python benchmarks/zoo.py [--quick] [--plot docs/_static/zoo.svg]``
 """
@@ -156,7 +157,8 @@ def simulate(
         chosen = FIXED_1S if poller == "fixed" else (policy or PollPolicy())
         learned = stats if poller == "ours" else None
         schedule = PollSchedule(chosen, rng, started=HANDLE_START, stats=learned)
-        t += schedule.first_delay()  # a handle does not know the type before its first GET
+        # Started with a start helper, which tells the handle the type before its first GET.
+        t += schedule.first_delay(job.type)
     while True:
         gets += 1
         seen_at = t + LATENCY / 2

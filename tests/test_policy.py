@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import attrs
 import pytest
 
-from voucherify_async import PollPolicy
+from voucherify_async import PollPolicy, VoucherifyClient
 from voucherify_async._schedule import PollSchedule
-from voucherify_async.testing import fast_polling
+from voucherify_async.testing import VoucherifyEmulator, fast_polling
 
 
 def test_policy_is_frozen_attrs() -> None:
@@ -94,3 +95,24 @@ def test_fast_polling_caps_own_delays() -> None:
     with fast_polling(0.002):
         assert schedule.next_delay(0.0, False, None)[0] <= 0.002
     assert schedule.next_delay(1.0, False, None)[0] > 0.5
+
+
+async def test_a_start_helper_tells_the_handle_its_type(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
+    """A handle from a start helper knows its type before its first GET: with 20-40 s
+    learned for VOUCHERS.IMPORT, its first poll is planned 10 s (0.5 x the learned floor)
+    after the start; a handle from a bare id, type unknown, plans it 1.2 s after (the
+    median capped at 2 x initial_delay, another type's durations never widening it)."""
+    durations = client.async_actions.durations
+    for i in range(10):
+        durations.add("VOUCHERS.IMPORT", 20.0 + 2 * i)
+    loop = asyncio.get_running_loop()
+    started = await client.async_actions.start_vouchers_import([{"code": "A"}])
+    assert started._timer is not None and started.started_at is not None
+    assert started._timer.when() - started.started_at == pytest.approx(10.0)
+    bare = client.async_actions.handle(emulator.add_action(type="VOUCHERS.IMPORT", duration=None))
+    assert bare._timer is not None
+    assert bare._timer.when() - loop.time() == pytest.approx(1.2, abs=0.1)
+    started.cancel()
+    bare.cancel()

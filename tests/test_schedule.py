@@ -70,10 +70,12 @@ def poll(
     every: float | None = None,
     rng: random.Random | None = None,
     stats: DurationStats | None = None,
+    told_type: bool = False,
 ) -> Run:
-    """Drive a PollSchedule against *job* (created at 0) until a poll sees it end."""
+    """Drive a PollSchedule against *job* (created at 0) until a poll sees it end; with
+    *told_type* the handle knows the type before its first GET (a start helper's)."""
     schedule = PollSchedule(policy, rng or random.Random(1), started=start, stats=stats)
-    t = start + schedule.first_delay()
+    t = start + schedule.first_delay(job.type if told_type else None)
     gaps = []
     for gets in range(1, 100_000):
         status, progress, _ = job.state((t + latency / 2) * 1000)
@@ -219,6 +221,7 @@ def test_lateness_is_bounded_for_any_progress(
     start=st.floats(0.0, 5.0),
     latency=st.floats(0.0, 0.5),
     seed=st.integers(0, 2**16),
+    told=st.booleans(),
 )
 def test_lateness_is_bounded_with_learned_durations(
     points: list[tuple[float, int]],
@@ -227,6 +230,7 @@ def test_lateness_is_bounded_with_learned_durations(
     start: float,
     latency: float,
     seed: int,
+    told: bool,
 ) -> None:
     """With durations learned for the type (any durations, the job's own far from them),
     the end is seen within max(f * max(duration, floor), 2 * initial_delay) + 1.5 * latency,
@@ -263,7 +267,7 @@ def test_silent_progress_polls_at_the_learned_deciles() -> None:
     for i in range(10):
         stats.add("VOUCHERS.IMPORT", 100.0 + 10 * i)
     policy = PollPolicy(jitter=0)
-    learned = poll(_job("none", 150.0), 150.0, policy, stats=stats)
+    learned = poll(_job("none", 150.0), 150.0, policy, stats=stats, told_type=True)
     fresh = poll(_job("none", 150.0), 150.0, policy)
     assert learned.gets < fresh.gets
     moments = [answered for answered, _, _ in learned.gaps]
@@ -308,7 +312,9 @@ def test_learned_durations_make_medium_jobs_cheap(shape: str, most: float) -> No
     runs = []
     for _ in range(40):
         duration = math.exp(rng.uniform(math.log(15), math.log(45)))
-        runs.append(poll(_job(shape, duration), duration, PollPolicy(), stats=stats))
+        runs.append(
+            poll(_job(shape, duration), duration, PollPolicy(), stats=stats, told_type=True)
+        )
         stats.add("VOUCHERS.IMPORT", duration)
     assert sum(r.gets for r in runs) / len(runs) <= most
     assert all(r.lateness <= 0.04 * 45 for r in runs)
@@ -450,7 +456,13 @@ def test_first_poll_waits_for_the_learned_median() -> None:
     for _ in range(50):
         stats.add("ORDERS.IMPORT", 600.0)
     # A type that never took less than 600 s: the bound allows 0.5 x 600 s before the first
-    # GET (FLOOR_QUANTILE of its durations times max_lateness); without a bound, 1.2 s.
-    assert PollSchedule(PollPolicy(), stats=stats).first_delay("ORDERS.IMPORT") == 300.0
+    # GET (FLOOR_QUANTILE of its durations times max_lateness), capped at max_delay (120 s);
+    # without a bound, 1.2 s.
+    assert PollSchedule(PollPolicy(), stats=stats).first_delay("ORDERS.IMPORT") == 120.0
+    patient = PollPolicy(max_delay=1000.0)
+    assert PollSchedule(patient, stats=stats).first_delay("ORDERS.IMPORT") == 300.0
     unbounded = PollPolicy(max_lateness=None)
     assert PollSchedule(unbounded, stats=stats).first_delay("ORDERS.IMPORT") == 1.2
+    # A type not learned, or not known yet, gets no floor from the others: 1.2 s at most.
+    assert PollSchedule(PollPolicy(), stats=stats).first_delay("SKUS.IMPORT_CSV") == 1.2
+    assert PollSchedule(PollPolicy(), stats=stats).first_delay() == 1.2

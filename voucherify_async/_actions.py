@@ -258,9 +258,14 @@ class AsyncActions(StartActions):
         return handle
 
     def _adopt(
-        self, action_id: str, policy: PollPolicy | None, started_at: float
+        self,
+        action_id: str,
+        policy: PollPolicy | None,
+        started_at: float,
+        action_type: str | None = None,
     ) -> AsyncActionHandle:
-        """The user's handle for an action this client just started (at loop time *started_at*)."""
+        """The user's handle for an action this client just started (at loop time
+        *started_at*), of *action_type* if known."""
         if self._closing:
             raise ClientClosedError(
                 f"async action {action_id} was started, but the client was closed before its "
@@ -276,6 +281,7 @@ class AsyncActions(StartActions):
                 started_at=started_at,
                 stats=self._durations,
                 server_offset=lambda: self._transport.server_offset,
+                action_type=action_type,
             )
             self._handles[action_id] = handle
         handle._helper_owned = False

@@ -99,11 +99,13 @@ class DurationStats:
         values = self.quantiles(action_type, (q,))
         return values[0] if values else None
 
-    def quantiles(self, action_type: str | None, qs: Sequence[float]) -> list[float] | None:
+    def quantiles(
+        self, action_type: str | None, qs: Sequence[float], *, fallback: bool = True
+    ) -> list[float] | None:
         """The quantiles *qs* (each 0-1) of *action_type*'s durations in seconds, falling back
-        to every type's; None when fewer than 5 are known."""
+        to every type's (unless *fallback* is False); None when fewer than 5 are known."""
         samples = self._by_type.get(str(action_type)) if action_type else None
-        if samples is None or len(samples) < MIN_SAMPLES:
+        if (samples is None or len(samples) < MIN_SAMPLES) and fallback:
             samples = self._by_type.get(ANY_TYPE)
         if samples is None or len(samples) < MIN_SAMPLES:
             return None

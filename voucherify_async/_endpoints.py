@@ -48,7 +48,11 @@ class StartActions:
     _closing: bool
 
     def _adopt(
-        self, action_id: str, policy: PollPolicy | None, started_at: float
+        self,
+        action_id: str,
+        policy: PollPolicy | None,
+        started_at: float,
+        action_type: str | None = None,
     ) -> AsyncActionHandle:
         raise NotImplementedError  # AsyncActions registers the handle
 
@@ -62,6 +66,7 @@ class StartActions:
         fields: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         policy: PollPolicy | None = None,
+        action_type: str | None = None,
     ) -> AsyncActionHandle:
         """Start an async action with one request and return its live handle.
 
@@ -72,7 +77,9 @@ class StartActions:
         path or a binary file object in 64 KiB chunks, never read whole into memory. A file
         object is read from where it stands and left open; one that cannot seek can be sent
         only once. *params* is the query string. *policy* applies to the handle (default: the
-        client's poll_policy).
+        client's poll_policy). *action_type* is the type the action will have, if you know it
+        (the named helpers do): the handle plans its first poll from the durations the client
+        learned for that type, instead of waiting for a snapshot to tell the type.
 
         The request passes the client's gate and budget like any other. It is retried only
         when it certainly did not reach the server (the connection was refused, or a 429
@@ -87,7 +94,7 @@ class StartActions:
         action_id = await send_start(
             self._transport, method, path, json=json, file=file, fields=fields, params=params
         )
-        return self._adopt(action_id, policy, asyncio.get_running_loop().time())
+        return self._adopt(action_id, policy, asyncio.get_running_loop().time(), action_type)
 
     # -- vouchers ------------------------------------------------------------------------
 
@@ -96,13 +103,21 @@ class StartActions:
     ) -> AsyncActionHandle:
         """``POST /v1/vouchers/import``: import standalone vouchers (``VOUCHERS.IMPORT``)."""
         body = _rows(vouchers, "vouchers")
-        return await self.start("POST", "/v1/vouchers/import", json=body, policy=policy)
+        return await self.start(
+            "POST", "/v1/vouchers/import", json=body, policy=policy, action_type="VOUCHERS.IMPORT"
+        )
 
     async def start_vouchers_import_csv(
         self, file: CsvFile, *, policy: PollPolicy | None = None
     ) -> AsyncActionHandle:
         """``POST /v1/vouchers/importCSV``: import vouchers from a CSV (``VOUCHERS.IMPORT_CSV``)."""
-        return await self.start("POST", "/v1/vouchers/importCSV", file=file, policy=policy)
+        return await self.start(
+            "POST",
+            "/v1/vouchers/importCSV",
+            file=file,
+            policy=policy,
+            action_type="VOUCHERS.IMPORT_CSV",
+        )
 
     async def start_vouchers_bulk_update(
         self, updates: Sequence[JsonObject], *, policy: PollPolicy | None = None
@@ -110,7 +125,13 @@ class StartActions:
         """``POST /v1/vouchers/bulk/async``: update vouchers' metadata one by one
         (``VOUCHERS.BULK_UPDATE``); each item is ``{"code": ..., "metadata": {...}}``."""
         body = _rows(updates, "updates")
-        return await self.start("POST", "/v1/vouchers/bulk/async", json=body, policy=policy)
+        return await self.start(
+            "POST",
+            "/v1/vouchers/bulk/async",
+            json=body,
+            policy=policy,
+            action_type="VOUCHERS.BULK_UPDATE",
+        )
 
     async def start_vouchers_metadata_update(
         self, codes: Sequence[str], metadata: JsonObject, *, policy: PollPolicy | None = None
@@ -118,7 +139,13 @@ class StartActions:
         """``POST /v1/vouchers/metadata/async``: set the same *metadata* on every voucher of
         *codes* (``VOUCHERS.METADATA_UPDATE``)."""
         body = {"codes": _names(codes, "codes"), "metadata": dict(metadata)}
-        return await self.start("POST", "/v1/vouchers/metadata/async", json=body, policy=policy)
+        return await self.start(
+            "POST",
+            "/v1/vouchers/metadata/async",
+            json=body,
+            policy=policy,
+            action_type="VOUCHERS.METADATA_UPDATE",
+        )
 
     # -- campaigns -----------------------------------------------------------------------
 
@@ -128,7 +155,13 @@ class StartActions:
         """``POST /v1/campaigns/{id}/import``: import vouchers into a campaign (id or name)
         (``CAMPAIGN.VOUCHERS_IMPORT``)."""
         path = f"/v1/campaigns/{path_segment(campaign_id, 'campaign_id')}/import"
-        return await self.start("POST", path, json=_rows(vouchers, "vouchers"), policy=policy)
+        return await self.start(
+            "POST",
+            path,
+            json=_rows(vouchers, "vouchers"),
+            policy=policy,
+            action_type="CAMPAIGN.VOUCHERS_IMPORT",
+        )
 
     async def start_campaign_vouchers_import_csv(
         self, campaign_id: str, file: CsvFile, *, policy: PollPolicy | None = None
@@ -136,7 +169,9 @@ class StartActions:
         """``POST /v1/campaigns/{id}/importCSV``: import vouchers into a campaign from a CSV
         (``CAMPAIGN.VOUCHERS_IMPORT_CSV``)."""
         path = f"/v1/campaigns/{path_segment(campaign_id, 'campaign_id')}/importCSV"
-        return await self.start("POST", path, file=file, policy=policy)
+        return await self.start(
+            "POST", path, file=file, policy=policy, action_type="CAMPAIGN.VOUCHERS_IMPORT_CSV"
+        )
 
     async def start_campaign_vouchers_generate(
         self,
@@ -158,7 +193,14 @@ class StartActions:
         path = f"/v1/campaigns/{path_segment(campaign_id, 'campaign_id')}/vouchers"
         body = dict(voucher or {})
         params = {"vouchers_count": str(count)}
-        return await self.start("POST", path, json=body, params=params, policy=policy)
+        return await self.start(
+            "POST",
+            path,
+            json=body,
+            params=params,
+            policy=policy,
+            action_type="CAMPAIGN.VOUCHERS_GENERATE",
+        )
 
     async def delete_campaign(
         self, campaign_id: str, *, force: bool = False, policy: PollPolicy | None = None
@@ -167,7 +209,9 @@ class StartActions:
         *force* (default False) (``CAMPAIGN.VOUCHERS_DELETE``)."""
         path = f"/v1/campaigns/{path_segment(campaign_id, 'campaign_id')}"
         params = {"force": "true"} if force else None
-        return await self.start("DELETE", path, params=params, policy=policy)
+        return await self.start(
+            "DELETE", path, params=params, policy=policy, action_type="CAMPAIGN.VOUCHERS_DELETE"
+        )
 
     # -- customers, products, SKUs, orders ------------------------------------------------
 
@@ -176,7 +220,13 @@ class StartActions:
     ) -> AsyncActionHandle:
         """``POST /v1/customers/importCSV``: import customers from a CSV
         (``CUSTOMERS.IMPORT_CSV``)."""
-        return await self.start("POST", "/v1/customers/importCSV", file=file, policy=policy)
+        return await self.start(
+            "POST",
+            "/v1/customers/importCSV",
+            file=file,
+            policy=policy,
+            action_type="CUSTOMERS.IMPORT_CSV",
+        )
 
     async def start_customers_bulk_update(
         self, customers: Sequence[JsonObject], *, policy: PollPolicy | None = None
@@ -184,7 +234,13 @@ class StartActions:
         """``POST /v1/customers/bulk/async``: upsert customers by ``source_id``
         (``CUSTOMERS.BULK_UPDATE``)."""
         body = _rows(customers, "customers")
-        return await self.start("POST", "/v1/customers/bulk/async", json=body, policy=policy)
+        return await self.start(
+            "POST",
+            "/v1/customers/bulk/async",
+            json=body,
+            policy=policy,
+            action_type="CUSTOMERS.BULK_UPDATE",
+        )
 
     async def start_customers_metadata_update(
         self, source_ids: Sequence[str], metadata: JsonObject, *, policy: PollPolicy | None = None
@@ -192,7 +248,13 @@ class StartActions:
         """``POST /v1/customers/metadata/async``: set *metadata* on the customers of
         *source_ids* (``CUSTOMERS.METADATA_UPDATE``)."""
         body = {"source_ids": _names(source_ids, "source_ids"), "metadata": dict(metadata)}
-        return await self.start("POST", "/v1/customers/metadata/async", json=body, policy=policy)
+        return await self.start(
+            "POST",
+            "/v1/customers/metadata/async",
+            json=body,
+            policy=policy,
+            action_type="CUSTOMERS.METADATA_UPDATE",
+        )
 
     async def start_products_bulk_update(
         self, products: Sequence[JsonObject], *, policy: PollPolicy | None = None
@@ -200,7 +262,13 @@ class StartActions:
         """``POST /v1/products/bulk/async``: upsert products by ``source_id``
         (``PRODUCTS.BULK_UPDATE``)."""
         body = _rows(products, "products")
-        return await self.start("POST", "/v1/products/bulk/async", json=body, policy=policy)
+        return await self.start(
+            "POST",
+            "/v1/products/bulk/async",
+            json=body,
+            policy=policy,
+            action_type="PRODUCTS.BULK_UPDATE",
+        )
 
     async def start_products_metadata_update(
         self, source_ids: Sequence[str], metadata: JsonObject, *, policy: PollPolicy | None = None
@@ -208,26 +276,42 @@ class StartActions:
         """``POST /v1/products/metadata/async``: set *metadata* on the products of
         *source_ids* (``PRODUCTS.METADATA_UPDATE``)."""
         body = {"source_ids": _names(source_ids, "source_ids"), "metadata": dict(metadata)}
-        return await self.start("POST", "/v1/products/metadata/async", json=body, policy=policy)
+        return await self.start(
+            "POST",
+            "/v1/products/metadata/async",
+            json=body,
+            policy=policy,
+            action_type="PRODUCTS.METADATA_UPDATE",
+        )
 
     async def start_products_import_csv(
         self, file: CsvFile, *, policy: PollPolicy | None = None
     ) -> AsyncActionHandle:
         """``POST /v1/products/importCSV``: import products from a CSV (``PRODUCTS.IMPORT_CSV``)."""
-        return await self.start("POST", "/v1/products/importCSV", file=file, policy=policy)
+        return await self.start(
+            "POST",
+            "/v1/products/importCSV",
+            file=file,
+            policy=policy,
+            action_type="PRODUCTS.IMPORT_CSV",
+        )
 
     async def start_skus_import_csv(
         self, file: CsvFile, *, policy: PollPolicy | None = None
     ) -> AsyncActionHandle:
         """``POST /v1/skus/importCSV``: import SKUs from a CSV (``SKUS.IMPORT_CSV``)."""
-        return await self.start("POST", "/v1/skus/importCSV", file=file, policy=policy)
+        return await self.start(
+            "POST", "/v1/skus/importCSV", file=file, policy=policy, action_type="SKUS.IMPORT_CSV"
+        )
 
     async def start_orders_import(
         self, orders: Sequence[JsonObject], *, policy: PollPolicy | None = None
     ) -> AsyncActionHandle:
         """``POST /v1/orders/import``: import orders (``ORDERS.IMPORT``)."""
         body = _rows(orders, "orders")
-        return await self.start("POST", "/v1/orders/import", json=body, policy=policy)
+        return await self.start(
+            "POST", "/v1/orders/import", json=body, policy=policy, action_type="ORDERS.IMPORT"
+        )
 
     # -- loyalty programs ------------------------------------------------------------------
 

@@ -81,6 +81,7 @@ class AsyncActionHandle:
         "_subscribers",
         "_task",
         "_timer",
+        "_type_hint",
         "_waiters",
     )
 
@@ -94,8 +95,12 @@ class AsyncActionHandle:
         started_at: float | None = None,
         stats: DurationStats | None = None,
         server_offset: Callable[[], float | None] | None = None,
+        action_type: str | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
+        # The type the action is expected to have (a start helper knows it): its learned
+        # durations plan the first poll; the first snapshot's type replaces it.
+        self._type_hint = action_type
         # When the action was started (loop time), if this client started it: its age is known.
         self._started_at = started_at
         self._loop = loop
@@ -132,7 +137,7 @@ class AsyncActionHandle:
                 started + policy.timeout, self._expire, "the polling policy's timeout passed"
             )
         self._arm_stall_timer(started)
-        first = self._schedule.first_delay()
+        first = self._schedule.first_delay(action_type)
         if first > 0:
             # An action this client started is polled first_poll_after its start.
             origin = started if started_at is None else started_at
@@ -415,7 +420,7 @@ class AsyncActionHandle:
             progress,
             created=self._created_on_loop_clock(),
             every=self._watch_pace(),
-            action_type=self._latest.type if self._latest is not None else None,
+            action_type=self._latest.type if self._latest is not None else self._type_hint,
         )
         deadline = self._deadline_timer.when() if self._deadline_timer is not None else None
         if deadline is not None and now + delay >= deadline:

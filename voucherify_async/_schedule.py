@@ -5,8 +5,9 @@ Guarantees, for one handle (times in seconds, on the clock the caller passes as 
 - **Bounded lateness.** With ``PollPolicy.max_lateness = f`` the gap after a poll made when
   the action was ``age`` old is never more than ``max(f * max(age, L), initial_delay)``,
   where ``L`` (the learned floor, :meth:`PollSchedule.floor`) is the :data:`FLOOR_QUANTILE`
-  of the durations learned for the action's type (of every type before a snapshot has told
-  the type), and 0 with fewer than five learned or ``learn_durations=False``. So an action
+  of the durations learned for the action's type, and 0 while the type is unknown (no
+  snapshot yet, and no start helper said it), with fewer than five of it learned, or with
+  ``learn_durations=False``. So an action
   that ends at age ``d`` is seen by a poll at most ``max(f * max(d, L), initial_delay)``
   after its end (plus that poll's own request time), whatever its progress did; the first
   poll of a client with learned durations may wait ``FIRST_POLL_CAP * initial_delay``.
@@ -133,7 +134,7 @@ class PollSchedule:
         cap = FIRST_POLL_CAP * policy.initial_delay
         if policy.max_lateness is not None:
             cap = max(cap, policy.max_lateness * self.floor(action_type))
-        return own_delay(min(median, cap))
+        return own_delay(min(median, cap, policy.max_delay))
 
     def next_delay(
         self,
@@ -264,11 +265,13 @@ class PollSchedule:
 
     def floor(self, action_type: str | None = None) -> float:
         """The learned floor of the lateness bound, in seconds: :data:`FLOOR_QUANTILE` of the
-        durations learned for *action_type* (every type's when None), 0 when too few are
-        learned or ``policy.learn_durations`` is off."""
-        if not self._policy.learn_durations or self._stats is None:
+        durations learned for *action_type* itself; 0 when the type is not known, fewer than
+        five of it are learned, or ``policy.learn_durations`` is off. (Never another type's:
+        a new type may be far shorter than those the client knows.)"""
+        if not self._policy.learn_durations or self._stats is None or not action_type:
             return 0.0
-        return self._stats.quantile(action_type, FLOOR_QUANTILE) or 0.0
+        values = self._stats.quantiles(action_type, (FLOOR_QUANTILE,), fallback=False)
+        return values[0] if values else 0.0
 
     def bound(
         self, now: float, created: float | None, action_type: str | None = None
