@@ -85,6 +85,12 @@ class Estimate:
     #: values): polls closer together than a share of it mostly see nothing new.
     seen_step: float = 0.0
 
+    @property
+    def earliest(self) -> float:
+        """The earliest the action may plausibly finish: the finish less its doubt of the
+        time ahead (monotonic s)."""
+        return self.finish - self.doubt * max(0.0, self.finish - self.seen)
+
 
 #: ``(first sighting, progress read as a middle, reported progress, width of the reading)``.
 _Point = tuple[float, float, int, float]
@@ -166,6 +172,17 @@ class _Fit:
         return min(times)
 
 
+class _Analysis:
+    """What the estimate derives from the values alone (not from when they were last seen)."""
+
+    __slots__ = ("fit", "points", "record")
+
+    def __init__(self, points: list[_Point], fit: _Fit, record: dict[str, list[float]]) -> None:
+        self.points = points
+        self.fit = fit
+        self.record = record
+
+
 class _Sample:
     __slots__ = ("first", "last", "progress")
 
@@ -178,18 +195,22 @@ class _Sample:
 class ProgressEstimator:
     """Samples of one action's progress and the finish they predict (monotonic s)."""
 
-    __slots__ = ("_samples", "_step", "_values")
+    __slots__ = ("_analysis", "_samples", "_step", "_values")
 
     def __init__(self) -> None:
         self._samples: collections.deque[_Sample] = collections.deque(maxlen=WINDOW)
         self._step = 0  # gcd of every value seen: 1 for most jobs, 25 for quarters
         self._values = 0  # distinct values above 0 seen
+        # The points, fit and record for one origin, until a new value comes (a value seen
+        # again changes none of them: each poll of a stalled job costs no refit).
+        self._analysis: tuple[float | None, _Analysis | None] | None = None
 
     def reset(self) -> None:
         """Forget everything (progress went back: a new run of the job)."""
         self._samples.clear()
         self._step = 0
         self._values = 0
+        self._analysis = None
 
     def observe(self, now: float, progress: int) -> None:
         """Record that the action reported *progress* (0-100) at *now*."""
@@ -203,6 +224,7 @@ class ProgressEstimator:
             self._values += 1
             self._step = math.gcd(self._step, progress)
         samples.append(_Sample(now, progress))
+        self._analysis = None
 
     @property
     def progress(self) -> int | None:
@@ -244,21 +266,36 @@ class ProgressEstimator:
             points.append((sample.first, value, sample.progress, width))
         return points
 
+    def _analyse(self, origin: float | None) -> _Analysis | None:
+        """The points, the fit through them and each model's record, for *origin* (cached
+        until a new value is observed)."""
+        cached = self._analysis
+        if cached is not None and cached[0] == origin:
+            return cached[1]
+        points = self._points(origin)
+        q = self.step
+        fit = _Fit.through(points, origin, q)
+        analysis = None
+        if fit is not None:
+            record = {name: self._record(points, origin, q, name) for name in ("linear", "power")}
+            analysis = _Analysis(points, fit, record)
+        self._analysis = (origin, analysis)
+        return analysis
+
     def estimate(self, origin: float | None = None) -> Estimate | None:
         """The predicted finish and its doubt; None while progress says nothing.
 
         *origin* is the action's creation on the same clock (a lower bound of its age); it
         enables the power-law model and lets a single reading speak.
         """
-        points = self._points(origin)
-        q = self.step
-        fit = _Fit.through(points, origin, q)
-        if fit is None:
+        analysis = self._analyse(origin)
+        if analysis is None:
             return None
+        points, fit, record = analysis.points, analysis.fit, analysis.record
+        q = self.step
         t_n, _, p_n, _ = points[-1]
         # The model that foretold the recent values best; with no record, the earlier one.
         model: str | None = None
-        record = {name: self._record(points, origin, q, name) for name in ("linear", "power")}
         if record["linear"] and record["power"]:
             model = min(record, key=lambda name: max(abs(1 - r) for r in record[name]))
         finish = fit.when(100.0, model)
@@ -315,12 +352,3 @@ class ProgressEstimator:
             if predicted > t_prev:
                 ratios.append((points[j][0] - t_prev) / (predicted - t_prev))
         return ratios
-
-    def earliest_finish(self, origin: float | None = None) -> float | None:
-        """The earliest the action may plausibly finish (monotonic s), or None: the
-        predicted finish less its doubt (for the admission order)."""
-        estimate = self.estimate(origin)
-        if estimate is None:
-            return None
-        ahead = max(0.0, estimate.finish - estimate.seen)
-        return estimate.finish - estimate.doubt * ahead

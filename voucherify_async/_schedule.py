@@ -42,7 +42,7 @@ import random
 from typing import TYPE_CHECKING, Final
 
 from ._config import PollPolicy, own_delay
-from ._estimator import ProgressEstimator
+from ._estimator import Estimate, ProgressEstimator
 
 if TYPE_CHECKING:
     from ._durations import DurationStats
@@ -87,6 +87,7 @@ class PollSchedule:
     __slots__ = (
         "_due_progress",
         "_due_since",
+        "_estimate",
         "_estimator",
         "_growth",
         "_last_gap",
@@ -113,6 +114,7 @@ class PollSchedule:
         self._started = started
         self._stats = stats
         self._estimator = ProgressEstimator()
+        self._estimate: Estimate | None = None  # the newest, for the admission order
         # Since when the earliest plausible finish has passed at this progress (None: not yet).
         self._due_since: float | None = None
         self._due_progress: int | None = None
@@ -162,7 +164,7 @@ class PollSchedule:
         if policy.adaptive and in_progress and progress is not None:
             estimator = self._estimator
             estimator.observe(now, progress)
-            estimate = estimator.estimate(origin)
+            estimate = self._estimate = estimator.estimate(origin)
             if estimate is not None:
                 reason = "adaptive"
                 remaining = estimate.finish - now
@@ -250,7 +252,7 @@ class PollSchedule:
         learned), since a young action's poll almost always sees it unfinished; held. Else
         *now*.
         """
-        earliest = self._estimator.earliest_finish()
+        earliest = self._estimate.earliest if self._estimate is not None else None
         if earliest is not None:
             return (earliest if earliest <= now else now + own_delay(earliest - now)), False
         policy = self._policy
