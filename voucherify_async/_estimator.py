@@ -46,6 +46,7 @@ STEP_VALUES: Final = 2
 WINDOW: Final = 8
 #: A span must gain at least this many points to anchor the local rate while one exists.
 MIN_GAIN: Final = 4
+GAIN_SHARE = 0.35
 #: The doubt of any model of a job's future: how much faster the rest may go, as a fraction
 #: of the time it predicts (jobs change pace; the zoo's noisy shape changes it at random).
 MODEL_DOUBT: Final = 0.12
