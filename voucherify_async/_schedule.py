@@ -221,11 +221,14 @@ class PollSchedule:
         """Where progress says nothing: the wait until the next decile of the durations
         learned for *action_type* that the action has not reached yet (at least
         ``min_delay``); past the last decile, unbounded (the lateness bound decides). None
-        when nothing is learned or the action's age is unknown."""
+        when the type or the action's age is unknown, or fewer than five of the type are
+        learned (another type's durations say nothing of this one)."""
         policy = self._policy
         if not policy.learn_durations or self._stats is None or origin is None:
             return None
-        deciles = self._stats.quantiles(action_type, DECILES)
+        if not action_type:
+            return None
+        deciles = self._stats.quantiles(action_type, DECILES, fallback=False)
         if deciles is None:
             return None
         age = now - origin
