@@ -79,6 +79,8 @@ async def run_budget(r: aioredis.Redis) -> dict[str, Any]:
             try:
                 await c.async_actions.get(CONFIG["action_id"])
                 done += 1
+                if done == 1:
+                    say(event="first")  # this process has used the budget
             except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
 

@@ -166,6 +166,27 @@ async def test_lost_state_holds_the_budget_for_a_lease(r: Any) -> None:
         await g.aclose()
 
 
+async def test_lost_state_recreated_by_a_newcomer_still_holds_the_budget(r: Any) -> None:
+    """Redis loses the budget's keys, and a process new to the budget (it cannot tell a
+    loss from a first use) is the first to call: the first caller that knew the old state
+    holds the budget for one lease from then on, instead of taking the recreated state at
+    its word."""
+    old, newcomer = gate(r, hold=1.0), gate(r, hold=1.0)
+    try:
+        old.release(await old.acquire(), answered=True)
+        await asyncio.wait(old._tasks)
+        await r.flushdb()
+        newcomer.release(await asyncio.wait_for(newcomer.acquire(), 30), answered=True)
+        await asyncio.wait(newcomer._tasks)
+        noticed = await redis_ms(r)
+        adm = await asyncio.wait_for(old.acquire(), 30)
+        assert adm.token.admitted_ms >= noticed + 1000 + WINDOW * 1000
+        old.release(adm, answered=True)
+    finally:
+        await old.aclose()
+        await newcomer.aclose()
+
+
 async def test_unreachable_redis_is_a_typed_error_after_the_bound(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -314,14 +335,16 @@ async def test_kill_9_of_a_process_holding_slots(redis_server: RedisServer, r: A
 async def test_redis_restarted_mid_run(
     own_redis_server: RedisServer, counting_emulator: VoucherifyEmulator
 ) -> None:
-    """Redis dies under two busy processes and comes back empty: they wait (a WARNING), then
-    carry on, and the server never sees the budget exceeded."""
+    """Redis dies under two busy processes (each has had a request answered) and comes back
+    empty: they wait (a WARNING), then carry on, and the server never sees the budget
+    exceeded."""
     emu = counting_emulator
     action_id = emu.add_action(duration=0.0)
     config = worker_config(own_redis_server.url, emu, action_id, requests=12, timeout=2.0)
     workers = [await Worker.spawn(**config) for _ in range(2)]
     try:
-        await emu.wait_for_requests(LIMIT, timeout=60)
+        for w in workers:
+            await w.event("first")
         own_redis_server.stop()
         for w in workers:
             event = await w.event("log")

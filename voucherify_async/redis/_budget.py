@@ -37,7 +37,11 @@ and gets :class:`BudgetUnavailableError` once *unavailable_timeout* seconds (def
 without Redis. A slot already taken keeps its lease, so it is never counted short. When Redis
 comes back, callers carry on. When its state is lost (a restart without persistence, a flush),
 the first process that notices holds the whole budget for one lease before admitting again,
-since requests admitted before the loss may still count on the server.
+since requests admitted before the loss may still count on the server. A process that had
+never called Redis before cannot tell a lost state from a new budget: if it is the first to
+call after the loss, the requests it is admitted before a process that knew the old state
+calls again are not held (that process's next call holds the budget from then on). Use
+persistence (an AOF) where processes join while Redis may restart.
 """
 
 from __future__ import annotations

@@ -23,20 +23,26 @@ local heartbeat = tonumber(ARGV[9])
 local day = 86400000
 
 local epoch = redis.call('GET', KEYS[5])
+local lost = false
 if not epoch then
   epoch = ARGV[7]
   redis.call('SET', KEYS[5], epoch, 'PX', day)
-  if ARGV[6] ~= '' then
-    -- The state vanished (Redis restarted without persistence, or was flushed) while this
-    -- caller was using it: requests admitted before may still count on the server for up to a
-    -- lease. Hold the whole budget for one lease rather than risk exceeding it.
-    for i = 1, limit do
-      redis.call('ZADD', KEYS[1], now + lease, 'lost:' .. i)
-    end
-    redis.call('PEXPIRE', KEYS[1], lease)
-  end
+  -- The state vanished (Redis restarted without persistence, or was flushed) while this
+  -- caller was using it.
+  lost = ARGV[6] ~= ''
 else
   redis.call('PEXPIRE', KEYS[5], day)
+  -- Another caller, new to the budget, recreated the state after it vanished: this caller
+  -- is the first to know that requests admitted before may still count.
+  lost = ARGV[6] ~= '' and ARGV[6] ~= epoch
+end
+if lost then
+  -- Requests admitted before the loss may still count on the server for up to a lease:
+  -- hold the whole budget for one lease rather than risk exceeding it.
+  for i = 1, limit do
+    redis.call('ZADD', KEYS[1], now + lease, 'lost:' .. i)
+  end
+  redis.call('PEXPIRE', KEYS[1], lease)
 end
 
 -- Contenders that stopped asking (their process died) leave the queue.
