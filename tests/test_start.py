@@ -136,6 +136,20 @@ async def test_bad_methods_and_types_are_refused(
     assert emulator.count() == 0
 
 
+async def test_a_bad_action_type_is_refused_before_any_request(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
+    """action_type is a str (an AsyncActionType is one); anything else is refused unsent."""
+    with pytest.raises(InvalidArgumentTypeError, match="action_type"):
+        await client.async_actions.start(
+            "POST",
+            "/v1/vouchers/import",
+            json=[],
+            action_type=7,  # type: ignore[arg-type]
+        )
+    assert emulator.count() == 0
+
+
 async def test_json_and_file_together_are_refused(
     emulator: VoucherifyEmulator, client: VoucherifyClient
 ) -> None:

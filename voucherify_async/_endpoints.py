@@ -91,6 +91,10 @@ class StartActions:
         """
         if self._closing:
             raise ClientClosedError("this VoucherifyClient is closed: nothing was sent")
+        if action_type is not None and not isinstance(action_type, str):
+            raise InvalidArgumentTypeError(
+                f"action_type is a str such as 'VOUCHERS.IMPORT', got {type(action_type).__name__}"
+            )
         action_id = await send_start(
             self._transport, method, path, json=json, file=file, fields=fields, params=params
         )
