@@ -43,7 +43,7 @@ class DurationStats:
     their first poll. Save it with :meth:`to_dict` and start warm with :meth:`update`.
     """
 
-    __slots__ = ("_by_type", "_seen", "_seen_order")
+    __slots__ = ("_by_type", "_seen", "_seen_order", "_sorted")
 
     def __init__(self) -> None:
         self._by_type: collections.OrderedDict[str, collections.deque[float]] = (
@@ -52,6 +52,9 @@ class DurationStats:
         # Ids already counted (the newest SEEN_IDS), so a polled or listed action counts once.
         self._seen: set[str] = set()
         self._seen_order: collections.deque[str] = collections.deque()
+        # Each type's durations in order, kept until it learns more: the schedule asks for
+        # quantiles on every poll, a type learns only when an action ends.
+        self._sorted: dict[str, list[float]] = {}
 
     def add(self, action_type: str | None, seconds: float) -> None:
         """Learn that an action of *action_type* took *seconds* (ignored unless finite >= 0)."""
@@ -64,10 +67,12 @@ class DurationStats:
             if samples is None:
                 samples = self._by_type[key] = collections.deque(maxlen=PER_TYPE)
                 while len(self._by_type) > MAX_TYPES:
-                    self._by_type.popitem(last=False)
+                    forgotten, _ = self._by_type.popitem(last=False)
+                    self._sorted.pop(forgotten, None)
             else:
                 self._by_type.move_to_end(key)
             samples.append(seconds)
+            self._sorted.pop(key, None)
 
     def learn(self, action: AsyncAction) -> bool:
         """Learn from a terminal snapshot: its ``processing_time``, else its timestamps.
@@ -104,12 +109,15 @@ class DurationStats:
     ) -> list[float] | None:
         """The quantiles *qs* (each 0-1) of *action_type*'s durations in seconds, falling back
         to every type's (unless *fallback* is False); None when fewer than 5 are known."""
-        samples = self._by_type.get(str(action_type)) if action_type else None
+        key = str(action_type) if action_type else None
+        samples = self._by_type.get(key) if key is not None else None
         if (samples is None or len(samples) < MIN_SAMPLES) and fallback:
-            samples = self._by_type.get(ANY_TYPE)
-        if samples is None or len(samples) < MIN_SAMPLES:
+            key, samples = ANY_TYPE, self._by_type.get(ANY_TYPE)
+        if key is None or samples is None or len(samples) < MIN_SAMPLES:
             return None
-        ordered = sorted(samples)
+        ordered = self._sorted.get(key)
+        if ordered is None:
+            ordered = self._sorted[key] = sorted(samples)
         last = len(ordered) - 1
         return [ordered[min(last, max(0, math.ceil(q * len(ordered)) - 1))] for q in qs]
 
