@@ -96,7 +96,7 @@ class Config:
 
 QUICK: Final = Config(40)
 FULL: Final = Config(300)
-LONG: Final = Config(100, durations=(120.0, 1800.0))
+LONG: Final = Config(300, durations=(120.0, 1800.0))
 SMOKE: Final = Config(4)
 
 
@@ -179,6 +179,7 @@ def simulate(
                 progress if in_progress else None,
                 created=CREATED_SLACK,
                 action_type=job.type,
+                enqueued=status == "ENQUEUED",
             )
         t = answered + delay
         if gets > 100_000:

@@ -10,91 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
-from collections.abc import Callable
 
-import attrs
 import pytest
-from hypothesis import HealthCheck, given, settings
+from _polling import PROPERTY, _job, poll
+from hypothesis import given
 from hypothesis import strategies as st
 
 from voucherify_async import AsyncAction, AsyncActionStatus, PollPolicy
 from voucherify_async._durations import MAX_TYPES, PER_TYPE, DurationStats
 from voucherify_async._estimator import ProgressEstimator
 from voucherify_async._schedule import FLOOR_QUANTILE, PollSchedule
-from voucherify_async.testing._jobs import Job
-from voucherify_async.testing._shapes import make_shape, scripted
-
-#: Reproducible in CI: the same examples every run, no example database.
-PROPERTY = settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-
-
-@attrs.frozen
-class Run:
-    gets: int
-    lateness: float  # seconds from the job's end to the answer of the poll that saw it
-    gaps: tuple[tuple[float, float, float], ...]  # (answered at, gap, bound at that moment)
-
-
-def _job(curve: str | Callable[[float], int], duration: float, enqueued: float = 0.0) -> Job:
-    shape = curve if curve in ("linear", "steps") else make_shape(curve, random.Random(5))
-    return Job.planned(
-        id="aa_test",
-        type="VOUCHERS.IMPORT",
-        seq=0,
-        now_ms=0.0,
-        created_ms=0,
-        enqueued=enqueued,
-        duration=duration,
-        curve=shape,  # type: ignore[arg-type]
-        status="DONE",
-        operation_status=None,
-        result=None,
-        request_id="v-test",
-        extra=None,
-    )
-
-
-def poll(
-    job: Job,
-    duration: float,
-    policy: PollPolicy,
-    *,
-    latency: float = 0.05,
-    start: float = 0.01,
-    every: float | None = None,
-    rng: random.Random | None = None,
-    stats: DurationStats | None = None,
-    told_type: bool = False,
-) -> Run:
-    """Drive a PollSchedule against *job* (created at 0) until a poll sees it end; with
-    *told_type* the handle knows the type before its first GET (a start helper's)."""
-    schedule = PollSchedule(policy, rng or random.Random(1), started=start, stats=stats)
-    t = start + schedule.first_delay(job.type if told_type else None)
-    gaps = []
-    for gets in range(1, 100_000):
-        status, progress, _ = job.state((t + latency / 2) * 1000)
-        answered = t + latency
-        if status == "DONE":
-            return Run(gets, answered - duration, tuple(gaps))
-        in_progress = status == "IN_PROGRESS"
-        delay, _ = schedule.next_delay(
-            answered,
-            in_progress,
-            progress if in_progress else None,
-            created=0.0,
-            every=every,
-            action_type=job.type,
-        )
-        gaps.append((answered, delay, schedule.bound(answered, 0.0, job.type) or math.inf))
-        t = answered + delay
-    raise AssertionError("the job was never seen to end")
-
+from voucherify_async.testing._shapes import scripted
 
 SHAPES = (
     *("linear", "fast-then-slow", "slow-then-fast", "stall", "coarse", "noisy", "none"),

@@ -38,6 +38,8 @@ from typing import Final
 
 import attrs
 
+from ._steady import Steady, steady_finish
+
 __all__ = ["MIN_GAIN", "WINDOW", "Estimate", "ProgressEstimator"]
 
 #: The step is the gcd of the values seen once there are this many above 0.
@@ -226,6 +228,23 @@ class ProgressEstimator:
             self._step = math.gcd(self._step, progress)
         samples.append(_Sample(now, progress))
         self._analysis = None
+
+    def steady(self, origin_lo: float, origin_hi: float, step: int) -> Steady | None:
+        """The finishes a steady pace from an origin in ``[origin_lo, origin_hi]`` allows
+        (see :mod:`._steady`), with progress read in steps of *step*; None when none fits."""
+        readings = [(s.first, s.last, s.progress) for s in self._samples]
+        return steady_finish(readings, step, origin_lo, origin_hi)
+
+    @property
+    def values(self) -> int:
+        """How many distinct values above 0 were seen."""
+        return self._values
+
+    @property
+    def quantum(self) -> int:
+        """The largest step progress may move in: the gcd of every value above 0 seen (one
+        25 may be a quarter), 1 before any. Never smaller than the true step."""
+        return max(1, self._step)
 
     @property
     def progress(self) -> int | None:

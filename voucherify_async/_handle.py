@@ -421,6 +421,7 @@ class AsyncActionHandle:
             created=self._created_on_loop_clock(),
             every=self._watch_pace(),
             action_type=self._latest.type if self._latest is not None else self._type_hint,
+            enqueued=snapshot is not None and snapshot.status == AsyncActionStatus.ENQUEUED,
         )
         deadline = self._deadline_timer.when() if self._deadline_timer is not None else None
         if deadline is not None and now + delay >= deadline:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Final
 
 from ._config import PollPolicy, own_delay
 from ._estimator import Estimate, ProgressEstimator
+from ._steady import Steady, plan_poll
 
 if TYPE_CHECKING:
     from ._durations import DurationStats
@@ -76,7 +77,23 @@ PRECISION: Final = 0.02
 TOLERANCE_MIN: Final = 0.5
 #: ... and at most this many (about what a 1 s loop is late on average, so long jobs are not
 #: seen later than such a loop would see them); never below ``min_delay``.
-TOLERANCE_MAX: Final = 1.0
+TOLERANCE_MAX: Final = 0.7
+#: Readings in steps of at least this many points are checked against a steady pace
+#: (:mod:`._steady`): one such reading says little, so where the steps' crossings fall is
+#: worth polls of its own.
+STEADY_STEP: Final = 10
+#: A steady job's end is sought within the tolerance above, and no closer than this share
+#: of its age (a job that reports quarters is not polled every few seconds for an hour to
+#: see its end within a second).
+STEADY_PRECISION: Final = 0.004
+#: One value seen that is a multiple of this is read as a quarter mark (a job that reports
+#: per stage), until a second value says what the step is.
+QUARTER: Final = 25
+#: How much earlier than ``created`` (mapped through the Date header's whole seconds) the
+#: action may have been created (seconds).
+ORIGIN_SLACK: Final = 1.0
+#: How much a job never seen ENQUEUED is believed to have begun its work when created.
+CREATED_SHARE: Final = 0.7
 #: A poll at the predicted finish is moved later by jitter, at most this share of the tolerance.
 SURE_SPREAD: Final = 0.5
 
@@ -95,8 +112,10 @@ class PollSchedule:
         "_last_progress",
         "_policy",
         "_rng",
+        "_running_since",
         "_started",
         "_stats",
+        "_waiting_since",
     )
 
     def __init__(
@@ -121,6 +140,10 @@ class PollSchedule:
         self._last_poll: float | None = None
         self._last_progress: int | None = None
         self._last_gap: float | None = None
+        # The last poll that saw the action ENQUEUED: its work started later.
+        self._waiting_since: float | None = None
+        # The first poll that saw it IN_PROGRESS: its work had started by then.
+        self._running_since: float | None = None
 
     def first_delay(self, action_type: str | None = None) -> float:
         """Seconds before the first GET: the policy's ``first_poll_after``, or, when it is 0
@@ -147,6 +170,7 @@ class PollSchedule:
         created: float | None = None,
         every: float | None = None,
         action_type: str | None = None,
+        enqueued: bool = False,
     ) -> tuple[float, PollReason]:
         """Seconds until the next poll, and why, after a poll at *now*.
 
@@ -154,7 +178,8 @@ class PollSchedule:
         ``None`` when the poll failed or the status is not IN_PROGRESS). *created* is the
         action's creation on the same clock as *now* (a lower bound of its age), if known;
         *every* the longest gap a watcher accepts (None: nobody watches); *action_type* the
-        action's type, once a snapshot has told it.
+        action's type, once a snapshot has told it; *enqueued* whether the snapshot said
+        ENQUEUED (the job's work had not started by *now*).
         """
         policy = self._policy
         backoff: float = next(self._growth)
@@ -165,39 +190,25 @@ class PollSchedule:
             estimator = self._estimator
             estimator.observe(now, progress)
             estimate = self._estimate = estimator.estimate(origin)
-            if estimate is not None:
+            if self._running_since is None:
+                self._running_since = now
+            steady = self._steady_fits(origin) if origin is not None else None
+            age = now - (origin if origin is not None else now)
+            if progress != self._due_progress:
+                self._due_since, self._due_progress = None, progress
+            if steady is not None:
+                self._due_since = None
                 reason = "adaptive"
-                remaining = estimate.finish - now
-                if progress != self._due_progress:
-                    self._due_since, self._due_progress = None, progress
-                if remaining > 0:
-                    self._due_since = None
-                    early = remaining * estimate.doubt
-                    age = now - (origin if origin is not None else estimate.seen)
-                    tolerance = max(
-                        policy.min_delay, min(TOLERANCE_MAX, max(TOLERANCE_MIN, PRECISION * age))
-                    )
-                    if early <= tolerance:
-                        # Sure enough: poll at the predicted finish; jitter (which spreads
-                        # handles apart) moves it later by at most half the tolerance, since
-                        # a poll just before the end only sees it unfinished.
-                        spread = abs(policy.jittered(remaining, self._rng) - remaining)
-                        delay = remaining + min(spread, tolerance * SURE_SPREAD)
-                    else:
-                        delay = remaining - early  # not yet: come closer and learn more
-                        if progress == self._last_progress and self._last_gap is not None:
-                            # The last poll taught nothing new: do not close in faster.
-                            delay = min(remaining, max(delay, self._last_gap))
-                        # Jitter only ever brings this poll forward, never past the estimate.
-                        delay = min(delay, policy.jittered(delay, self._rng))
-                else:  # overdue: the end may come any moment, or the job has stalled
-                    if self._due_since is None:
-                        self._due_since = max(estimate.finish, self._last_poll or estimate.finish)
-                    delay = max(
-                        (now - self._due_since) * OVERDUE_BACKOFF,
-                        estimate.last_step * OVERDUE_STEP,
-                    )
-                delay = max(delay, policy.min_delay, STEP_SHARE * estimate.seen_step)
+                delay = max(self._steady_delay(now, *steady, progress, age), policy.min_delay)
+            elif estimate is not None:
+                reason = "adaptive"
+                tolerance = max(
+                    policy.min_delay, min(TOLERANCE_MAX, max(TOLERANCE_MIN, PRECISION * age))
+                )
+                delay = self._estimate_delay(now, estimate, progress, tolerance)
+                delay = max(delay, policy.min_delay)
+        elif enqueued:
+            self._waiting_since = now
         self._last_poll = now
         self._last_progress = progress
         if delay is None:
@@ -214,6 +225,90 @@ class PollSchedule:
             delay, reason = every, "watched"
         self._last_gap = delay
         return own_delay(delay), reason
+
+    def _estimate_delay(
+        self, now: float, estimate: Estimate, progress: int, tolerance: float
+    ) -> float:
+        """The gap the estimator's prediction gives (see the module's "while progress
+        moves")."""
+        policy = self._policy
+        remaining = estimate.finish - now
+        if remaining > 0:
+            self._due_since = None
+            early = remaining * estimate.doubt
+            if early <= tolerance:
+                # Sure enough: poll at the predicted finish; jitter (which spreads handles
+                # apart) moves it later by at most half the tolerance, since a poll just
+                # before the end only sees it unfinished.
+                spread = abs(policy.jittered(remaining, self._rng) - remaining)
+                delay = remaining + min(spread, tolerance * SURE_SPREAD)
+            else:
+                delay = remaining - early  # not yet: come closer and learn more
+                if progress == self._last_progress and self._last_gap is not None:
+                    # The last poll taught nothing new: do not close in faster.
+                    delay = min(remaining, max(delay, self._last_gap))
+                # Jitter only ever brings this poll forward, never past the estimate.
+                delay = min(delay, policy.jittered(delay, self._rng))
+        else:  # overdue: the end may come any moment, or the job has stalled
+            if self._due_since is None:
+                self._due_since = max(estimate.finish, self._last_poll or estimate.finish)
+            delay = max(
+                (now - self._due_since) * OVERDUE_BACKOFF, estimate.last_step * OVERDUE_STEP
+            )
+        return max(delay, STEP_SHARE * estimate.seen_step)
+
+    def _steady_fits(self, origin: float) -> tuple[list[tuple[Steady, float]], int] | None:
+        """What a steady pace allows (see :mod:`._steady`), with how much each assumption
+        about when the work began is believed, and the step progress is read in; None while
+        progress does not move in steps (or one value is not a quarter mark), or no steady
+        pace fits."""
+        estimator = self._estimator
+        quantum = estimator.quantum
+        if estimator.values >= 2:  # progress moves in steps of `quantum` (or less)
+            if quantum < STEADY_STEP or 100 % quantum:
+                return None
+        elif quantum % QUARTER:
+            return None
+        else:  # one value: a quarter mark is read as a job that reports quarters
+            quantum = QUARTER
+        # The work began after the action was created and after it was last seen ENQUEUED,
+        # and before it was first seen IN_PROGRESS.
+        start = origin - ORIGIN_SLACK
+        if self._waiting_since is not None:
+            start = max(start, self._waiting_since)
+        running = self._running_since if self._running_since is not None else origin
+        loose = estimator.steady(start, running, quantum)
+        if loose is None:
+            return None
+        if self._waiting_since is not None:
+            return [(loose, 1.0)], quantum
+        # Never seen ENQUEUED: most likely it began when it was created.
+        tight = estimator.steady(start, origin, quantum)
+        if tight is None:
+            return [(loose, 1.0)], quantum
+        return [(tight, CREATED_SHARE), (loose, 1.0 - CREATED_SHARE)], quantum
+
+    def _steady_delay(
+        self,
+        now: float,
+        fits: list[tuple[Steady, float]],
+        step: int,
+        progress: int,
+        age: float,
+    ) -> float:
+        """The gap while a steady pace fits every reading: the poll
+        :func:`._steady.plan_poll` plans, to see the end within the tolerance (as the
+        estimator's, but at least :data:`STEADY_PRECISION` of the age). A poll after every
+        finish allowed is moved later by jitter, at most :data:`SURE_SPREAD` of the
+        tolerance."""
+        policy = self._policy
+        near = min(TOLERANCE_MAX, max(TOLERANCE_MIN, PRECISION * age))
+        tolerance = max(policy.min_delay, near, STEADY_PRECISION * age)
+        when = plan_poll(fits, step, progress, now + policy.min_delay, tolerance)
+        if when >= max(fit.finish_hi for fit, _ in fits):
+            spread = abs(policy.jittered(when - now, self._rng) - (when - now))
+            return when - now + min(spread, tolerance * SURE_SPREAD)
+        return when - now
 
     def _learned_wait(
         self, now: float, origin: float | None, action_type: str | None
