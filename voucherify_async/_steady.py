@@ -26,6 +26,7 @@ line crossings per new value.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -127,11 +128,15 @@ def _polls(width: float, tolerance: float, eggs: int) -> int:
         return 1
     units = width / tolerance
     polls = 1
-    while sum(math.comb(polls, i) for i in range(1, eggs + 1)) < units:
+    while _capacity(polls, eggs) < units and polls < _MAX_POLLS:
         polls += 1
-        if polls >= _MAX_POLLS:
-            break
     return polls
+
+
+@functools.cache
+def _capacity(polls: int, eggs: int) -> int:
+    """How many stretches *polls* polls with *eggs* chances tell apart."""
+    return sum(math.comb(polls, i) for i in range(1, eggs + 1))
 
 
 def _sample(fits: Iterable[tuple[Steady, float]]) -> list[tuple[float, float, float]]:

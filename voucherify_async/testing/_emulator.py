@@ -233,8 +233,9 @@ class VoucherifyEmulator:
         It spends *enqueued* seconds ENQUEUED (default ``min(0.05 * duration, 0.5)``), then
         is IN_PROGRESS with *progress* rising: a shape's name (``"linear"``, ``"steps"``,
         ``"coarse"``, ``"fast-then-slow"``, ``"slow-then-fast"``, ``"stall"``, ``"noisy"``,
-        ``"none"``; see ``PROGRESS_SHAPES``), a function of the elapsed fraction (0.0-1.0)
-        returning 0-100, or ``(fraction, progress)`` points joined by straight lines, such as
+        ``"stages"``, ``"none"``; see ``PROGRESS_SHAPES``), a function of the elapsed
+        fraction (0.0-1.0) returning 0-100, or ``(fraction, progress)`` points joined by
+        straight lines, such as
         ``[(0.0, 0), (0.5, 5), (1.0, 100)]``. It ends with *status* (``"DONE"`` or
         ``"FAILED"``) *duration* seconds (default 1.0, job clock) after it was created;
         ``duration=None`` never ends, ``duration=0`` ends at once; a negative, NaN or

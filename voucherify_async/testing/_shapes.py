@@ -17,7 +17,7 @@ from typing import Final
 
 from voucherify_async._errors import InvalidArgumentError
 
-__all__ = ["PROGRESS_SHAPES", "SHAPES", "make_shape", "noisy", "scripted"]
+__all__ = ["PROGRESS_SHAPES", "SHAPES", "make_shape", "noisy", "scripted", "stages"]
 
 Shape = Callable[[float], int]
 
@@ -144,7 +144,25 @@ def noisy(rng: random.Random, segments: int = 20) -> Shape:
     return scripted(points)
 
 
-#: The named shapes ``add_action(progress=...)`` takes, besides ``"noisy"`` (seeded per job).
+def stages(rng: random.Random, count: int = 4) -> Shape:
+    """Progress in quarters (0, 25, 50, 75) whose stages take random shares of the time
+    (from *rng*): a job that reports per stage, its stages of unequal length."""
+    weights = [rng.expovariate(1.0) for _ in range(count)]
+    total = sum(weights)
+    marks = [sum(weights[: i + 1]) / total for i in range(count - 1)]
+    step = 100 // count
+
+    def shape(fraction: float) -> int:
+        return step * sum(fraction >= mark for mark in marks)
+
+    return shape
+
+
+#: Shapes drawn per job from the emulator's seed, by name.
+_SEEDED: Final[dict[str, Callable[[random.Random], Shape]]] = {"noisy": noisy, "stages": stages}
+
+#: The named shapes ``add_action(progress=...)`` takes, besides ``"noisy"`` and ``"stages"``
+#: (seeded per job).
 SHAPES: Final[dict[str, Shape]] = {
     "linear": linear,
     "fast-then-slow": fast_then_slow,
@@ -161,7 +179,7 @@ SHAPES: Final[dict[str, Shape]] = {
 }
 
 #: Every name ``add_action(progress=...)`` accepts.
-PROGRESS_SHAPES: Final = (*SHAPES, "noisy")
+PROGRESS_SHAPES: Final = (*SHAPES, *_SEEDED)
 
 
 def make_shape(spec: str | Shape | Sequence[tuple[float, int]], rng: random.Random) -> Shape:
@@ -169,8 +187,8 @@ def make_shape(spec: str | Shape | Sequence[tuple[float, int]], rng: random.Rand
     fraction, or ``(fraction, progress)`` points (see :func:`scripted`).
     :class:`~voucherify_async.InvalidArgumentError` otherwise."""
     if isinstance(spec, str):
-        if spec == "noisy":
-            return noisy(rng)
+        if spec in _SEEDED:
+            return _SEEDED[spec](rng)
         try:
             return SHAPES[spec]
         except KeyError:
