@@ -27,6 +27,12 @@ How it picks a gap, under that bound:
   Once the predicted finish has passed without an end, it waits :data:`OVERDUE_BACKOFF` of
   the time overdue (at least :data:`OVERDUE_STEP` of the last step's time), so a stalled
   job backs off geometrically.
+- **While progress moves in steps** (:data:`STEADY_STEP` points or more; one quarter mark
+  counts as a quarter until a second value tells the step), as long as a steady pace fits
+  every reading: the poll :func:`._steady.plan_poll` plans over the finishes it allows, the
+  work having begun between the creation (or the last ENQUEUED sighting) and the first
+  IN_PROGRESS sighting, at the creation with :data:`CREATED_SHARE` belief when ENQUEUED was
+  never seen.
 - **Where progress says nothing** (ENQUEUED, a stall at 0, a type that reports none): with
   learned durations, as the action outlives each decile of its type's durations; else the
   policy's growth schedule.
