@@ -93,7 +93,7 @@ class Config:
     long_range: tuple[float, float] = (30.0, 300.0)
     #: The zoo: jobs per shape for 15-45 s and for 2-30 min jobs (simulated clock).
     zoo_jobs: int = 300
-    zoo_long_jobs: int = 100
+    zoo_long_jobs: int = 300
     #: The saturated-budget scenario.
     saturated: saturated.Config = saturated.FULL
     #: Run each variant in a spawned process (else here, in a fresh event loop).
