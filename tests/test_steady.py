@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from voucherify_async import PollPolicy
+from voucherify_async._schedule import PollSchedule
 from voucherify_async._steady import Steady, plan_poll, steady_finish
 from voucherify_async.testing._shapes import make_shape
 
@@ -147,3 +148,13 @@ def test_stepped_progress_of_any_timing_is_seen_within_the_bound(
     run = poll(job, duration, policy, latency=latency, rng=random.Random(seed))
     allowed = max(policy.max_lateness * (duration + latency / 2), policy.initial_delay)
     assert run.lateness <= allowed + 1.5 * latency + 1e-6
+
+
+def test_the_admission_order_sees_the_earliest_finish_a_steady_pace_allows() -> None:
+    """A quarter seen at 8 s (work begun at the creation, most likely): the job cannot end
+    before about 16 s at that pace, so its next poll is not urgent before then."""
+    schedule = PollSchedule(PollPolicy(), random.Random(1), started=0.0)
+    schedule.next_delay(8.0, True, 25, created=0.0)
+    when, held = schedule.due(9.0)
+    assert not held
+    assert 15.0 <= when <= 16.5

@@ -110,6 +110,7 @@ class PollSchedule:
     __slots__ = (
         "_due_progress",
         "_due_since",
+        "_earliest",
         "_estimate",
         "_estimator",
         "_growth",
@@ -140,6 +141,8 @@ class PollSchedule:
         self._stats = stats
         self._estimator = ProgressEstimator()
         self._estimate: Estimate | None = None  # the newest, for the admission order
+        # The earliest finish the most believed steady fit allows, while one fits.
+        self._earliest: float | None = None
         # Since when the earliest plausible finish has passed at this progress (None: not yet).
         self._due_since: float | None = None
         self._due_progress: int | None = None
@@ -199,6 +202,10 @@ class PollSchedule:
             if self._running_since is None:
                 self._running_since = now
             steady = self._steady_fits(origin) if origin is not None else None
+            # The most believed fit's earliest finish orders admission.
+            self._earliest = (
+                max(steady[0], key=lambda pair: pair[1])[0].finish_lo if steady else None
+            )
             age = now - (origin if origin is not None else now)
             if progress != self._due_progress:
                 self._due_since, self._due_progress = None, progress
@@ -349,14 +356,17 @@ class PollSchedule:
         """When the next poll becomes worth making, for the gate's admission order, and
         whether the gate may hold it until then while the budget is short.
 
-        Once progress gives one, the earliest plausible finish (possibly past: an action that
-        may have ended goes first); not held, so the lateness bound keeps its say. Before
+        Once progress gives one, the earliest plausible finish (for progress read in steps,
+        the earliest the most believed steady pace allows; possibly past: an action that may
+        have ended goes first); not held, so the lateness bound keeps its say. Before
         that, not before the handle is as old as the first-poll wait: the learned median
         duration, at most ``FIRST_POLL_CAP * initial_delay`` (which it is when nothing is
         learned), since a young action's poll almost always sees it unfinished; held. Else
         *now*.
         """
-        earliest = self._estimate.earliest if self._estimate is not None else None
+        earliest = self._earliest
+        if earliest is None and self._estimate is not None:
+            earliest = self._estimate.earliest
         if earliest is not None:
             return (earliest if earliest <= now else now + own_delay(earliest - now)), False
         policy = self._policy
