@@ -214,12 +214,14 @@ def run_shapes(
     for shape, (spec, enqueued) in shapes.items():
         per: dict[str, list[Outcome]] = {}
         for poller in pollers:
-            rng = random.Random(config.seed)
             stats = warm_stats(config)
             outcomes = []
-            for duration in durations(config, rng):
-                job = _job(spec, enqueued, duration, random.Random(rng.random()))
-                outcomes.append(simulate(poller, job, duration, rng, policy, stats))
+            for i, duration in enumerate(durations(config, random.Random(config.seed))):
+                # Each job, and each job's jitter, from a seed of its own: every poller sees
+                # the same jobs, and what one poll draws changes no other job.
+                job = _job(spec, enqueued, duration, random.Random(f"{config.seed}:job:{i}"))
+                jitter = random.Random(f"{config.seed}:jitter:{i}")
+                outcomes.append(simulate(poller, job, duration, jitter, policy, stats))
             per[poller] = outcomes
         results[shape] = per
     return results

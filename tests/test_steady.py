@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from voucherify_async import PollPolicy
+from voucherify_async._durations import DurationStats
 from voucherify_async._schedule import PollSchedule
 from voucherify_async._steady import Steady, plan_poll, steady_finish
 from voucherify_async.testing._shapes import make_shape
@@ -158,3 +159,19 @@ def test_the_admission_order_sees_the_earliest_finish_a_steady_pace_allows() -> 
     when, held = schedule.due(9.0)
     assert not held
     assert 15.0 <= when <= 16.5
+
+
+def test_learned_durations_weigh_the_finishes_a_steady_pace_allows() -> None:
+    """The prior over finishes follows the type's learned durations (counted from the
+    creation), and keeps some weight everywhere: a job may be unlike any before it."""
+    stats = DurationStats()
+    for seconds in range(20, 41):
+        stats.add("VOUCHERS.IMPORT", float(seconds))
+    schedule = PollSchedule(PollPolicy(), random.Random(1), started=0.0, stats=stats)
+    prior = schedule._finish_prior(100.0, "VOUCHERS.IMPORT")
+    assert prior is not None
+    assert prior(130.0) > 4 * prior(110.0) > 0
+    assert prior(130.0) > 4 * prior(150.0) > 0
+    assert schedule._finish_prior(100.0, "CUSTOMERS.IMPORT") is None  # another type's say nothing
+    unlearned = PollSchedule(PollPolicy(learn_durations=False), stats=stats)
+    assert unlearned._finish_prior(100.0, "VOUCHERS.IMPORT") is None

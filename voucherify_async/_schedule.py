@@ -43,8 +43,10 @@ How it picks a gap, under that bound:
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from ._config import PollPolicy, own_delay
@@ -100,6 +102,11 @@ QUARTER: Final = 25
 ORIGIN_SLACK: Final = 1.0
 #: How much a job never seen ENQUEUED is believed to have begun its work when created.
 CREATED_SHARE: Final = 0.7
+#: A steady job's finishes are weighed by the durations learned for its type: each tenth
+#: of them spread evenly between its ends, and this share of the weight over every finish
+#: (a job may take longer or shorter than any before it).
+PRIOR_FLOOR: Final = 0.2
+PRIOR_CUTS: Final = tuple(i / 10 for i in range(11))
 #: A poll at the predicted finish is moved later by jitter, at most this share of the tolerance.
 SURE_SPREAD: Final = 0.5
 
@@ -201,7 +208,9 @@ class PollSchedule:
             estimate = self._estimate = estimator.estimate(origin)
             if self._running_since is None:
                 self._running_since = now
-            steady = self._steady_fits(origin) if origin is not None else None
+            steady = None
+            if origin is not None:
+                steady = self._steady_fits(origin)
             # The most believed fit's earliest finish orders admission.
             self._earliest = (
                 max(steady[0], key=lambda pair: pair[1])[0].finish_lo if steady else None
@@ -209,10 +218,12 @@ class PollSchedule:
             age = now - (origin if origin is not None else now)
             if progress != self._due_progress:
                 self._due_since, self._due_progress = None, progress
-            if steady is not None:
+            if steady is not None and origin is not None:
                 self._due_since = None
                 reason = "adaptive"
-                delay = max(self._steady_delay(now, *steady, progress, age), policy.min_delay)
+                fits, quantum = steady
+                delay = self._steady_delay(now, fits, quantum, progress, age, origin, action_type)
+                delay = max(delay, policy.min_delay)
             elif estimate is not None:
                 reason = "adaptive"
                 tolerance = max(
@@ -308,20 +319,47 @@ class PollSchedule:
         step: int,
         progress: int,
         age: float,
+        origin: float,
+        action_type: str | None,
     ) -> float:
         """The gap while a steady pace fits every reading: the poll
         :func:`._steady.plan_poll` plans, to see the end within the tolerance (as the
         estimator's, but at least :data:`STEADY_PRECISION` of the age). A poll after every
         finish allowed is moved later by jitter, at most :data:`SURE_SPREAD` of the
-        tolerance."""
+        tolerance. The finishes are weighed by the durations learned for *action_type*,
+        counted from *origin* (:meth:`_finish_prior`)."""
         policy = self._policy
         near = min(TOLERANCE_MAX, max(TOLERANCE_MIN, PRECISION * age))
         tolerance = max(policy.min_delay, near, STEADY_PRECISION * age)
-        when = plan_poll(fits, step, progress, now + policy.min_delay, tolerance)
+        prior = self._finish_prior(origin, action_type)
+        when = plan_poll(fits, step, progress, now + policy.min_delay, tolerance, prior)
         if when >= max(fit.finish_hi for fit, _ in fits):
             spread = abs(policy.jittered(when - now, self._rng) - (when - now))
             return when - now + min(spread, tolerance * SURE_SPREAD)
         return when - now
+
+    def _finish_prior(
+        self, origin: float, action_type: str | None
+    ) -> Callable[[float], float] | None:
+        """How likely each finish (monotonic s) is from the durations learned for
+        *action_type*, counted from *origin* (see :data:`PRIOR_FLOOR`); None without five of
+        them learned (or with ``learn_durations=False``)."""
+        if not action_type or self._stats is None or not self._policy.learn_durations:
+            return None
+        cuts = self._stats.quantiles(action_type, PRIOR_CUTS, fallback=False)
+        if cuts is None:
+            return None
+        span = max(cuts[-1] - cuts[0], 1e-9)
+        floor = PRIOR_FLOOR / span
+
+        def density(finish: float) -> float:
+            duration = finish - origin
+            i = bisect.bisect_right(cuts, duration) - 1
+            if 0 <= i < len(cuts) - 1 and cuts[i + 1] > cuts[i]:
+                return floor + (1 - PRIOR_FLOOR) / (len(cuts) - 1) / (cuts[i + 1] - cuts[i])
+            return floor
+
+        return density
 
     def _learned_wait(
         self, now: float, origin: float | None, action_type: str | None

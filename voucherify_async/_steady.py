@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 __all__ = ["Steady", "plan_poll", "steady_finish"]
@@ -139,9 +139,11 @@ def _capacity(polls: int, eggs: int) -> int:
     return sum(math.comb(polls, i) for i in range(1, eggs + 1))
 
 
-def _sample(fits: Iterable[tuple[Steady, float]]) -> list[tuple[float, float, float]]:
+def _sample(
+    fits: Iterable[tuple[Steady, float]], prior: Callable[[float], float] | None = None
+) -> list[tuple[float, float, float]]:
     """``(origin, finish, weight)`` hypotheses spread over what each fit allows, each fit
-    weighing its share."""
+    weighing its share, each finish by *prior* (a relative density over finishes)."""
     hypotheses = []
     for fit, share in fits:
         if share <= 0:
@@ -158,6 +160,8 @@ def _sample(fits: Iterable[tuple[Steady, float]]) -> list[tuple[float, float, fl
             for j in range(_FINISHES):
                 finish = lo + (hi - lo) * (j + 0.5) / _FINISHES
                 weight = share * ((hi - lo) / area if area > 0 else 1.0 / len(rows))
+                if prior is not None:
+                    weight *= prior(finish)
                 hypotheses.append((o, finish, weight / _FINISHES))
     return hypotheses
 
@@ -168,6 +172,7 @@ def plan_poll(
     progress: int,
     not_before: float,
     tolerance: float,
+    prior: Callable[[float], float] | None = None,
 ) -> float:
     """When to poll next (at or after *not_before*, monotonic s) so as to see the end within
     *tolerance* seconds in the fewest polls, while a steady pace fits.
@@ -187,7 +192,9 @@ def plan_poll(
     latest = max(fit.finish_hi for fit, _ in fits)
     if latest - min(fit.finish_lo for fit, _ in fits) <= tolerance:
         return max(latest, not_before)  # known well enough: poll once, at its latest
-    hypotheses = _sample(fits)
+    hypotheses = _sample(fits, prior)
+    if sum(h[2] for h in hypotheses) <= 0:
+        hypotheses = _sample(fits)
     if not hypotheses:
         return not_before
     # No plan creeps: the most believed fit's finishes are crossed in SCAN_POLLS polls.
