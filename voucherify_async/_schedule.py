@@ -9,7 +9,8 @@ Guarantees, for one handle (times in seconds, on the clock the caller passes as 
   snapshot yet, and no start helper said it), with fewer than five of it learned, or with
   ``learn_durations=False``. So an action
   that ends at age ``d`` is seen by a poll at most ``max(f * max(d, L), initial_delay)``
-  after its end (plus that poll's own request time), whatever its progress did; the first
+  after its end (plus that poll's own request time, and the rest of the request before it
+  after the server read the job unfinished), whatever its progress did; the first
   poll of a client with learned durations may wait ``FIRST_POLL_CAP * initial_delay``.
   ``age`` is a lower bound: from ``created`` (``created_at`` mapped onto the local clock)
   when known, else from the handle's start.
