@@ -23,7 +23,8 @@ How:
   used; with no such record, the earlier of the two.
 - **Hindsight.** When every recent value came sooner than the model said, what is left
   shrinks by :data:`SHRINK` of the mildest such ratio; how far off it was either way sets
-  the doubt (a job whose pace jumps at random earns a wide one).
+  the doubt (a job whose pace jumps at random earns a wide one). So does the newest
+  reading's width, where it is a large part of what is left: a 99 may be a breath from 100.
 - **The stall rule.** A value shown for longer than the model gives its step moves the
   finish later by the time it overstayed, and, once the step is known, to at least
   :data:`STUCK_SHARE` of the time the value has been shown for each step left: a stalled or
@@ -349,6 +350,13 @@ class ProgressEstimator:
             else:
                 surprise = FIRST_SURPRISE
             doubt = min(MAX_DOUBT, max(doubt, HINDSIGHT * surprise))
+        # The newest reading's own width: what is left may be less than its placement says,
+        # by as much as the reading allows (all of it, on the last step).
+        _, v_n, _, w_n = points[-1]
+        left = 100.0 - v_n
+        if left > 0:
+            least = max(0.0, 100.0 - p_n - w_n)
+            doubt = min(MAX_DOUBT, max(doubt, (left - least) / left))
         last_step = max(0.0, fit.when(100.0, model) - fit.when(100.0 - q, model))
         seen_step = 0.0
         if len(points) >= 2 and p_n > points[-2][2]:
