@@ -175,3 +175,18 @@ def test_learned_durations_weigh_the_finishes_a_steady_pace_allows() -> None:
     assert schedule._finish_prior(100.0, "CUSTOMERS.IMPORT") is None  # another type's say nothing
     unlearned = PollSchedule(PollPolicy(learn_durations=False), stats=stats)
     assert unlearned._finish_prior(100.0, "VOUCHERS.IMPORT") is None
+
+
+def test_a_new_run_of_the_job_begins_after_the_progress_went_back() -> None:
+    """Quarters, then progress back to 0 (the job runs again): the new run's pace is
+    read from after the last poll of the old one, and its finish found anew."""
+    schedule = PollSchedule(PollPolicy(), random.Random(1), started=0.0)
+    for now, progress in [(5.0, 25), (10.0, 50), (15.0, 75), (20.0, 0), (30.0, 25)]:
+        schedule.next_delay(now, True, progress, created=0.0)
+    found = schedule._steady_fits(0.0)
+    assert found is not None
+    fits, _ = found
+    assert all(fit.origin_lo >= 15.0 and fit.origin_hi <= 20.0 for fit, _ in fits)
+    # 25 (a quarter) by 30 s but not 50, from a start between 15 and 20 s: the end between
+    # 20 + 2 * 10 = 40 s and 15 + 4 * 15 = 75 s.
+    assert all(40.0 - 1e-6 <= fit.finish_lo <= fit.finish_hi <= 75.0 + 1e-6 for fit, _ in fits)

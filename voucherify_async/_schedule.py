@@ -205,6 +205,9 @@ class PollSchedule:
         origin = self.origin(created)
         if policy.adaptive and in_progress and progress is not None:
             estimator = self._estimator
+            if self._last_progress is not None and progress < self._last_progress:
+                # Progress went back: a new run, whose work began after the last poll.
+                self._waiting_since, self._running_since = self._last_poll, None
             estimator.observe(now, progress)
             estimate = self._estimate = estimator.estimate(origin)
             if self._running_since is None:
