@@ -219,7 +219,8 @@ class PollSchedule:
             self._earliest = (
                 max(steady[0], key=lambda pair: pair[1])[0].finish_lo if steady else None
             )
-            age = now - (origin if origin is not None else now)
+            # The age, or with nothing known of it, the time since the newest value came.
+            age = now - (origin if origin is not None else estimate.seen if estimate else now)
             if progress != self._due_progress:
                 self._due_since, self._due_progress = None, progress
             if steady is not None and origin is not None:
@@ -230,10 +231,7 @@ class PollSchedule:
                 delay = max(delay, policy.min_delay)
             elif estimate is not None:
                 reason = "adaptive"
-                tolerance = max(
-                    policy.min_delay, min(TOLERANCE_MAX, max(TOLERANCE_MIN, PRECISION * age))
-                )
-                delay = self._estimate_delay(now, estimate, progress, tolerance)
+                delay = self._estimate_delay(now, estimate, progress, self._tolerance(age))
                 delay = max(delay, policy.min_delay)
         elif enqueued:
             self._waiting_since = now
@@ -265,11 +263,8 @@ class PollSchedule:
             self._due_since = None
             early = remaining * estimate.doubt
             if early <= tolerance:
-                # Sure enough: poll at the predicted finish; jitter (which spreads handles
-                # apart) moves it later by at most half the tolerance, since a poll just
-                # before the end only sees it unfinished.
-                spread = abs(policy.jittered(remaining, self._rng) - remaining)
-                delay = remaining + min(spread, tolerance * SURE_SPREAD)
+                # Sure enough: poll at the predicted finish.
+                delay = self._jittered_later(remaining, tolerance)
             else:
                 delay = remaining - early  # not yet: come closer and learn more
                 if progress == self._last_progress and self._last_gap is not None:
@@ -332,15 +327,27 @@ class PollSchedule:
         finish allowed is moved later by jitter, at most :data:`SURE_SPREAD` of the
         tolerance. The finishes are weighed by the durations learned for *action_type*,
         counted from *origin* (:meth:`_finish_prior`)."""
-        policy = self._policy
-        near = min(TOLERANCE_MAX, max(TOLERANCE_MIN, PRECISION * age))
-        tolerance = max(policy.min_delay, near, STEADY_PRECISION * age)
+        tolerance = max(self._tolerance(age), STEADY_PRECISION * age)
         prior = self._finish_prior(origin, action_type)
-        when = plan_poll(fits, step, progress, now + policy.min_delay, tolerance, prior)
+        not_before = now + self._policy.min_delay
+        when = plan_poll(fits, step, progress, not_before, tolerance, prior)
         if when >= max(fit.finish_hi for fit, _ in fits):
-            spread = abs(policy.jittered(when - now, self._rng) - (when - now))
-            return when - now + min(spread, tolerance * SURE_SPREAD)
+            return self._jittered_later(when - now, tolerance)
         return when - now
+
+    def _tolerance(self, age: float) -> float:
+        """How close to a predicted end a poll aims, for an action *age* seconds old:
+        :data:`PRECISION` of the age, from :data:`TOLERANCE_MIN` to :data:`TOLERANCE_MAX`
+        (and never below ``min_delay``)."""
+        near = min(TOLERANCE_MAX, max(TOLERANCE_MIN, PRECISION * age))
+        return max(self._policy.min_delay, near)
+
+    def _jittered_later(self, wait: float, tolerance: float) -> float:
+        """*wait* (s) for a poll at a predicted end: jitter, which spreads handles apart,
+        only moves it later, by at most :data:`SURE_SPREAD` of *tolerance* (a poll just
+        before the end only sees it unfinished)."""
+        spread = abs(self._policy.jittered(wait, self._rng) - wait)
+        return wait + min(spread, tolerance * SURE_SPREAD)
 
     def _finish_prior(
         self, origin: float, action_type: str | None

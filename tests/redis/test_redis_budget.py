@@ -151,13 +151,18 @@ async def test_scripts_survive_a_script_flush(r: Any) -> None:
         await g.aclose()
 
 
+async def _use_then_lose(r: Any, g: Any) -> None:
+    """*g* takes and answers one request (its bookkeeping done), then Redis loses every key."""
+    g.release(await g.acquire(), answered=True)
+    await asyncio.wait(g._tasks)
+    await r.flushdb()
+
+
 async def test_lost_state_holds_the_budget_for_a_lease(r: Any) -> None:
     """After Redis loses the budget's keys, nothing is admitted for one lease."""
     g = gate(r, hold=1.0)
     try:
-        g.release(await g.acquire(), answered=True)
-        await asyncio.wait(g._tasks)
-        await r.flushdb()
+        await _use_then_lose(r, g)
         lost_at = await redis_ms(r)
         adm = await asyncio.wait_for(g.acquire(), 30)
         assert adm.token.admitted_ms >= lost_at + 1000 + WINDOW * 1000
@@ -173,9 +178,7 @@ async def test_lost_state_recreated_by_a_newcomer_still_holds_the_budget(r: Any)
     its word."""
     old, newcomer = gate(r, hold=1.0), gate(r, hold=1.0)
     try:
-        old.release(await old.acquire(), answered=True)
-        await asyncio.wait(old._tasks)
-        await r.flushdb()
+        await _use_then_lose(r, old)
         newcomer.release(await asyncio.wait_for(newcomer.acquire(), 30), answered=True)
         await asyncio.wait(newcomer._tasks)
         noticed = await redis_ms(r)
