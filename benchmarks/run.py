@@ -5,7 +5,8 @@ Usage::
     python benchmarks/run.py [--quick] [--only NAME ...] [--write-docs] [--sdk-site DIR]
 
 Benchmarks: ``decode`` (benchmarks/decode.py's measurements), ``client_cpu``, ``polling``,
-``budget``, ``scale``, ``redis_budget`` (needs redis-server or ``REDIS_URL``). Every figure is
+``budget``, ``scale``, ``redis_budget`` (needs redis-server or ``REDIS_URL``),
+``yardstick`` (needs numpy: the noisy shape's informed poller). Every figure is
 a ratio to a baseline measured in the same run.
 ``--quick`` finishes in under a minute; the full run takes several minutes on two cores.
 ``--write-docs`` rewrites docs/benchmarks.md with the same figures (with ``--only``, just the
@@ -32,7 +33,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 import attrs
 
-from benchmarks import budget, client_cpu, decode, polling, redis_budget, scale
+from benchmarks import budget, client_cpu, decode, polling, redis_budget, scale, yardstick
 from benchmarks._common import ROOT, Table, num
 from voucherify_async import _json
 
@@ -85,10 +86,13 @@ def _registry(quick: bool, sdk_site: Path | None) -> dict[str, Callable[[], list
         "redis_budget": lambda: redis_budget.run(
             redis_budget.QUICK if quick else redis_budget.FULL
         ),
+        "yardstick": lambda: yardstick.run(yardstick.QUICK if quick else yardstick.FULL),
     }
 
 
-NAMES: Final = ("decode", "client_cpu", "polling", "budget", "scale", "redis_budget")
+NAMES: Final = (
+    "decode", "client_cpu", "polling", "budget", "scale", "redis_budget", "yardstick"
+)  # fmt: skip
 
 
 def machine() -> str:
@@ -162,7 +166,8 @@ def update_docs(
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = path.read_text(encoding="utf-8").rstrip("\n")
     head, *sections = text.split("\n### ")
-    by_title = {section.split("\n", 1)[0]: section for section in sections}
+    # Each section ends with a blank line, the last one too (a section appended after it).
+    by_title = {section.split("\n", 1)[0]: section.rstrip("\n") + "\n" for section in sections}
     for table in tables:
         stamped = attrs.evolve(
             table,
@@ -174,8 +179,9 @@ def update_docs(
         section = stamped.markdown().removeprefix("### ")
         if table.title in figures:
             section += f"\n\n{figures[table.title]}\n"
-        by_title[table.title] = section
-    path.write_text("\n### ".join([head, *by_title.values()]) + "\n", encoding="utf-8")
+        by_title[table.title] = section.rstrip("\n") + "\n"
+    text = "\n### ".join([head, *by_title.values()])
+    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:

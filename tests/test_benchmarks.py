@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from _seed import examples
 from cattrs.errors import ClassValidationError
@@ -28,6 +29,7 @@ from benchmarks import (  # noqa: E402
     redis_budget,
     run,
     scale,
+    yardstick,
     zoo,
 )
 from benchmarks._common import Table, percentile, scale_policy  # noqa: E402
@@ -183,6 +185,17 @@ def test_zoo_plot(tmp_path: Path) -> None:
     assert "slow-then-fast" in text and "GETs per job" in text
 
 
+def test_yardstick_table() -> None:
+    """The informed poller ends every noisy job, never before its end, beside the zoo's."""
+    (table,) = yardstick.run(yardstick.SMOKE)
+    assert [row[0] for row in table.rows][:3] == [zoo.LABELS[p] for p in ("fixed", "expo", "ours")]
+    assert len(table.rows) == 3 + len(yardstick.SETTINGS)
+    assert _all_numbers(_figures(table, "GETs per job"))
+    picked = attrs.evolve(zoo.FULL, jobs=yardstick.SMOKE.jobs)
+    for outcome in yardstick.informed(picked, 0.01, 0.035, yardstick.SMOKE.particles):
+        assert outcome.gets >= 1 and outcome.lateness >= 0
+
+
 def test_budget_table() -> None:
     """The budget table counts 429s, GETs and detected jobs for every poller."""
     (table,) = budget.run(budget.SMOKE)
@@ -253,3 +266,23 @@ def test_redis_budget_table() -> None:
     ] * 3
     assert _figures(table, "resolved") == expected
     assert all(int(cell) <= config.rpm for cell in _figures(table, "max/window"))
+
+
+def test_update_docs_replaces_and_appends_sections(tmp_path: Path) -> None:
+    """--only --write-docs replaces its sections, appends new ones, keeps the others, and
+    every heading stays apart from the text before it."""
+    page = tmp_path / "benchmarks.md"
+    page.write_text(
+        "# Benchmarks\n\n## Results\n\n### Kept\n\n| a |\n| --- |\n| 1 |\n\n- kept note\n"
+        "### Replaced\n\n| b |\n| --- |\n| 2 |\n",
+        encoding="utf-8",
+    )
+    new = Table("Replaced", ("b",), (("3",),))
+    added = Table("Added", ("c",), (("4",),), ("a note",))
+    run.update_docs(page, [new, added], "cmd", 1.0)
+    text = page.read_text(encoding="utf-8")
+    assert "- kept note\n\n### Replaced" in text
+    assert "| 3 |" in text and "| 2 |" not in text
+    assert text.index("### Replaced") < text.index("### Added")
+    assert all(text[: m.start()].endswith("\n\n") for m in re.finditer("^### ", text, re.M))
+    assert text.endswith("\n") and not text.endswith("\n\n")
