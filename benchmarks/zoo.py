@@ -8,12 +8,13 @@ to 30 min. What this leaves out (the event loop, HTTP) is measured by ``polling.
 real emulator; here every request takes ``LATENCY`` seconds (the server reads the job half way).
 
 Pollers: the fixed 1 s loop, exponential 1 s x2 <= 60 s with full jitter (google-api-core's),
-``PollPolicy()`` on a client that has learned the type's durations (ours: a client that ran
-:data:`WARM_JOBS` jobs of the type before and learns from each job it sees end, as every
-client does, and that started each job with a start helper, which tells the handle its
-type), ``PollPolicy()`` on a fresh client (nothing learned yet: the lateness bound counts
-from age 0), and the oracle (one GET at the end). Lateness is the time from the job's end
-to the poll that sees it, as a fraction of the job's duration.
+``PollPolicy()`` on a client that has learned the type's durations (ours: a client that polled
+:data:`WARM_JOBS` jobs of the type to their end before, and learns from each job it sees end,
+as every client does: their durations and what their progress foretold; and that started
+each job with a start helper, which tells the handle its type), ``PollPolicy()`` on a fresh
+client (nothing learned yet: the lateness bound counts from age 0), and the oracle (one GET
+at the end). Lateness is the time from the job's end to the poll that sees it, as a fraction
+of the job's duration.
 
 Usage: ``python benchmarks/zoo.py [--quick] [--plot docs/_static/zoo.svg]``
 """
@@ -168,8 +169,11 @@ def simulate(
         answered = t + LATENCY
         if status == "DONE":
             floor = schedule.floor(job.type) if schedule is not None else 0.0
-            if stats is not None and poller == "ours":
-                stats.add(job.type, duration)  # what the client learns from the DONE snapshot
+            if stats is not None and schedule is not None and poller == "ours":
+                # What the client learns from the DONE snapshot: the duration, and (through
+                # the handle's schedule) how long the job ran on after each reading.
+                stats.add(job.type, duration)
+                schedule.ended(answered, duration, job.type)
             return Outcome(gets, answered - duration, duration, floor)
         if schedule is None:
             delay = next(expo)
@@ -193,13 +197,18 @@ def durations(config: Config, rng: random.Random) -> list[float]:
     return [math.exp(rng.uniform(math.log(low), math.log(high))) for _ in range(config.jobs)]
 
 
-def warm_stats(config: Config) -> DurationStats:
-    """What a client knows after :data:`WARM_JOBS` jobs of the type from *config*'s range
-    (drawn with another seed than the run's)."""
+def warm_stats(
+    config: Config, spec: str = "linear", enqueued: float = 0.0, policy: PollPolicy | None = None
+) -> DurationStats:
+    """What a client knows after polling :data:`WARM_JOBS` jobs of the type (progress
+    *spec*, *enqueued* share) from *config*'s range to their end (drawn with another seed
+    than the run's): their durations, and how long they ran on after each reading."""
     stats = DurationStats()
     warm = attrs.evolve(config, jobs=WARM_JOBS, seed=config.seed + 1000)
-    for duration in durations(warm, random.Random(warm.seed)):
-        stats.add(TYPE, duration)
+    for i, duration in enumerate(durations(warm, random.Random(warm.seed))):
+        job = _job(spec, enqueued, duration, random.Random(f"{warm.seed}:job:{i}"))
+        jitter = random.Random(f"{warm.seed}:jitter:{i}")
+        simulate("ours", job, duration, jitter, policy, stats)
     return stats
 
 
@@ -214,7 +223,7 @@ def run_shapes(
     for shape, (spec, enqueued) in shapes.items():
         per: dict[str, list[Outcome]] = {}
         for poller in pollers:
-            stats = warm_stats(config)
+            stats = warm_stats(config, spec, enqueued, policy)
             outcomes = []
             for i, duration in enumerate(durations(config, random.Random(config.seed))):
                 # Each job, and each job's jitter, from a seed of its own: every poller sees

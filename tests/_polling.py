@@ -63,9 +63,12 @@ def poll(
     rng: random.Random | None = None,
     stats: DurationStats | None = None,
     told_type: bool = False,
+    learn: bool = False,
 ) -> Run:
     """Drive a PollSchedule against *job* (created at 0) until a poll sees it end; with
-    *told_type* the handle knows the type before its first GET (a start helper's)."""
+    *told_type* the handle knows the type before its first GET (a start helper's); with
+    *learn*, *stats* learns the job's duration and what its progress foretold at the end,
+    as a handle's client does."""
     schedule = PollSchedule(policy, rng or random.Random(1), started=start, stats=stats)
     t = start + schedule.first_delay(job.type if told_type else None)
     gaps = []
@@ -73,6 +76,9 @@ def poll(
         status, progress, _ = job.state((t + latency / 2) * 1000)
         answered = t + latency
         if status == "DONE":
+            if learn and stats is not None:
+                stats.add(job.type, duration)
+                schedule.ended(answered, duration, job.type)
             return Run(gets, answered - duration, tuple(gaps))
         in_progress = status == "IN_PROGRESS"
         delay, _ = schedule.next_delay(

@@ -148,6 +148,7 @@ def test_lateness_is_bounded_for_any_progress(
     latency=st.floats(0.0, 0.5),
     seed=st.integers(0, 2**16),
     told=st.booleans(),
+    taught=st.booleans(),
 )
 def test_lateness_is_bounded_with_learned_durations(
     points: list[tuple[float, int]],
@@ -157,10 +158,13 @@ def test_lateness_is_bounded_with_learned_durations(
     latency: float,
     seed: int,
     told: bool,
+    taught: bool,
 ) -> None:
     """With durations learned for the type (any durations, the job's own far from them),
-    the end is seen within max(f * max(duration, floor), 2 * initial_delay) + 1.5 * latency,
-    the floor being FLOOR_QUANTILE of the learned durations."""
+    and with *taught* the time left after each reading of linear jobs of those durations
+    (the job's own progress anything), the end is seen within max(f * max(duration, floor),
+    2 * initial_delay) + 1.5 * latency, the floor being FLOOR_QUANTILE of the learned
+    durations."""
     xs = sorted({round(x, 6) for x, _ in points})
     ys = sorted(p for _, p in points)[: len(xs)]
     shape = scripted(list(zip(xs, ys, strict=False)))
@@ -168,6 +172,9 @@ def test_lateness_is_bounded_with_learned_durations(
     stats = DurationStats()
     for seconds in learned:
         stats.add("VOUCHERS.IMPORT", seconds)
+        if taught:
+            readings = [(seconds * k / 6, 100 * k // 6) for k in range(1, 6)]
+            stats.time_left.learn("VOUCHERS.IMPORT", readings, seconds)
     floor = stats.quantile("VOUCHERS.IMPORT", FLOOR_QUANTILE) or 0.0
     policy = PollPolicy()
     assert policy.max_lateness is not None
@@ -179,6 +186,7 @@ def test_lateness_is_bounded_with_learned_durations(
         start=start,
         rng=random.Random(seed),
         stats=stats,
+        told_type=told,
     )
     f = policy.max_lateness
     allowed = max(f * max(duration + latency / 2, floor), 2 * policy.initial_delay)

@@ -9,6 +9,10 @@ The schedule uses them where progress says nothing: the first poll of a fresh ac
 almost always sees it unfinished) and the ENQUEUED phase. A program can start warm from a
 ``list()`` page (:meth:`DurationStats.learn_from_list`) or from figures it saved
 (:meth:`DurationStats.to_dict` / :meth:`DurationStats.from_dict`).
+
+Alongside, :attr:`DurationStats.time_left` learns how long each type ran on after each
+progress reading its handles saw (:mod:`._timeleft`); it lives in memory only (a program
+that starts warm from saved figures learns it again from the actions it polls).
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
+from ._timeleft import TimeLeft
+
 if TYPE_CHECKING:
     from ._models import AsyncAction
 
-__all__ = ["MAX_TYPES", "PER_TYPE", "DurationStats"]
+__all__ = ["MAX_TYPES", "PER_TYPE", "DurationStats", "duration_of"]
 
 #: Durations kept per type (the newest).
 PER_TYPE: Final = 64
@@ -35,6 +41,18 @@ SEEN_IDS: Final = 4096
 ANY_TYPE: Final = "*"
 
 
+def duration_of(action: AsyncAction) -> float | None:
+    """How long a terminal *action* took (s): its ``processing_time``, else ``updated_at -
+    created_at``; None when it is not terminal or says neither."""
+    if not action.is_terminal:
+        return None
+    if action.processing_time is not None:
+        return action.processing_time / 1000
+    if action.created_at is not None and action.updated_at is not None:
+        return (action.updated_at - action.created_at).total_seconds()
+    return None
+
+
 class DurationStats:
     """How long finished actions of each type took (seconds), newest kept; bounded memory.
 
@@ -43,7 +61,7 @@ class DurationStats:
     their first poll. Save it with :meth:`to_dict` and start warm with :meth:`update`.
     """
 
-    __slots__ = ("_by_type", "_seen", "_seen_order", "_sorted")
+    __slots__ = ("_by_type", "_seen", "_seen_order", "_sorted", "time_left")
 
     def __init__(self) -> None:
         self._by_type: collections.OrderedDict[str, collections.deque[float]] = (
@@ -55,6 +73,9 @@ class DurationStats:
         # Each type's durations in order, kept until it learns more: the schedule asks for
         # quantiles on every poll, a type learns only when an action ends.
         self._sorted: dict[str, list[float]] = {}
+        #: How long each type ran on after each progress reading (:mod:`._timeleft`), taught
+        #: by the handles when their actions end; in memory only (not in :meth:`to_dict`).
+        self.time_left = TimeLeft()
 
     def add(self, action_type: str | None, seconds: float) -> None:
         """Learn that an action of *action_type* took *seconds* (ignored unless finite >= 0)."""
@@ -81,11 +102,8 @@ class DurationStats:
         """
         if not action.is_terminal or action.id in self._seen:
             return False
-        if action.processing_time is not None:
-            seconds = action.processing_time / 1000
-        elif action.created_at is not None and action.updated_at is not None:
-            seconds = (action.updated_at - action.created_at).total_seconds()
-        else:
+        seconds = duration_of(action)
+        if seconds is None:
             return False
         self._seen.add(action.id)
         self._seen_order.append(action.id)

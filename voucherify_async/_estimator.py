@@ -230,11 +230,14 @@ class ProgressEstimator:
         samples.append(_Sample(now, progress))
         self._analysis = None
 
+    def readings(self) -> list[tuple[float, float, int]]:
+        """``(first seen, last seen, progress)`` per distinct value kept, oldest first."""
+        return [(s.first, s.last, s.progress) for s in self._samples]
+
     def steady(self, origin_lo: float, origin_hi: float, step: int) -> Steady | None:
         """The finishes a steady pace from an origin in ``[origin_lo, origin_hi]`` allows
         (see :mod:`._steady`), with progress read in steps of *step*; None when none fits."""
-        readings = [(s.first, s.last, s.progress) for s in self._samples]
-        return steady_finish(readings, step, origin_lo, origin_hi)
+        return steady_finish(self.readings(), step, origin_lo, origin_hi)
 
     @property
     def values(self) -> int:

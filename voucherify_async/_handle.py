@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ._admission import polling_due
 from ._config import PollPolicy
+from ._durations import duration_of
 from ._errors import (
     AsyncActionFailed,
     ClientClosedError,
@@ -391,6 +392,10 @@ class AsyncActionHandle:
                     self._id, self._attempt, snapshot.status, snapshot.progress, 0.0, "done"
                 )
                 emit_poll(event)
+                duration = duration_of(snapshot)
+                if duration is not None and not snapshot.is_failed:
+                    # What its progress foretold, for the next actions of its type.
+                    self._schedule.ended(now, duration, snapshot.type)
                 if snapshot.is_failed:
                     self._settle(exception=AsyncActionFailed(snapshot))
                 else:

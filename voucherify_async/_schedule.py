@@ -28,6 +28,11 @@ How it picks a gap, under that bound:
   Once the predicted finish has passed without an end, it waits :data:`OVERDUE_BACKOFF` of
   the time overdue (at least :data:`OVERDUE_STEP` of the last step's time), so a stalled
   job backs off geometrically.
+- **While progress moves, on a type whose time left is learned** (:mod:`._timeleft`: what
+  the progress of its earlier actions foretold, taught by :meth:`PollSchedule.ended`), in
+  place of the estimate: a poll the tolerance after the finish that only
+  :data:`TIME_LEFT_RISK` of the learned ratios put earlier, weighed by the learned
+  durations, while they span at most :data:`TIME_LEFT_SPAN` tolerances.
 - **While progress moves in steps** (:data:`STEADY_STEP` points or more; one quarter mark
   counts as a quarter until a second value tells the step), as long as a steady pace fits
   every reading: the poll :func:`._steady.plan_poll` plans over the finishes it allows, the
@@ -53,6 +58,7 @@ from typing import TYPE_CHECKING, Final
 from ._config import PollPolicy, own_delay
 from ._estimator import Estimate, ProgressEstimator
 from ._steady import Steady, plan_poll
+from ._timeleft import finish_window
 
 if TYPE_CHECKING:
     from ._durations import DurationStats
@@ -110,6 +116,19 @@ PRIOR_FLOOR: Final = 0.2
 PRIOR_CUTS: Final = tuple(i / 10 for i in range(11))
 #: A poll at the predicted finish is moved later by jitter, at most this share of the tolerance.
 SURE_SPREAD: Final = 0.5
+#: With time-left ratios learned for the type (:mod:`._timeleft`), a poll goes out when the
+#: chance that the action ended more than the tolerance before it reaches this...
+TIME_LEFT_RISK: Final = 0.03
+#: ... as long as the learned finishes (from that chance to its complement) span at most
+#: this many tolerances; wider, and the estimator plans (each of its polls teaches more).
+TIME_LEFT_SPAN: Final = 60.0
+#: A poll from time-left ratios aims within this share of the action's age of its end (at
+#: least the estimator's tolerance).
+TIME_LEFT_PRECISION: Final = 0.003
+#: The learned durations weigh the finishes time-left ratios give, with this share of the
+#: weight over every finish (a smaller one than the steady planner's: ratios from other
+#: jobs say less about this one's length than its own readings do).
+TIME_LEFT_FLOOR: Final = 0.01
 
 
 class PollSchedule:
@@ -125,6 +144,7 @@ class PollSchedule:
         "_last_gap",
         "_last_poll",
         "_last_progress",
+        "_origin",
         "_policy",
         "_rng",
         "_running_since",
@@ -161,6 +181,8 @@ class PollSchedule:
         self._waiting_since: float | None = None
         # The first poll that saw it IN_PROGRESS: its work had started by then.
         self._running_since: float | None = None
+        # The newest origin (a lower bound of the age counts from it), for learning at the end.
+        self._origin: float | None = None
 
     def first_delay(self, action_type: str | None = None) -> float:
         """Seconds before the first GET: the policy's ``first_poll_after``, or, when it is 0
@@ -202,7 +224,7 @@ class PollSchedule:
         backoff: float = next(self._growth)
         delay: float | None = None
         reason: PollReason = "backoff"
-        origin = self.origin(created)
+        origin = self._origin = self.origin(created)
         if policy.adaptive and in_progress and progress is not None:
             estimator = self._estimator
             if self._last_progress is not None and progress < self._last_progress:
@@ -231,7 +253,9 @@ class PollSchedule:
                 delay = max(delay, policy.min_delay)
             elif estimate is not None:
                 reason = "adaptive"
-                delay = self._estimate_delay(now, estimate, progress, self._tolerance(age))
+                delay = self._time_left_delay(now, progress, origin, action_type)
+                if delay is None:
+                    delay = self._estimate_delay(now, estimate, progress, self._tolerance(age))
                 delay = max(delay, policy.min_delay)
         elif enqueued:
             self._waiting_since = now
@@ -335,6 +359,59 @@ class PollSchedule:
             return self._jittered_later(when - now, tolerance)
         return when - now
 
+    def _time_left_delay(
+        self, now: float, progress: int, origin: float | None, action_type: str | None
+    ) -> float | None:
+        """The gap the type's learned time-left ratios give (:mod:`._timeleft`), from when
+        *progress* was first seen and knowing the action had not ended by *now*: a poll the
+        tolerance after the finish that only :data:`TIME_LEFT_RISK` of them put earlier
+        (the tolerance as the steady planner's). None without them, without an origin, or
+        while they spread over more than :data:`TIME_LEFT_SPAN` tolerances."""
+        if origin is None or not action_type or not 0 < progress < 100:
+            return None
+        if self._stats is None or not self._policy.learn_durations:
+            return None
+        seen = self._estimator.readings()
+        if not seen or seen[-1][2] != progress or seen[-1][0] <= origin:
+            return None
+        ratios = self._stats.time_left.near(action_type, progress)
+        if ratios is None:
+            return None
+        prior = self._finish_prior(origin, action_type, TIME_LEFT_FLOOR)
+        on_age = (lambda finish_age: prior(origin + finish_age)) if prior is not None else None
+        age = now - origin
+        first = seen[-1][0] - origin
+        window = finish_window(ratios, first, progress, TIME_LEFT_RISK, on_age, after=age)
+        if window is None:
+            return None
+        tolerance = max(self._tolerance(age), TIME_LEFT_PRECISION * age)
+        early, late = window
+        if late - early > TIME_LEFT_SPAN * tolerance:
+            return None
+        self._due_since = None
+        return self._jittered_later(max(0.0, origin + early + tolerance - now), tolerance)
+
+    def ended(self, now: float, duration: float, action_type: str | None) -> None:
+        """A poll at *now* saw the action ended, *duration* seconds after its creation (its
+        terminal snapshot's ``processing_time``): teach the type's time-left ratios what its
+        readings foretold (nothing without learned durations, an origin or a type).
+
+        The ages count from the origin (up to :data:`ORIGIN_SLACK` after the true creation
+        when ``created_at`` alone bounds it), the end from the creation: it is taken no
+        later than *now* and no earlier than the last poll that saw the action unfinished.
+        """
+        origin = self._origin
+        if origin is None or not action_type or self._stats is None:
+            return
+        if not self._policy.learn_durations or not math.isfinite(duration):
+            return
+        end = min(now - origin, duration)
+        if self._last_poll is not None:
+            end = max(end, self._last_poll - origin)
+        # Each value where it was first seen (what a new reading of it will be compared to).
+        readings = [(first - origin, value) for first, _, value in self._estimator.readings()]
+        self._stats.time_left.learn(action_type, readings, end)
+
     def _tolerance(self, age: float) -> float:
         """How close to a predicted end a poll aims, for an action *age* seconds old:
         :data:`PRECISION` of the age, from :data:`TOLERANCE_MIN` to :data:`TOLERANCE_MAX`
@@ -350,24 +427,25 @@ class PollSchedule:
         return wait + min(spread, tolerance * SURE_SPREAD)
 
     def _finish_prior(
-        self, origin: float, action_type: str | None
+        self, origin: float, action_type: str | None, share: float = PRIOR_FLOOR
     ) -> Callable[[float], float] | None:
         """How likely each finish (monotonic s) is from the durations learned for
-        *action_type*, counted from *origin* (see :data:`PRIOR_FLOOR`); None without five of
-        them learned (or with ``learn_durations=False``)."""
+        *action_type*, counted from *origin*, with *share* of the weight over every finish
+        (see :data:`PRIOR_FLOOR`); None without five of them learned (or with
+        ``learn_durations=False``)."""
         if not action_type or self._stats is None or not self._policy.learn_durations:
             return None
         cuts = self._stats.quantiles(action_type, PRIOR_CUTS, fallback=False)
         if cuts is None:
             return None
         span = max(cuts[-1] - cuts[0], 1e-9)
-        floor = PRIOR_FLOOR / span
+        floor = share / span
 
         def density(finish: float) -> float:
             duration = finish - origin
             i = bisect.bisect_right(cuts, duration) - 1
             if 0 <= i < len(cuts) - 1 and cuts[i + 1] > cuts[i]:
-                return floor + (1 - PRIOR_FLOOR) / (len(cuts) - 1) / (cuts[i + 1] - cuts[i])
+                return floor + (1 - share) / (len(cuts) - 1) / (cuts[i + 1] - cuts[i])
             return floor
 
         return density
