@@ -10,10 +10,11 @@ from _polling import PROPERTY, _job, poll
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voucherify_async import PollPolicy
+from voucherify_async import AsyncActionFailed, PollPolicy, VoucherifyClient
 from voucherify_async._durations import DurationStats
 from voucherify_async._timeleft import MAX_TYPES, MIN_RATIOS, NEIGHBORS, PER_TYPE, TimeLeft
 from voucherify_async._timeleft import finish_window as window
+from voucherify_async.testing import VoucherifyEmulator, fast_polling
 
 TYPE = "VOUCHERS.IMPORT"
 
@@ -184,3 +185,25 @@ def test_ended_teaches_only_with_a_type_an_origin_and_learning_on() -> None:
     policy = PollPolicy(learn_durations=False)
     poll(_job("linear", 20.0), 20.0, policy, stats=off, told_type=True, learn=True)
     assert len(off.time_left) == 0
+
+
+async def test_a_handle_teaches_its_types_time_left_when_its_action_is_done(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
+    """A handle that saw progress and then DONE teaches the type's time left; FAILED does
+    not (its progress foretold no finish)."""
+    learned = client.async_actions.durations.time_left
+    done, failed = emulator.add_action(duration=None), emulator.add_action(duration=None)
+    with fast_polling():
+        handles = {}
+        for action_id in (done, failed):
+            emulator.set_progress(action_id, 40)
+            handles[action_id] = client.async_actions.handle(action_id)
+            await emulator.wait_for_requests(2, action_id=action_id)  # it has seen 40
+        emulator.finish(failed, "FAILED")
+        with pytest.raises(AsyncActionFailed):
+            await handles[failed]
+        assert len(learned) == 0
+        emulator.finish(done)
+        await handles[done]
+    assert len(learned) == 1
