@@ -56,7 +56,7 @@ def test_memory_is_bounded() -> None:
     assert len(learned) == PER_TYPE
     for i in range(MAX_TYPES + 10):
         learned.learn(f"TYPE.{i}", [(1.0, 50)], 3.0)
-    assert len(learned._by_type) == MAX_TYPES
+    assert len(learned._by_type) == MAX_TYPES  # types kept
     assert learned.near(TYPE, 50) is None  # the least recently taught type was forgotten
 
 

@@ -22,6 +22,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
+from ._pertype import PerType
 from ._timeleft import TimeLeft
 
 if TYPE_CHECKING:
@@ -61,18 +62,13 @@ class DurationStats:
     their first poll. Save it with :meth:`to_dict` and start warm with :meth:`update`.
     """
 
-    __slots__ = ("_by_type", "_seen", "_seen_order", "_sorted", "time_left")
+    __slots__ = ("_by_type", "_seen", "_seen_order", "time_left")
 
     def __init__(self) -> None:
-        self._by_type: collections.OrderedDict[str, collections.deque[float]] = (
-            collections.OrderedDict()
-        )
+        self._by_type: PerType[float] = PerType(PER_TYPE, MAX_TYPES)
         # Ids already counted (the newest SEEN_IDS), so a polled or listed action counts once.
         self._seen: set[str] = set()
         self._seen_order: collections.deque[str] = collections.deque()
-        # Each type's durations in order, kept until it learns more: the schedule asks for
-        # quantiles on every poll, a type learns only when an action ends.
-        self._sorted: dict[str, list[float]] = {}
         #: How long each type ran on after each progress reading (:mod:`._timeleft`), taught
         #: by the handles when their actions end; in memory only (not in :meth:`to_dict`).
         self.time_left = TimeLeft()
@@ -81,19 +77,9 @@ class DurationStats:
         """Learn that an action of *action_type* took *seconds* (ignored unless finite >= 0)."""
         if not math.isfinite(seconds) or seconds < 0:
             return
-        for key in (str(action_type) if action_type else None, ANY_TYPE):
-            if key is None:
-                continue
-            samples = self._by_type.get(key)
-            if samples is None:
-                samples = self._by_type[key] = collections.deque(maxlen=PER_TYPE)
-                while len(self._by_type) > MAX_TYPES:
-                    forgotten, _ = self._by_type.popitem(last=False)
-                    self._sorted.pop(forgotten, None)
-            else:
-                self._by_type.move_to_end(key)
-            samples.append(seconds)
-            self._sorted.pop(key, None)
+        if action_type:
+            self._by_type.add(str(action_type), (seconds,))
+        self._by_type.add(ANY_TYPE, (seconds,))
 
     def learn(self, action: AsyncAction) -> bool:
         """Learn from a terminal snapshot: its ``processing_time``, else its timestamps.
@@ -128,20 +114,17 @@ class DurationStats:
         """The quantiles *qs* (each 0-1) of *action_type*'s durations in seconds, falling back
         to every type's (unless *fallback* is False); None when fewer than 5 are known."""
         key = str(action_type) if action_type else None
-        samples = self._by_type.get(key) if key is not None else None
-        if (samples is None or len(samples) < MIN_SAMPLES) and fallback:
-            key, samples = ANY_TYPE, self._by_type.get(ANY_TYPE)
-        if key is None or samples is None or len(samples) < MIN_SAMPLES:
+        if self._by_type.count(key) < MIN_SAMPLES and fallback:
+            key = ANY_TYPE
+        if key is None or self._by_type.count(key) < MIN_SAMPLES:
             return None
-        ordered = self._sorted.get(key)
-        if ordered is None:
-            ordered = self._sorted[key] = sorted(samples)
+        ordered = self._by_type.ordered(key)
         last = len(ordered) - 1
         return [ordered[min(last, max(0, math.ceil(q * len(ordered)) - 1))] for q in qs]
 
     def to_dict(self) -> dict[str, list[float]]:
         """The figures, JSON-ready: type -> durations in seconds, oldest first."""
-        return {key: list(samples) for key, samples in self._by_type.items() if key != ANY_TYPE}
+        return {key: samples for key, samples in self._by_type.items() if key != ANY_TYPE}
 
     def update(self, data: Mapping[str, Iterable[float]]) -> None:
         """Add figures saved by :meth:`to_dict` (values that are not numbers are skipped)."""
@@ -158,5 +141,4 @@ class DurationStats:
         return stats
 
     def __len__(self) -> int:
-        samples = self._by_type.get(ANY_TYPE)
-        return 0 if samples is None else len(samples)
+        return self._by_type.count(ANY_TYPE)

@@ -29,10 +29,11 @@ Guarantees:
 from __future__ import annotations
 
 import bisect
-import collections
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
+
+from ._pertype import PerType
 
 __all__ = ["MAX_TYPES", "PER_TYPE", "TimeLeft", "finish_window"]
 
@@ -54,14 +55,10 @@ _STEPS: Final = 30
 class TimeLeft:
     """The learned time-left ratios of each type; bounded memory (see the module)."""
 
-    __slots__ = ("_by_type", "_sorted")
+    __slots__ = ("_by_type",)
 
     def __init__(self) -> None:
-        self._by_type: collections.OrderedDict[str, collections.deque[tuple[int, float]]] = (
-            collections.OrderedDict()
-        )
-        # Each type's (progress, log ratio) pairs in order, kept until it learns more.
-        self._sorted: dict[str, list[tuple[int, float]]] = {}
+        self._by_type: PerType[tuple[int, float]] = PerType(PER_TYPE, MAX_TYPES)
 
     def learn(
         self, action_type: str | None, readings: Iterable[tuple[float, int]], duration: float
@@ -78,29 +75,16 @@ class TimeLeft:
         ]
         if not pairs:
             return 0
-        key = str(action_type)
-        kept = self._by_type.get(key)
-        if kept is None:
-            kept = self._by_type[key] = collections.deque(maxlen=PER_TYPE)
-            while len(self._by_type) > MAX_TYPES:
-                forgotten, _ = self._by_type.popitem(last=False)
-                self._sorted.pop(forgotten, None)
-        else:
-            self._by_type.move_to_end(key)
-        kept.extend(pairs)
-        self._sorted.pop(key, None)
+        self._by_type.add(str(action_type), pairs)
         return len(pairs)
 
     def near(self, action_type: str | None, progress: int) -> list[float] | None:
         """The log ratios of the :data:`NEIGHBORS` learned readings of *action_type* whose
         progress is nearest *progress*; None with fewer than :data:`MIN_RATIOS` learned."""
         key = str(action_type) if action_type else None
-        kept = self._by_type.get(key) if key is not None else None
-        if key is None or kept is None or len(kept) < MIN_RATIOS:
+        if key is None or self._by_type.count(key) < MIN_RATIOS:
             return None
-        ordered = self._sorted.get(key)
-        if ordered is None:
-            ordered = self._sorted[key] = sorted(kept)
+        ordered = self._by_type.ordered(key)
         i = bisect.bisect_left(ordered, (progress, -math.inf))
         lo, hi = i, i
         while hi - lo < NEIGHBORS and (lo > 0 or hi < len(ordered)):
@@ -114,7 +98,8 @@ class TimeLeft:
         return [ratio for _, ratio in ordered[lo:hi]]
 
     def __len__(self) -> int:
-        return sum(len(kept) for kept in self._by_type.values())
+        """How many ratios are kept, over every type."""
+        return sum(len(kept) for _, kept in self._by_type.items())
 
 
 def finish_window(
