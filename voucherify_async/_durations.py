@@ -69,8 +69,10 @@ class DurationStats:
         # Ids already counted (the newest SEEN_IDS), so a polled or listed action counts once.
         self._seen: set[str] = set()
         self._seen_order: collections.deque[str] = collections.deque()
-        #: How long each type ran on after each progress reading (:mod:`._timeleft`), taught
-        #: by the handles when their actions end; in memory only (not in :meth:`to_dict`).
+        #: How long each type ran on after each progress reading, relative to what its
+        #: average pace foretold, taught by the handles when their actions end (DONE); the
+        #: schedule polls by it once a type has 20 such readings. In memory only (not in
+        #: :meth:`to_dict`); bounded like the durations.
         self.time_left = TimeLeft()
 
     def add(self, action_type: str | None, seconds: float) -> None:
