@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -207,3 +208,17 @@ async def test_a_handle_teaches_its_types_time_left_when_its_action_is_done(
         emulator.finish(done)
         await handles[done]
     assert len(learned) == 1
+
+
+def test_what_was_learned_can_be_saved_and_restored() -> None:
+    """to_dict() is JSON-ready and update() restores it (bad pairs skipped); a restored
+    type predicts what the original does."""
+    learned = _learned_linear()
+    saved = json.loads(json.dumps(learned.to_dict()))
+    assert list(saved) == [TYPE] and all(len(pair) == 2 for pair in saved[TYPE])
+    restored = TimeLeft()
+    bad = [[0, 1.0], [100, 1.0], [50, 0.0], [50, -1.0], [50, math.inf], [50.5, 1.0], [True, 1.0],
+           ["50", 1.0], [50], 7]  # fmt: skip
+    assert restored.update({TYPE: [*saved[TYPE], *bad], "": [[50, 1.0]]}) == len(saved[TYPE])
+    assert len(restored) == len(learned)
+    assert restored.near(TYPE, 40) == pytest.approx(learned.near(TYPE, 40))

@@ -71,8 +71,9 @@ class DurationStats:
         self._seen_order: collections.deque[str] = collections.deque()
         #: How long each type ran on after each progress reading, relative to what its
         #: average pace foretold, taught by the handles when their actions end (DONE); the
-        #: schedule polls by it once a type has 20 such readings. In memory only (not in
-        #: :meth:`to_dict`); bounded like the durations.
+        #: schedule polls by it once a type has 20 such readings. Bounded like the durations;
+        #: not in :meth:`to_dict`: save ``time_left.to_dict()`` and start warm with
+        #: ``time_left.update(saved)``.
         self.time_left = TimeLeft()
 
     def add(self, action_type: str | None, seconds: float) -> None:

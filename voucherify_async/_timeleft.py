@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
 
 from ._pertype import PerType
@@ -96,6 +96,36 @@ class TimeLeft:
             else:
                 hi += 1
         return [ratio for _, ratio in ordered[lo:hi]]
+
+    def to_dict(self) -> dict[str, list[list[float]]]:
+        """What was learned, JSON-ready: type -> ``[progress, ratio]`` pairs, oldest first
+        (the ratio of the time left to what the average pace foretold at that reading)."""
+        return {
+            key: [[progress, math.exp(log_ratio)] for progress, log_ratio in pairs]
+            for key, pairs in self._by_type.items()
+        }
+
+    def update(self, data: Mapping[str, Iterable[Sequence[float]]]) -> int:
+        """Add what :meth:`to_dict` saved; returns how many pairs counted (a pair whose
+        progress is not a whole number in 1-99 or whose ratio is not a finite number above 0
+        is skipped)."""
+        counted = 0
+        for key, pairs in data.items():
+            kept = [
+                (int(pair[0]), math.log(pair[1]))
+                for pair in pairs
+                if isinstance(pair, Sequence)
+                and len(pair) == 2
+                and all(isinstance(x, int | float) and not isinstance(x, bool) for x in pair)
+                and pair[0] == int(pair[0])
+                and 0 < pair[0] < 100
+                and math.isfinite(pair[1])
+                and pair[1] > 0
+            ]
+            if key and kept:
+                self._by_type.add(str(key), kept)
+                counted += len(kept)
+        return counted
 
     def __len__(self) -> int:
         """How many ratios are kept, over every type."""
