@@ -70,6 +70,7 @@ HELD_OUT: Final[dict[str, tuple[str, float]]] = {
     "noisy, enqueued 20 %": ("noisy", 0.2),
     "coarse, enqueued 30 %": ("coarse", 0.3),
     "stages": ("stages", 0.0),
+    "mixed shapes": ("mixed", 0.0),
 }
 #: Where progress moves: ours must beat both baselines on both axes there.
 MOVING: Final = ("linear", "fast-then-slow", "slow-then-fast", "coarse", "noisy")

@@ -24,7 +24,7 @@ from voucherify_async.testing._shapes import scripted
 
 SHAPES = (
     *("linear", "fast-then-slow", "slow-then-fast", "stall", "coarse", "noisy", "none"),
-    *("s-curve", "jump-then-crawl", "late-stall", "cubic", "tenths", "stages"),
+    *("s-curve", "jump-then-crawl", "late-stall", "cubic", "tenths", "stages", "mixed"),
 )
 
 

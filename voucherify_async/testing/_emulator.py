@@ -233,7 +233,7 @@ class VoucherifyEmulator:
         It spends *enqueued* seconds ENQUEUED (default ``min(0.05 * duration, 0.5)``), then
         is IN_PROGRESS with *progress* rising: a shape's name (``"linear"``, ``"steps"``,
         ``"coarse"``, ``"fast-then-slow"``, ``"slow-then-fast"``, ``"stall"``, ``"noisy"``,
-        ``"stages"``, ``"none"``; see ``PROGRESS_SHAPES``), a function of the elapsed
+        ``"stages"``, ``"mixed"``, ``"none"``; see ``PROGRESS_SHAPES``), a function of the elapsed
         fraction (0.0-1.0) returning 0-100, or ``(fraction, progress)`` points joined by
         straight lines, such as
         ``[(0.0, 0), (0.5, 5), (1.0, 100)]``. It ends with *status* (``"DONE"`` or

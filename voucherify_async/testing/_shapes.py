@@ -17,7 +17,7 @@ from typing import Final
 
 from voucherify_async._errors import InvalidArgumentError
 
-__all__ = ["PROGRESS_SHAPES", "SHAPES", "make_shape", "noisy", "scripted", "stages"]
+__all__ = ["PROGRESS_SHAPES", "SHAPES", "make_shape", "mixed", "noisy", "scripted", "stages"]
 
 Shape = Callable[[float], int]
 
@@ -158,11 +158,23 @@ def stages(rng: random.Random, count: int = 4) -> Shape:
     return shape
 
 
-#: Shapes drawn per job from the emulator's seed, by name.
-_SEEDED: Final[dict[str, Callable[[random.Random], Shape]]] = {"noisy": noisy, "stages": stages}
+def mixed(rng: random.Random) -> Shape:
+    """One of linear, fast-then-slow, slow-then-fast, s-curve, cubic or noisy, drawn per job
+    (from *rng*): jobs of one type that progress differently (what a client learned of the
+    type's earlier jobs fits this one only in part)."""
+    name = rng.choice(_MIXED)
+    return noisy(rng) if name == "noisy" else SHAPES[name]
 
-#: The named shapes ``add_action(progress=...)`` takes, besides ``"noisy"`` and ``"stages"``
-#: (seeded per job).
+
+#: Shapes drawn per job from the emulator's seed, by name.
+_SEEDED: Final[dict[str, Callable[[random.Random], Shape]]] = {
+    "noisy": noisy,
+    "stages": stages,
+    "mixed": mixed,
+}
+
+#: The named shapes ``add_action(progress=...)`` takes, besides ``"noisy"``, ``"stages"`` and
+#: ``"mixed"`` (seeded per job).
 SHAPES: Final[dict[str, Shape]] = {
     "linear": linear,
     "fast-then-slow": fast_then_slow,
@@ -177,6 +189,9 @@ SHAPES: Final[dict[str, Shape]] = {
     "cubic": cubic,
     "tenths": tenths,
 }
+
+#: The shapes ``"mixed"`` draws from.
+_MIXED: Final = ("linear", "fast-then-slow", "slow-then-fast", "s-curve", "cubic", "noisy")
 
 #: Every name ``add_action(progress=...)`` accepts.
 PROGRESS_SHAPES: Final = (*SHAPES, *_SEEDED)
