@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from voucherify_async import AsyncActionFailed, PollPolicy, VoucherifyClient
 from voucherify_async._durations import DurationStats
+from voucherify_async._schedule import PollSchedule
 from voucherify_async._timeleft import MAX_TYPES, MIN_RATIOS, NEIGHBORS, PER_TYPE, TimeLeft
 from voucherify_async._timeleft import finish_window as window
 from voucherify_async.testing import VoucherifyEmulator, fast_polling
@@ -222,3 +223,14 @@ def test_what_was_learned_can_be_saved_and_restored() -> None:
     assert restored.update({TYPE: [*saved[TYPE], *bad], "": [[50, 1.0]]}) == len(saved[TYPE])
     assert len(restored) == len(learned)
     assert restored.near(TYPE, 40) == pytest.approx(learned.near(TYPE, 40))
+
+
+def test_a_job_whose_progress_went_back_teaches_nothing() -> None:
+    """A second run's readings, set against the action's age, would mislead the type."""
+    for values, taught in (((20, 40, 60), True), ((20, 40, 10, 60), False)):
+        stats = DurationStats()
+        schedule = PollSchedule(PollPolicy(), random.Random(1), started=0.0, stats=stats)
+        for i, value in enumerate(values, 1):
+            schedule.next_delay(5.0 * i, True, value, created=0.0, action_type=TYPE)
+        schedule.ended(30.0, 29.0, TYPE)
+        assert (len(stats.time_left) > 0) is taught

@@ -146,6 +146,7 @@ class PollSchedule:
         "_last_progress",
         "_origin",
         "_policy",
+        "_rerun",
         "_rng",
         "_running_since",
         "_started",
@@ -183,6 +184,7 @@ class PollSchedule:
         self._running_since: float | None = None
         # The newest origin (a lower bound of the age counts from it), for learning at the end.
         self._origin: float | None = None
+        self._rerun = False  # progress went back once: what it showed teaches nothing
 
     def first_delay(self, action_type: str | None = None) -> float:
         """Seconds before the first GET: the policy's ``first_poll_after``, or, when it is 0
@@ -228,8 +230,10 @@ class PollSchedule:
         if policy.adaptive and in_progress and progress is not None:
             estimator = self._estimator
             if self._last_progress is not None and progress < self._last_progress:
-                # Progress went back: a new run, whose work began after the last poll.
+                # Progress went back: a new run, whose work began after the last poll (its
+                # readings, against the action's age, would teach the type nothing true).
                 self._waiting_since, self._running_since = self._last_poll, None
+                self._rerun = True
             estimator.observe(now, progress)
             estimate = self._estimate = estimator.estimate(origin)
             if self._running_since is None:
@@ -365,8 +369,9 @@ class PollSchedule:
         """The gap the type's learned time-left ratios give (:mod:`._timeleft`), from when
         *progress* was first seen and knowing the action had not ended by *now*: a poll the
         tolerance after the finish that only :data:`TIME_LEFT_RISK` of them put earlier
-        (the tolerance as the steady planner's). None without them, without an origin, or
-        while they spread over more than :data:`TIME_LEFT_SPAN` tolerances."""
+        (the estimator's tolerance, at least :data:`TIME_LEFT_PRECISION` of the age). None
+        without them, without an origin, or while they spread over more than
+        :data:`TIME_LEFT_SPAN` tolerances."""
         if origin is None or not action_type or not 0 < progress < 100:
             return None
         if self._stats is None or not self._policy.learn_durations:
@@ -394,14 +399,15 @@ class PollSchedule:
     def ended(self, now: float, duration: float, action_type: str | None) -> None:
         """A poll at *now* saw the action ended, *duration* seconds after its creation (its
         terminal snapshot's ``processing_time``): teach the type's time-left ratios what its
-        readings foretold (nothing without learned durations, an origin or a type).
+        readings foretold (nothing without learned durations, an origin or a type, nor when
+        its progress went back: a second run's readings against the action's age).
 
         The ages count from the origin (up to :data:`ORIGIN_SLACK` after the true creation
         when ``created_at`` alone bounds it), the end from the creation: it is taken no
         later than *now* and no earlier than the last poll that saw the action unfinished.
         """
         origin = self._origin
-        if origin is None or not action_type or self._stats is None:
+        if origin is None or not action_type or self._stats is None or self._rerun:
             return
         if not self._policy.learn_durations or not math.isfinite(duration):
             return
