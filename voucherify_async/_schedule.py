@@ -186,15 +186,20 @@ class PollSchedule:
         self._origin: float | None = None
         self._rerun = False  # progress went back once: what it showed teaches nothing
 
+    @property
+    def _learned(self) -> DurationStats | None:
+        """The client's learned statistics, unless the policy turns learning off."""
+        return self._stats if self._policy.learn_durations else None
+
     def first_delay(self, action_type: str | None = None) -> float:
         """Seconds before the first GET: the policy's ``first_poll_after``, or, when it is 0
         and durations are learned (``policy.learn_durations``), the median duration of
         *action_type* (any type when None), at most ``FIRST_POLL_CAP * initial_delay`` or
         ``max_lateness`` times the learned floor (:meth:`floor`), whichever is later."""
-        policy = self._policy
-        if policy.first_poll_after or not policy.learn_durations or self._stats is None:
+        policy, learned = self._policy, self._learned
+        if policy.first_poll_after or learned is None:
             return own_delay(policy.first_poll_after)
-        median = self._stats.quantile(action_type, FIRST_POLL_QUANTILE)
+        median = learned.quantile(action_type, FIRST_POLL_QUANTILE)
         if median is None:
             return 0.0
         cap = FIRST_POLL_CAP * policy.initial_delay
@@ -257,7 +262,7 @@ class PollSchedule:
                 delay = max(delay, policy.min_delay)
             elif estimate is not None:
                 reason = "adaptive"
-                delay = self._time_left_delay(now, progress, origin, action_type)
+                delay = self._time_left_delay(now, progress, estimate.seen, origin, action_type)
                 if delay is None:
                     delay = self._estimate_delay(now, estimate, progress, self._tolerance(age))
                 delay = max(delay, policy.min_delay)
@@ -364,29 +369,31 @@ class PollSchedule:
         return when - now
 
     def _time_left_delay(
-        self, now: float, progress: int, origin: float | None, action_type: str | None
+        self,
+        now: float,
+        progress: int,
+        seen: float,
+        origin: float | None,
+        action_type: str | None,
     ) -> float | None:
         """The gap the type's learned time-left ratios give (:mod:`._timeleft`), from when
-        *progress* was first seen and knowing the action had not ended by *now*: a poll the
+        *progress* was first *seen* and knowing the action had not ended by *now*: a poll the
         tolerance after the finish that only :data:`TIME_LEFT_RISK` of them put earlier
         (the estimator's tolerance, at least :data:`TIME_LEFT_PRECISION` of the age). None
         without them, without an origin, or while they spread over more than
         :data:`TIME_LEFT_SPAN` tolerances."""
-        if origin is None or not action_type or not 0 < progress < 100:
+        learned = self._learned
+        if learned is None or origin is None or not action_type or not 0 < progress < 100:
             return None
-        if self._stats is None or not self._policy.learn_durations:
+        if seen <= origin:
             return None
-        seen = self._estimator.readings()
-        if not seen or seen[-1][2] != progress or seen[-1][0] <= origin:
-            return None
-        ratios = self._stats.time_left.near(action_type, progress)
+        ratios = learned.time_left.near(action_type, progress)
         if ratios is None:
             return None
         prior = self._finish_prior(origin, action_type, TIME_LEFT_FLOOR)
         on_age = (lambda finish_age: prior(origin + finish_age)) if prior is not None else None
         age = now - origin
-        first = seen[-1][0] - origin
-        window = finish_window(ratios, first, progress, TIME_LEFT_RISK, on_age, after=age)
+        window = finish_window(ratios, seen - origin, progress, TIME_LEFT_RISK, on_age, after=age)
         if window is None:
             return None
         tolerance = max(self._tolerance(age), TIME_LEFT_PRECISION * age)
@@ -406,17 +413,17 @@ class PollSchedule:
         when ``created_at`` alone bounds it), the end from the creation: it is taken no
         later than *now* and no earlier than the last poll that saw the action unfinished.
         """
-        origin = self._origin
-        if origin is None or not action_type or self._stats is None or self._rerun:
+        origin, learned = self._origin, self._learned
+        if learned is None or origin is None or not action_type or self._rerun:
             return
-        if not self._policy.learn_durations or not math.isfinite(duration):
+        if not math.isfinite(duration):
             return
         end = min(now - origin, duration)
         if self._last_poll is not None:
             end = max(end, self._last_poll - origin)
         # Each value where it was first seen (what a new reading of it will be compared to).
         readings = [(first - origin, value) for first, _, value in self._estimator.readings()]
-        self._stats.time_left.learn(action_type, readings, end)
+        learned.time_left.learn(action_type, readings, end)
 
     def _tolerance(self, age: float) -> float:
         """How close to a predicted end a poll aims, for an action *age* seconds old:
@@ -439,9 +446,10 @@ class PollSchedule:
         *action_type*, counted from *origin*, with *share* of the weight over every finish
         (see :data:`PRIOR_FLOOR`); None without five of them learned (or with
         ``learn_durations=False``)."""
-        if not action_type or self._stats is None or not self._policy.learn_durations:
+        learned = self._learned
+        if not action_type or learned is None:
             return None
-        cuts = self._stats.quantiles(action_type, PRIOR_CUTS, fallback=False)
+        cuts = learned.quantiles(action_type, PRIOR_CUTS, fallback=False)
         if cuts is None:
             return None
         span = max(cuts[-1] - cuts[0], 1e-9)
@@ -464,12 +472,10 @@ class PollSchedule:
         ``min_delay``); past the last decile, unbounded (the lateness bound decides). None
         when the type or the action's age is unknown, or fewer than five of the type are
         learned (another type's durations say nothing of this one)."""
-        policy = self._policy
-        if not policy.learn_durations or self._stats is None or origin is None:
+        policy, learned = self._policy, self._learned
+        if learned is None or origin is None or not action_type:
             return None
-        if not action_type:
-            return None
-        deciles = self._stats.quantiles(action_type, DECILES, fallback=False)
+        deciles = learned.quantiles(action_type, DECILES, fallback=False)
         if deciles is None:
             return None
         age = now - origin
@@ -504,8 +510,8 @@ class PollSchedule:
             return (earliest if earliest <= now else now + own_delay(earliest - now)), False
         policy = self._policy
         wait = FIRST_POLL_CAP * policy.initial_delay
-        if self._stats is not None and policy.learn_durations:
-            median = self._stats.quantile(None, FIRST_POLL_QUANTILE)
+        if self._learned is not None:
+            median = self._learned.quantile(None, FIRST_POLL_QUANTILE)
             if median is not None:
                 wait = min(median, wait)
         started = now if self._started is None else self._started
@@ -517,9 +523,10 @@ class PollSchedule:
         durations learned for *action_type* itself; 0 when the type is not known, fewer than
         five of it are learned, or ``policy.learn_durations`` is off. (Never another type's:
         a new type may be far shorter than those the client knows.)"""
-        if not self._policy.learn_durations or self._stats is None or not action_type:
+        learned = self._learned
+        if learned is None or not action_type:
             return 0.0
-        values = self._stats.quantiles(action_type, (FLOOR_QUANTILE,), fallback=False)
+        values = learned.quantiles(action_type, (FLOOR_QUANTILE,), fallback=False)
         return values[0] if values else 0.0
 
     def bound(
