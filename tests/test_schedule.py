@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+from collections.abc import Callable
 
 import pytest
 from _polling import PROPERTY, _job, poll
@@ -20,7 +21,7 @@ from voucherify_async import AsyncAction, AsyncActionStatus, PollPolicy
 from voucherify_async._durations import MAX_TYPES, PER_TYPE, DurationStats
 from voucherify_async._estimator import ProgressEstimator
 from voucherify_async._schedule import FLOOR_QUANTILE, PollSchedule
-from voucherify_async.testing._shapes import scripted
+from voucherify_async.testing._shapes import make_shape, noisy, scripted
 
 SHAPES = (
     *("linear", "fast-then-slow", "slow-then-fast", "stall", "coarse", "noisy", "none"),
@@ -229,6 +230,33 @@ def test_progress_that_crawls_is_not_polled_ever_faster(
     run = poll(_job(scripted(shape), duration), duration, PollPolicy())
     assert run.gets <= 60, name
     assert run.lateness <= 0.05 * duration, name
+
+
+@pytest.mark.parametrize("kind", ["noisy", "late-stall"])
+def test_progress_that_speeds_up_late_is_not_passed_by_a_long_gap(kind: str) -> None:
+    """The speed-up guard, on types whose learned time left is too wide to plan from: a job
+    whose pace jumps after a slow stretch (a stall at 30 % until 65 % of its time; noisy
+    progress, whose pace changes every twentieth of it) is seen within 1 % of its duration
+    (5-20 minutes), for a few dozen GETs at most (the fixed 1 s loop: 300-1,200). Without
+    the guard the estimate, which follows the recent slow pace, waits past the end: up to
+    12 % of the duration on these jobs."""
+
+    def shape(seed: int) -> Callable[[float], int]:
+        return noisy(random.Random(seed)) if kind == "noisy" else make_shape(kind, random.Random(0))
+
+    def duration(rng: random.Random) -> float:
+        return math.exp(rng.uniform(math.log(300), math.log(1200)))
+
+    stats, warm = DurationStats(), random.Random(7)
+    for i in range(30):  # what a client learns from the type's earlier jobs
+        d = duration(warm)
+        poll(_job(shape(1000 + i), d), d, PollPolicy(), stats=stats, told_type=True, learn=True)
+    rng = random.Random(8)
+    for i in range(12):
+        d = duration(rng)
+        run = poll(_job(shape(i), d), d, PollPolicy(), stats=stats, told_type=True)
+        assert run.lateness <= 0.01 * d, (kind, i)
+        assert run.gets <= 40, (kind, i)
 
 
 @pytest.mark.parametrize(
