@@ -259,6 +259,39 @@ def test_progress_that_speeds_up_late_is_not_passed_by_a_long_gap(kind: str) -> 
         assert run.gets <= 40, (kind, i)
 
 
+def test_the_speed_up_guard_tightens_on_types_that_have_shown_speed_ups() -> None:
+    """A job that stalls at 30 % and then runs on at several times its average pace: the
+    type's learned time left says how much faster its earlier jobs ran out their work, and
+    the guard's share follows it (down to a tenth of what the average pace says is left).
+    20 jobs of 2-30 minutes, learned from as a client does, are each seen within 2 % of
+    their duration for a few dozen GETs; at the fixed share (35 %) some were 7 % late."""
+
+    def duration(rng: random.Random) -> float:
+        return math.exp(rng.uniform(math.log(120), math.log(1800)))
+
+    def stall(seed: int) -> Callable[[float], int]:
+        return make_shape("stall", random.Random(seed))
+
+    stats, warm = DurationStats(), random.Random(7)
+    for i in range(60):  # what a client learns from the type's earlier jobs
+        d = duration(warm)
+        poll(_job(stall(1000 + i), d), d, PollPolicy(), stats=stats, told_type=True, learn=True)
+    rng = random.Random(8)
+    for i in range(20):
+        d = duration(rng)
+        run = poll(
+            _job(stall(i), d),
+            d,
+            PollPolicy(),
+            rng=random.Random(i),
+            stats=stats,
+            told_type=True,
+            learn=True,
+        )
+        assert run.lateness <= 0.02 * d, i
+        assert run.gets <= 40, i
+
+
 @pytest.mark.parametrize(
     ("shape", "most"), [("linear", 6.0), ("slow-then-fast", 6.0), ("fast-then-slow", 7.5)]
 )
