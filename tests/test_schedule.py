@@ -232,6 +232,25 @@ def test_progress_that_crawls_is_not_polled_ever_faster(
     assert run.lateness <= 0.05 * duration, name
 
 
+def _log_uniform(low: float, high: float) -> Callable[[random.Random], float]:
+    """Durations (s) drawn log-uniform from *low* to *high*."""
+    return lambda rng: math.exp(rng.uniform(math.log(low), math.log(high)))
+
+
+def _learned_type(
+    shape: Callable[[int], Callable[[float], int]],
+    duration: Callable[[random.Random], float],
+    jobs: int,
+) -> DurationStats:
+    """What a client learns from *jobs* earlier actions of one type polled to their end:
+    progress ``shape(1000 + i)``, durations from *duration* (seed 7)."""
+    stats, warm = DurationStats(), random.Random(7)
+    for i in range(jobs):
+        d = duration(warm)
+        poll(_job(shape(1000 + i), d), d, PollPolicy(), stats=stats, told_type=True, learn=True)
+    return stats
+
+
 @pytest.mark.parametrize("kind", ["noisy", "late-stall"])
 def test_progress_that_speeds_up_late_is_not_passed_by_a_long_gap(kind: str) -> None:
     """The speed-up guard, on types whose learned time left is too wide to plan from: a job
@@ -244,13 +263,8 @@ def test_progress_that_speeds_up_late_is_not_passed_by_a_long_gap(kind: str) -> 
     def shape(seed: int) -> Callable[[float], int]:
         return noisy(random.Random(seed)) if kind == "noisy" else make_shape(kind, random.Random(0))
 
-    def duration(rng: random.Random) -> float:
-        return math.exp(rng.uniform(math.log(300), math.log(1200)))
-
-    stats, warm = DurationStats(), random.Random(7)
-    for i in range(30):  # what a client learns from the type's earlier jobs
-        d = duration(warm)
-        poll(_job(shape(1000 + i), d), d, PollPolicy(), stats=stats, told_type=True, learn=True)
+    duration = _log_uniform(300, 1200)
+    stats = _learned_type(shape, duration, 30)
     rng = random.Random(8)
     for i in range(12):
         d = duration(rng)
@@ -266,16 +280,11 @@ def test_the_speed_up_guard_tightens_on_types_that_have_shown_speed_ups() -> Non
     20 jobs of 2-30 minutes, learned from as a client does, are each seen within 2 % of
     their duration for a few dozen GETs; at the fixed share (35 %) some were 7 % late."""
 
-    def duration(rng: random.Random) -> float:
-        return math.exp(rng.uniform(math.log(120), math.log(1800)))
-
     def stall(seed: int) -> Callable[[float], int]:
         return make_shape("stall", random.Random(seed))
 
-    stats, warm = DurationStats(), random.Random(7)
-    for i in range(60):  # what a client learns from the type's earlier jobs
-        d = duration(warm)
-        poll(_job(stall(1000 + i), d), d, PollPolicy(), stats=stats, told_type=True, learn=True)
+    duration = _log_uniform(120, 1800)
+    stats = _learned_type(stall, duration, 60)
     rng = random.Random(8)
     for i in range(20):
         d = duration(rng)
