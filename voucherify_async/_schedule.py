@@ -176,6 +176,7 @@ class PollSchedule:
         "_estimate",
         "_estimator",
         "_growth",
+        "_guard",
         "_last_gap",
         "_last_poll",
         "_last_progress",
@@ -187,7 +188,6 @@ class PollSchedule:
         "_started",
         "_stats",
         "_waiting_since",
-        "_wide",
     )
 
     def __init__(
@@ -220,8 +220,9 @@ class PollSchedule:
         self._running_since: float | None = None
         # The newest origin (a lower bound of the age counts from it), for learning at the end.
         self._origin: float | None = None
-        # The type's learned time left spread too wide to plan from (the speed-up guard's cue).
-        self._wide = False
+        # The speed-up guard's share, while the type's learned time left spreads too wide to
+        # plan from (None: no guard).
+        self._guard: float | None = None
         self._rerun = False  # progress went back once: what it showed teaches nothing
 
     @property
@@ -300,13 +301,13 @@ class PollSchedule:
                 delay = max(delay, policy.min_delay)
             elif estimate is not None:
                 reason = "adaptive"
-                self._wide = False
                 delay = self._time_left_delay(now, progress, estimate.seen, origin, action_type)
                 if delay is None:
                     tolerance = self._tolerance(age)
                     delay = self._estimate_delay(now, estimate, progress, tolerance)
-                    if self._wide and origin is not None and estimate.finish > now:
-                        cap = self._speedup_cap(now, estimate, progress, age, action_type)
+                    guard = self._guard
+                    if guard is not None and origin is not None and estimate.finish > now:
+                        cap = _speedup_cap(guard, now, estimate, progress, age)
                         delay = min(delay, max(tolerance, cap))
                 delay = max(delay, policy.min_delay)
         elif enqueued:
@@ -355,38 +356,6 @@ class PollSchedule:
                 (now - self._due_since) * OVERDUE_BACKOFF, estimate.last_step * OVERDUE_STEP
             )
         return max(delay, STEP_SHARE * estimate.seen_step)
-
-    def _speedup_cap(
-        self,
-        now: float,
-        estimate: Estimate,
-        progress: int,
-        age: float,
-        action_type: str | None,
-    ) -> float:
-        """The longest gap the speed-up guard allows while the estimate plans and puts the end
-        ahead (seconds): the guard's share (:meth:`_guard_share`) of the time the average
-        pace since the origin says is left (``age * (100 - p) / p``), or :data:`HOLD_SHARE`
-        of the time the newest value has been held, if longer (a job stuck near its end is
-        not polled ever faster)."""
-        share = self._guard_share(progress, action_type)
-        average = share * age * (100 - progress) / progress
-        return max(average, HOLD_SHARE * (now - estimate.seen))
-
-    def _guard_share(self, progress: int, action_type: str | None) -> float:
-        """The speed-up guard's share at *progress*: the :data:`GUARD_QUANTILE` of the
-        time-left ratios *action_type* learned near it (time left over what the average pace
-        foretold), from :data:`GUARD_FLOOR` to :data:`SPEEDUP_GUARD`; SPEEDUP_GUARD with
-        none learned."""
-        learned = self._learned
-        if learned is None or not action_type:
-            return SPEEDUP_GUARD
-        ratios = learned.time_left.near(action_type, progress)
-        if not ratios:
-            return SPEEDUP_GUARD
-        ordered = sorted(ratios)
-        low = math.exp(ordered[int(GUARD_QUANTILE * (len(ordered) - 1))])
-        return min(SPEEDUP_GUARD, max(GUARD_FLOOR, low))
 
     def _steady_fits(self, origin: float) -> tuple[list[tuple[Steady, float]], int] | None:
         """What a steady pace allows (see :mod:`._steady`), with how much each assumption
@@ -456,7 +425,9 @@ class PollSchedule:
         tolerance after the finish that only :data:`TIME_LEFT_RISK` of them put earlier
         (the estimator's tolerance, at least :data:`TIME_LEFT_PRECISION` of the age). None
         without them, without an origin, or while they spread over more than
-        :data:`TIME_LEFT_SPAN` tolerances."""
+        :data:`TIME_LEFT_SPAN` tolerances; then (only then) it sets the speed-up guard's share
+        from them (:func:`_guard_share`)."""
+        self._guard = None
         learned = self._learned
         if learned is None or origin is None or not action_type or not 0 < progress < 100:
             return None
@@ -474,7 +445,7 @@ class PollSchedule:
         tolerance = max(self._tolerance(age), TIME_LEFT_PRECISION * age)
         early, late = window
         if late - early > TIME_LEFT_SPAN * tolerance:
-            self._wide = True
+            self._guard = _guard_share(ratios)
             return None
         self._due_since = None
         return self._jittered_later(max(0.0, origin + early + tolerance - now), tolerance)
@@ -617,3 +588,22 @@ class PollSchedule:
             return None  # nothing known of the action's age
         age = max(0.0, now - origin)
         return max(policy.max_lateness * max(age, self.floor(action_type)), policy.initial_delay)
+
+
+def _guard_share(log_ratios: list[float]) -> float:
+    """The speed-up guard's share: the :data:`GUARD_QUANTILE` of the learned time-left
+    *log_ratios* near the progress (time left over what the average pace foretold, from
+    :meth:`._timeleft.TimeLeft.near`), from :data:`GUARD_FLOOR` to :data:`SPEEDUP_GUARD`."""
+    ordered = sorted(log_ratios)
+    low = math.exp(ordered[int(GUARD_QUANTILE * (len(ordered) - 1))])
+    return min(SPEEDUP_GUARD, max(GUARD_FLOOR, low))
+
+
+def _speedup_cap(share: float, now: float, estimate: Estimate, progress: int, age: float) -> float:
+    """The longest gap the speed-up guard allows while the estimate plans and puts the end
+    ahead (seconds): *share* (:func:`_guard_share`) of the time the average pace since the
+    origin says is left (``age * (100 - p) / p``), or :data:`HOLD_SHARE` of the time the
+    newest value has been held, if longer (a job stuck near its end is not polled ever
+    faster)."""
+    average = share * age * (100 - progress) / progress
+    return max(average, HOLD_SHARE * (now - estimate.seen))
