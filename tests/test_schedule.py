@@ -309,13 +309,13 @@ def test_learned_durations_make_medium_jobs_cheap(shape: str, most: float) -> No
     GETs each (linear, speeding up) or about 7 (slowing down: its last point takes 2 % of
     the job) and are all seen within 4 % of 45 s. The zoo benchmark sets these against
     exponential backoff (about 7.2 GETs) and the fixed 1 s loop."""
-    rng = random.Random(4)
+    rng, draw = random.Random(4), _log_uniform(15, 45)
     stats = DurationStats()
     for _ in range(40):
-        stats.add("VOUCHERS.IMPORT", math.exp(rng.uniform(math.log(15), math.log(45))))
+        stats.add("VOUCHERS.IMPORT", draw(rng))
     runs = []
     for _ in range(40):
-        duration = math.exp(rng.uniform(math.log(15), math.log(45)))
+        duration = draw(rng)
         runs.append(
             poll(_job(shape, duration), duration, PollPolicy(), stats=stats, told_type=True)
         )
