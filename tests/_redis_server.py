@@ -123,10 +123,17 @@ class Worker:
             sys.executable,
             str(WORKER),
             json.dumps(config),
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         return cls(process)
+
+    async def send(self, line: str) -> None:
+        """Write *line* to the worker's standard input (a worker waiting for a go reads it)."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        await self.process.stdin.drain()
 
     async def _line(self) -> dict[str, Any] | None:
         assert self.process.stdout is not None

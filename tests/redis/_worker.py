@@ -5,7 +5,9 @@ its result last (``{"result": ...}``). Modes:
 
 - ``budget``: *requests* GETs of *action_id* through a client on a shared RedisBudget.
 - ``hold``: take *slots* slots of a RedisBudget's gate, say so, and wait to be killed.
-- ``poll``: await handles of *ids* on a client with RedisPolling (and a shared budget).
+- ``poll``: await handles of *ids* on a client with RedisPolling (and a shared budget). With
+  *lead_first*, it first takes one snapshot of each of those ids alone, says ``leading``,
+  and waits for a line on stdin before it asks for the others.
 
 *clock_offset* (seconds) shifts this process's monotonic clock, and *wall_offset* its wall
 clock: the budget must not care, as it counts on Redis's clock alone.
@@ -109,9 +111,20 @@ async def run_poll(r: aioredis.Redis) -> dict[str, Any]:
         timeout=60.0,
     )  # fmt: skip
     async with client(r, shared_polling=polling, poll_policy=policy) as c:
-        handles = [c.async_actions.handle(i) for i in CONFIG["ids"]]
+        first = CONFIG.get("lead_first", [])
+        handles = {i: c.async_actions.handle(i) for i in first}
+        for handle in handles.values():
+            snapshots = handle.updates()
+            await anext(snapshots)
+            await snapshots.aclose()
+        if first:
+            say(event="leading", led=polling.led, followed=polling.followed)
+            await asyncio.to_thread(sys.stdin.readline)  # the test's go
+        for i in CONFIG["ids"]:
+            if i not in handles:
+                handles[i] = c.async_actions.handle(i)
         say(event="polling", ids=CONFIG["ids"])
-        results = await asyncio.gather(*handles, return_exceptions=True)
+        results = await asyncio.gather(*(handles[i] for i in CONFIG["ids"]), return_exceptions=True)
     return {
         "statuses": [
             str(x.status) if not isinstance(x, BaseException) else f"{type(x).__name__}: {x}"

@@ -175,6 +175,50 @@ async def test_many_ids_across_processes(
     assert sum(res["followed"] for res in results) >= 12
 
 
+@pytest.mark.slow
+async def test_leaders_spread_across_processes(
+    redis_server: RedisServer, r: Any, emulator: VoucherifyEmulator
+) -> None:
+    """Three processes each lead four of 12 held ids (each asks for its own four first,
+    alone), then all three await all 12: every process sees every id end, and the server saw
+    only the leaders' GETs, so each process followed the two others' streams and polled none
+    of their ids."""
+    ids = [emulator.add_action(duration=60.0) for _ in range(12)]
+    for action_id in ids:
+        emulator.hold(action_id)
+    own = [ids[4 * k : 4 * k + 4] for k in range(3)]
+    workers = []
+    try:
+        for k in range(3):
+            config = poll_config(
+                redis_server.url, emulator, ids[4 * k :] + ids[: 4 * k], lead_first=own[k],
+                lease=5.0,
+            )  # fmt: skip
+            workers.append(await Worker.spawn(**config))
+        leading = [await w.event("leading") for w in workers]
+        # Each process alone asked for its four: it made their first GETs, as their leader.
+        for k, event in enumerate(leading):
+            assert event["led"] >= 4 and event["followed"] == 0
+            assert all(emulator.count(i) >= 1 for i in own[k])
+        assert len(await r.keys("*:lease")) == 12
+        for w in workers:
+            await w.send("go")
+        for w in workers:
+            await w.event("polling")
+        for action_id in ids:
+            emulator.finish(action_id)
+        results = [await w.result() for w in workers]
+    finally:
+        for w in workers:
+            await w.reap()
+    for result in results:
+        assert result["statuses"] == ["DONE"] * 12
+    # Followers sent no GET: every request the server saw was a leader's.
+    assert sum(emulator.count(i) for i in ids) == sum(res["led"] for res in results)
+    # Each id ended in two processes that did not lead it: by the stream, not by a GET.
+    assert all(res["followed"] >= 8 for res in results)
+
+
 async def test_budget_and_polling_together(r: Any, emulator: VoucherifyEmulator) -> None:
     """Both backends on one client: polls pass the shared budget."""
     action_id = emulator.add_action(duration=0.3)
