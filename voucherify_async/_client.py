@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 from types import TracebackType
@@ -227,15 +226,26 @@ class VoucherifyClient:
         Awaiters of handles still polling get :class:`ClientClosedError`; so do plain calls
         (``get``, ``list``...) still waiting for the gate, in flight or between retries. When it
         returns, nothing of the client runs any more. Calling it twice is fine, and it works
-        from any event loop (from another one, it only marks the client closed and drops its
-        connections).
+        from any event loop.
+
+        From a loop other than the client's own: while that loop runs (in another thread), the
+        close runs there and this waits for it; while it is stopped but not closed, it runs
+        that loop in a worker thread until the close is done; once it is closed, nothing of
+        it can run again, so this only marks the client closed and closes the session.
         """
+        owner = self._transport.loop
+        running = asyncio.get_running_loop()
+        if owner is not None and owner is not running and not owner.is_closed():
+            if owner.is_running():
+                done = asyncio.run_coroutine_threadsafe(self.close(), owner)
+                await asyncio.wrap_future(done)
+            else:
+                await asyncio.to_thread(owner.run_until_complete, self.close())
+            return
         await self.async_actions._close()
         await self._transport.close()
-        with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop()
-            # Let aiohttp finish closing its transports before the loop moves on.
-            await asyncio.sleep(0)
+        # Let aiohttp finish closing its transports before the loop moves on.
+        await asyncio.sleep(0)
 
 
 def _auth_headers(

@@ -14,7 +14,6 @@ every call has left the transport, so nothing of the client runs after ``close()
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import email.utils
 import logging
@@ -170,6 +169,11 @@ class Transport:
         return self._closed
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop this transport belongs to (None before its first call)."""
+        return self._loop
+
+    @property
     def gate(self) -> RequestGate:
         """The gate every request passes."""
         return self._gate
@@ -216,8 +220,10 @@ class Transport:
 
         Calls waiting in the gate, in flight or between retries raise
         :class:`ClientClosedError`; this returns once all of them have left the transport.
-        Works from any loop: from a loop other than the transport's, it only marks it closed
-        and drops the session (its loop can no longer run anything of it).
+        Works from any loop: when the transport's loop is closed, it marks the transport
+        closed and closes the session through aiohttp's public ``close()``, which leaves the
+        closed loop's sockets alone (they are freed when collected). A loop that still runs or
+        could run again should close its own client: :meth:`VoucherifyClient.close` sees to it.
         """
         if self._closed and not self._calls and self._session is None:
             return
@@ -241,10 +247,9 @@ class Transport:
             await self._gate.aclose()
         session, self._session = self._session, None
         if session is not None and self._owns_session:
-            if own_loop:
-                await session.close()
-            else:
-                _abandon_session(session)
+            # From a closed loop's client, aiohttp's close() marks the session and its
+            # connector closed and touches none of that loop's transports.
+            await session.close()
 
     async def get(self, url: URL, *, path: str, patient: bool = False) -> tuple[int, bytes]:
         """GET *url*, retrying transient failures: see :meth:`request`."""
@@ -484,21 +489,6 @@ def _outcome_unknown(
         path=path,
         sent_at=sent_at,
     )
-
-
-def _abandon_session(session: aiohttp.ClientSession) -> None:
-    """Drop a session whose loop is gone: close its sockets without that loop."""
-    connector = session.connector
-    if connector is not None:
-        for conns in list(getattr(connector, "_conns", {}).values()):
-            for proto, *_ in conns:
-                transport = getattr(proto, "transport", None)
-                sock = transport.get_extra_info("socket") if transport is not None else None
-                if sock is not None:
-                    sock.close()
-        with contextlib.suppress(RuntimeError):
-            connector._close()
-    session.detach()
 
 
 def _api_error(
