@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import errno
 import logging
 import math
 import re
@@ -64,6 +65,17 @@ RetryMode = Literal["transient", "unsent"]
 _FINAL: Final = (aiohttp.ClientSSLError, aiohttp.InvalidURL)
 # Failures before a single byte was sent: the connection was never made.
 _NOT_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+# errno values of a connection the peer ended: reset, or closed under a write.
+_PEER_CLOSED_ERRNOS: Final = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
+
+
+def _server_closed(exc: BaseException) -> bool:
+    """True when *exc* says the server closed the connection, or it was never opened."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientConnectorError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _PEER_CLOSED_ERRNOS
 
 
 class _Abort(Exception):
@@ -408,6 +420,12 @@ class Transport:
             except RuntimeError as exc:
                 if session.closed:
                     raise ClientClosedError("the aiohttp session was closed") from exc
+                raise
+            except (aiohttp.ClientError, OSError) as exc:
+                # The server closed the connection (or it never opened): it cannot count this
+                # request after now, so its slot frees a window from now, as if answered. A
+                # request we gave up on (timeout, cancel) keeps the long hold instead.
+                answered = answered or _server_closed(exc)
                 raise
         finally:
             gate.release(admission, answered=answered)
