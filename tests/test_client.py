@@ -17,6 +17,7 @@ from voucherify_async import (
     AsyncActionStatus,
     AuthenticationError,
     ConfigurationError,
+    InvalidArgumentError,
     NotFoundError,
     RateLimitError,
     ResponseDecodeError,
@@ -284,7 +285,7 @@ async def test_max_concurrency(emulator: VoucherifyEmulator, make_client: MakeCl
 
 
 @pytest.mark.parametrize(
-    "action_id", ["../vouchers", "a/b?c#d", "%2F", "ąę-ü-日本", "x\r\nX-Injected: 1", "..", "."]
+    "action_id", ["../vouchers", "a/b?c#d", "%2F", "ąę-ü-日本", "x\r\nX-Injected: 1", "...", ".a"]
 )
 async def test_ids_stay_in_their_segment(
     emulator: VoucherifyEmulator, client: VoucherifyClient, action_id: str
@@ -299,6 +300,18 @@ async def test_ids_stay_in_their_segment(
     assert request.action_id == action_id
     assert "X-Injected" not in request.headers
     assert request.query == {}
+
+
+@pytest.mark.parametrize("action_id", [".", ".."])
+async def test_dot_segment_ids_are_refused_before_any_request(
+    emulator: VoucherifyEmulator, client: VoucherifyClient, action_id: str
+) -> None:
+    """ "." and ".." are refused: a normalising proxy may resolve them even percent-encoded."""
+    with pytest.raises(InvalidArgumentError, match="dot-segment"):
+        await client.async_actions.get(action_id)
+    with pytest.raises(InvalidArgumentError, match="dot-segment"):
+        await client.async_actions.delete_campaign(action_id)
+    assert emulator.requests == []
 
 
 async def test_empty_id_is_value_error_before_any_request(
