@@ -138,7 +138,7 @@ class Upload:
 
     async def _read(self, stream: IO[bytes]) -> bytes:
         try:
-            chunk = await asyncio.to_thread(stream.read, CHUNK_BYTES)
+            chunk: object = await asyncio.to_thread(stream.read, CHUNK_BYTES)
         except Exception as exc:
             self.error = InvalidArgumentError(f"file could not be read: {exc!r}")
             raise self.error from exc
