@@ -186,6 +186,19 @@ def _flag(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         )
 
 
+#: The default ``PollPolicy.min_delay`` (seconds) when ``max_delay`` is not below it.
+DEFAULT_MIN_DELAY: Final = 0.25
+
+
+def _default_min_delay(max_delay: object) -> float:
+    """min_delay when not given: the default, lowered to a (valid) max_delay below it."""
+    if isinstance(max_delay, bool) or not isinstance(max_delay, int | float):
+        return DEFAULT_MIN_DELAY  # refused by max_delay's own check
+    if math.isfinite(max_delay) and 0 < max_delay < DEFAULT_MIN_DELAY:
+        return float(max_delay)
+    return DEFAULT_MIN_DELAY
+
+
 @attrs.frozen(kw_only=True)
 class PollPolicy:
     """How a handle polls: when, how often, and for how long.
@@ -204,8 +217,9 @@ class PollPolicy:
 
     All times are in seconds, finite real numbers (``bool`` is refused). A field out of range,
     NaN, infinite or of the wrong type raises :class:`ConfigurationError` (also a
-    ``ValueError``) at construction, as does a ``min_delay`` above ``max_delay``. An
-    ``initial_delay`` above ``max_delay`` is allowed: every delay is capped at ``max_delay``.
+    ``ValueError``) at construction, as does a ``min_delay`` given above ``max_delay`` (one
+    left to its default follows a ``max_delay`` below 0.25 s). An ``initial_delay`` above
+    ``max_delay`` is allowed: every delay is capped at ``max_delay``.
     """
 
     #: Delay before the first GET (>= 0). Default 0: the first snapshot comes at once.
@@ -218,8 +232,13 @@ class PollPolicy:
     #: The longest delay between two polls (> 0). Default 120 s (the lateness bound keeps
     #: the delays of a young action far shorter).
     max_delay: float = attrs.field(default=120.0, validator=_positive)
-    #: The shortest delay the adaptive mode may choose (> 0, at most max_delay). Default 0.25 s.
-    min_delay: float = attrs.field(default=0.25, validator=_positive)
+    #: The shortest delay the adaptive mode may choose (> 0, at most max_delay). Default
+    #: 0.25 s, or max_delay when that is lower: only a min_delay given above max_delay is
+    #: refused.
+    min_delay: float = attrs.field(
+        default=attrs.Factory(lambda self: _default_min_delay(self.max_delay), takes_self=True),
+        validator=_positive,
+    )
     #: Each delay is multiplied by a random factor in ``[1 - jitter, 1 + jitter]``. Default 0.1.
     jitter: float = attrs.field(default=0.1)
     #: Overall deadline from the handle's start (monotonic clock), > 0; ``None`` (default) waits
