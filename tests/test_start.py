@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _servers import serve
 from _support import APP_ID, APP_TOKEN
 from aiohttp import web
 
@@ -706,3 +707,49 @@ async def test_starts_stay_within_the_servers_budget() -> None:
         admitted = [r.time for r in emu.requests if r.status != 429]
         for first in admitted:
             assert sum(first <= t < first + 1.0 for t in admitted) <= 2
+
+
+@pytest.mark.parametrize("how", ["start", "handle"])
+async def test_the_started_handle_waits_out_a_long_server_pause_quietly(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The handle start() returns polls patiently, as handle()'s does: during a server pause
+    longer than a call waits, its next poll waits in the gate instead of failing (and logging
+    a WARNING) on every poll; the 429 that began the pause is the one WARNING."""
+    paused = asyncio.Event()
+    gets: list[str] = []
+
+    async def start(request: web.Request) -> web.Response:
+        return web.json_response({"async_action_id": "aa_1"}, status=202)
+
+    async def poll(request: web.Request) -> web.Response:
+        gets.append(request.path)
+        paused.set()
+        return web.json_response(
+            {"message": "slow down"}, status=429, headers={"Retry-After": "600"}
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/vouchers/import", start)
+    app.router.add_get("/v1/async-actions/{id}", poll)
+    caplog.set_level(logging.WARNING, "voucherify_async")
+    async with asyncio.timeout(20), serve(app) as url:
+        client = VoucherifyClient(APP_ID, APP_TOKEN, base_url=url)
+        with fast_polling():
+            if how == "start":
+                handle = await client.async_actions.start_vouchers_import([{"code": "A"}])
+            else:
+                handle = client.async_actions.handle("aa_1")
+            await paused.wait()
+            gate = client._gate
+            # The gate offers no event for "someone queued": look each 10 ms (bounded above).
+            while gate.waiting == 0:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            assert not handle.done()
+            await client.close()
+    with pytest.raises(ClientClosedError):
+        await handle
+    assert gets == ["/v1/async-actions/aa_1"]
+    polls_failed = [r.getMessage() for r in caplog.records if "aa_1" in r.getMessage()]
+    assert len(polls_failed) == 1, polls_failed
+    assert "HTTP 429" in polls_failed[0]
