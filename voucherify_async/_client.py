@@ -6,7 +6,7 @@ import asyncio
 import math
 import os
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, NoReturn, Self
 
 import aiohttp
 from yarl import URL
@@ -22,7 +22,7 @@ from ._config import (
     PollPolicy,
     resolve_base_url,
 )
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, InvalidArgumentTypeError
 from ._pacing import Budget, LocalGate
 from ._shared import SharedPolling
 from ._transport import Transport
@@ -211,6 +211,15 @@ class VoucherifyClient:
 
     async def __aenter__(self) -> Self:
         return self
+
+    def __enter__(self) -> NoReturn:
+        raise InvalidArgumentTypeError(
+            "VoucherifyClient is an async context manager: use `async with "
+            "VoucherifyClient(...) as client:` inside async code"
+        )
+
+    def __exit__(self, *exc_info: object) -> None:  # pragma: no cover - __enter__ raises
+        return None
 
     async def __aexit__(
         self,

@@ -88,6 +88,13 @@ def resolve_base_url(cluster: str, base_url: str | None, *, allow_insecure_http:
         raise ConfigurationError(f"base_url must be an http(s) URL with a host, got {url!r}")
     if parts.query or parts.fragment or parts.username is not None or parts.password:
         raise ConfigurationError("base_url must not carry a query, a fragment or credentials")
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if segments and segments[-1].lower() in ("v1", "v2"):
+        root = url.rstrip("/")[: -len(segments[-1]) - 1]
+        raise ConfigurationError(
+            f"base_url is the API root, without /{segments[-1]}: the client adds "
+            f"/v1/async-actions/... itself; use {root!r}"
+        )
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(host):
         raise ConfigurationError(
             f"refusing to send credentials over plain http to {host}; "

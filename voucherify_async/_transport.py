@@ -340,7 +340,9 @@ class Transport:
             except _FINAL as exc:
                 raise TransportError(f"{label} failed: {_describe(exc)}", permanent=True) from exc
             except _NOT_SENT as exc:
-                error: Exception = TransportError(f"{label} failed: {_describe(exc)}")
+                error: Exception = TransportError(
+                    f"{label} failed: {_describe(exc)}{self._never_answered_hint()}"
+                )
                 error.__cause__ = exc
             except (aiohttp.ClientError, TimeoutError) as exc:
                 error = TransportError(f"{label} failed: {_describe(exc)}")
@@ -383,6 +385,15 @@ class Transport:
                 text = f"{label}: {text}"
             logger.warning("%s; retry %d of %d in %.2f s", text, attempt, self._max_retries, wait)
             await asyncio.sleep(wait)
+
+    def _never_answered_hint(self) -> str:
+        """For a failed connection: a note when no response ever came from this host."""
+        if self._last_date is not None:  # every response so far had a Date
+            return ""
+        return (
+            f"; no response from {URL(self.root).origin()} since this client started "
+            "(is base_url right, and the server up?)"
+        )
 
     async def _attempt(
         self,
