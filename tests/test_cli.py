@@ -490,6 +490,25 @@ def test_eta_from_progress_rate() -> None:
     assert row.eta(118.0) is None and row.elapsed(wall) == 15.0
 
 
+async def test_the_live_line_says_when_the_operation_failed(
+    emu: VoucherifyEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The live line of a DONE action whose operation FAILED says so, as the summary does
+    (never a bare "DONE 100%")."""
+    action_id = emu.add_action(
+        "VOUCHERS.BULK_UPDATE", duration=0.1, status="DONE", operation_status="FAILED"
+    )
+    assert await run(*against(emu, "wait", action_id)) == 1
+    out = capsys.readouterr().out
+    live = [line for line in out.splitlines() if line.startswith("[") and " DONE" in line]
+    assert live, out
+    assert all("DONE (operation FAILED)" in line for line in live), live
+    row = ActionRow(action_id)
+    wall = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    row.observe(action(status="DONE", operation_status="FAILED", progress=100), 1.0, wall)
+    assert row.status == "DONE (operation FAILED)"
+
+
 def test_result_facts_read_any_result_shape() -> None:
     """Counts and reasons come from typed results, unknown types' dicts, and single objects."""
     typed = action(

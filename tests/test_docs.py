@@ -865,3 +865,22 @@ async def test_recent_failures(
     failed = await concepts.recent_failures(voucherify_client, since)
     assert [a.id for a in failed] == [ids[i] for i in sorted(failing, reverse=True)]
     assert all(a.result is None for a in failed)
+
+
+def test_the_test_extra_installs_what_the_tests_skip_without() -> None:
+    """`pip install -e ".[test]"` then pytest skips nothing for want of a package: every
+    module a test imports with importorskip is in the test extra."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    extra = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]["test"]
+    names = {re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower() for requirement in extra}
+    skipped_without = set()
+    for path in (root / "tests").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for module in re.findall(r"""importorskip\(\s*["']([\w.]+)["']""", text):
+            skipped_without.add(module.split(".")[0].lower())
+    assert "matplotlib" in skipped_without
+    assert skipped_without <= names, skipped_without - names

@@ -18,7 +18,7 @@ import pytest
 from _support import APP_ID, APP_TOKEN
 from aiohttp import web
 
-from voucherify_async import PollPolicy, VoucherifyClient
+from voucherify_async import PollPolicy, VoucherifyClient, WrongEventLoopError
 
 #: No step may take longer than this (seconds); each takes milliseconds when idle.
 BOUND = 20.0
@@ -174,3 +174,32 @@ def test_close_from_a_new_loop_is_quiet(closer: str, recwarn: pytest.WarningsRec
     texts = [str(w.message) for w in recwarn]
     assert not [t for t in texts if "Unclosed client session" in t], texts
     assert not [t for t in texts if "Unclosed connector" in t], texts
+
+
+def test_a_second_asyncio_run_gets_the_typed_error_without_unclosed_noise(
+    recwarn: pytest.WarningsRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client used in a second asyncio.run() (never closed): WrongEventLoopError, and no
+    "Unclosed client session" or "Unclosed connector" from aiohttp afterwards."""
+    holder: list[VoucherifyClient] = []
+    with threaded_server() as (url, seen):
+
+        async def first() -> None:
+            client = VoucherifyClient(APP_ID, APP_TOKEN, base_url=url)
+            holder.append(client)
+            await client.async_actions.get("aa_1")
+
+        async def second() -> None:
+            with pytest.raises(WrongEventLoopError, match="another event loop"):
+                await holder[0].async_actions.get("aa_2")
+            with pytest.raises(WrongEventLoopError):
+                await holder[0].async_actions.wait("aa_3")
+
+        asyncio.run(first())
+        asyncio.run(second())
+        holder.clear()
+        collect_dead_loop_sockets()
+    texts = [str(w.message) for w in recwarn] + [r.getMessage() for r in caplog.records]
+    assert not [t for t in texts if "Unclosed client session" in t], texts
+    assert not [t for t in texts if "Unclosed connector" in t], texts
+    assert seen == ["/v1/async-actions/aa_1"]

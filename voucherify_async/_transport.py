@@ -148,6 +148,7 @@ class Transport:
         # The highest lower bound yet of (server Unix time - time.monotonic()), from Date.
         self._server_offset: float | None = None
         self._last_date: str | None = None  # the Date value last parsed
+        self._dropping: asyncio.Task[None] | None = None  # see _drop_dead_session
 
     @property
     def server_offset(self) -> float | None:
@@ -203,6 +204,8 @@ class Transport:
         if self._loop is None:
             self._loop = loop
         elif self._loop is not loop:
+            if self._loop.is_closed():
+                self._drop_dead_session(loop)
             state = "closed" if self._loop.is_closed() else "still running"
             raise WrongEventLoopError(
                 "this VoucherifyClient belongs to another event loop (that loop is "
@@ -210,6 +213,16 @@ class Transport:
                 "inside asyncio.run(), or close() it and create a new one"
             )
         return loop
+
+    def _drop_dead_session(self, loop: asyncio.AbstractEventLoop) -> None:
+        """This transport's loop is closed, so its session can serve nobody again: close it
+        from *loop* now (aiohttp's public close() marks it and its connector closed and
+        touches none of the closed loop's transports), instead of leaving aiohttp to warn
+        "Unclosed client session" when it is collected. The close never waits on anything
+        with a closed loop, so it ends in its task's first step."""
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            self._dropping = loop.create_task(session.close())
 
     def _get_session(self) -> aiohttp.ClientSession:
         session = self._session
