@@ -203,3 +203,33 @@ def test_a_second_asyncio_run_gets_the_typed_error_without_unclosed_noise(
     assert not [t for t in texts if "Unclosed client session" in t], texts
     assert not [t for t in texts if "Unclosed connector" in t], texts
     assert seen == ["/v1/async-actions/aa_1"]
+
+
+def test_close_from_a_new_loop_while_the_owner_loop_is_stopped_but_open() -> None:
+    """The client's loop stopped but not closed (run_until_complete done): close() from another
+    loop runs that loop in a worker thread until the client is closed for real."""
+    with threaded_server() as (url, seen):
+        owner = asyncio.new_event_loop()
+        holder: list[VoucherifyClient] = []
+        handles: list[object] = []
+
+        async def first() -> None:
+            client = VoucherifyClient(APP_ID, APP_TOKEN, base_url=url)
+            holder.append(client)
+            handle = client.async_actions.handle("aa_1", policy=PollPolicy(min_delay=60))
+            handles.append(handle)
+            async for _ in handle.updates():
+                break
+
+        async def second() -> None:
+            async with asyncio.timeout(BOUND):
+                await holder[0].close()
+
+        try:
+            owner.run_until_complete(first())
+            asyncio.run(second())
+            assert holder[0].closed
+            assert handles[0].done()  # type: ignore[attr-defined]
+        finally:
+            owner.close()
+        assert seen == ["/v1/async-actions/aa_1"]
