@@ -57,7 +57,9 @@ class VoucherifyClient:
     :param oauth_token: An OAuth access token, sent as ``Authorization: Bearer``, instead of keys.
     :param cluster: ``"api"`` (EU, default), ``"us1.api"`` or ``"as1.api"``; any other value
         is a :class:`ConfigurationError`. Reach a dedicated region with *base_url*.
-    :param base_url: Overrides *cluster*; default ``$VOUCHERIFY_BASE_URL``.
+    :param base_url: Overrides *cluster*; default ``$VOUCHERIFY_BASE_URL``. The API root
+        (``http://127.0.0.1:8080``), without ``/v1``: one ending in ``/v1`` or ``/v2`` is
+        refused, as every path the client sends starts with its version.
     :param session: An :class:`aiohttp.ClientSession` to borrow; it is never closed here.
     :param timeout: Seconds per HTTP request, finite and > 0 (default 30), or an
         :class:`aiohttp.ClientTimeout`.

@@ -133,6 +133,8 @@ class AsyncAction(JsonModel):
     for a type nobody registered), or ``None`` while the action runs and in list pages.
     ``processing_time`` is in milliseconds, ``progress`` in percent (0-100).
     ``extra`` holds the keys this class does not declare (``user``, ``log_id``...).
+    ``str(action)`` (what ``print`` shows) is one line: id, type, status, progress and the
+    result's counts; ``repr(action)`` has every field.
     """
 
     id: str
