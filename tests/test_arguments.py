@@ -165,10 +165,30 @@ def test_policy_min_delay_above_max_delay_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="min_delay"):
         PollPolicy(min_delay=5, max_delay=1)
     with pytest.raises(ConfigurationError, match="min_delay"):
-        attrs.evolve(PollPolicy(), max_delay=0.1)  # the default min_delay is 0.25
+        attrs.evolve(PollPolicy(), max_delay=0.1)  # evolve passes min_delay=0.25 explicitly
     capped = PollPolicy(initial_delay=50, max_delay=1, min_delay=0.5, jitter=0)
     delays = capped.delays()
     assert [next(delays) for _ in range(3)] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("max_delay", [0.05, 0.25, 1e-6])
+def test_a_default_min_delay_follows_a_low_max_delay(max_delay: float) -> None:
+    """min_delay left to its default follows a max_delay below it; only an explicit conflict
+    is an error."""
+    policy = PollPolicy(max_delay=max_delay)
+    assert policy.min_delay == max_delay
+    assert PollPolicy(max_delay=0.05, min_delay=0.01).min_delay == 0.01
+    assert PollPolicy().min_delay == 0.25
+    assert PollPolicy(max_delay=10).min_delay == 0.25
+    with pytest.raises(ConfigurationError, match="min_delay"):
+        PollPolicy(max_delay=0.05, min_delay=0.25)
+
+
+@pytest.mark.parametrize("max_delay", ["x", None, float("nan"), True, -1])
+def test_a_bad_max_delay_is_still_its_own_error(max_delay: Any) -> None:
+    """The default min_delay never hides a bad max_delay behind another error."""
+    with pytest.raises(ConfigurationError, match="max_delay"):
+        PollPolicy(max_delay=max_delay)
 
 
 def test_emulator_time_arguments_are_checked() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -27,7 +29,7 @@ from voucherify_async._cli._view import (
     result_facts,
     summarize,
 )
-from voucherify_async.testing import VoucherifyEmulator
+from voucherify_async.testing import VoucherifyEmulator, fast_polling
 
 CREDENTIALS = ["--app-id", "cli-app", "--app-token", "cli-token-SECRET"]
 ENV_NAMES = ("VOUCHERIFY_APP_ID", "VOUCHERIFY_APP_TOKEN", "VOUCHERIFY_BASE_URL")
@@ -488,6 +490,25 @@ def test_eta_from_progress_rate() -> None:
     assert row.eta(118.0) is None and row.elapsed(wall) == 15.0
 
 
+async def test_the_live_line_says_when_the_operation_failed(
+    emu: VoucherifyEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The live line of a DONE action whose operation FAILED says so, as the summary does
+    (never a bare "DONE 100%")."""
+    action_id = emu.add_action(
+        "VOUCHERS.BULK_UPDATE", duration=0.1, status="DONE", operation_status="FAILED"
+    )
+    assert await run(*against(emu, "wait", action_id)) == 1
+    out = capsys.readouterr().out
+    live = [line for line in out.splitlines() if line.startswith("[") and " DONE" in line]
+    assert live, out
+    assert all("DONE (operation FAILED)" in line for line in live), live
+    row = ActionRow(action_id)
+    wall = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    row.observe(action(status="DONE", operation_status="FAILED", progress=100), 1.0, wall)
+    assert row.status == "DONE (operation FAILED)"
+
+
 def test_result_facts_read_any_result_shape() -> None:
     """Counts and reasons come from typed results, unknown types' dicts, and single objects."""
     typed = action(
@@ -535,3 +556,22 @@ def test_cli_modules_import_no_cycle() -> None:
         if isinstance(node, ast.ImportFrom) and node.module is not None
     }
     assert "_rich" not in imported and "_printer" not in imported
+
+
+async def test_wait_on_a_host_never_reached_says_so_and_points_at_timeout(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wait whose host never answered says no response came since it started, and how to
+    bound the wait (--timeout); --timeout ends it with exit 3."""
+    # The command shows the library's warnings only when logging is not set up; pytest's
+    # capture handler on the root logger would count as set up.
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    with socket.socket() as probe:  # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["wait", "aa_1", "--base-url", f"http://127.0.0.1:{port}", *CREDENTIALS]
+    with fast_polling():
+        assert await run(*argv, "--timeout", "1") == 3
+    err = capsys.readouterr().err
+    assert f"no response from http://127.0.0.1:{port} since this client started" in err
+    assert err.count("--timeout S gives up after S seconds") == 1

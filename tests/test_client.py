@@ -17,6 +17,8 @@ from voucherify_async import (
     AsyncActionStatus,
     AuthenticationError,
     ConfigurationError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
     NotFoundError,
     RateLimitError,
     ResponseDecodeError,
@@ -284,7 +286,7 @@ async def test_max_concurrency(emulator: VoucherifyEmulator, make_client: MakeCl
 
 
 @pytest.mark.parametrize(
-    "action_id", ["../vouchers", "a/b?c#d", "%2F", "ąę-ü-日本", "x\r\nX-Injected: 1", "..", "."]
+    "action_id", ["../vouchers", "a/b?c#d", "%2F", "ąę-ü-日本", "x\r\nX-Injected: 1", "...", ".a"]
 )
 async def test_ids_stay_in_their_segment(
     emulator: VoucherifyEmulator, client: VoucherifyClient, action_id: str
@@ -299,6 +301,18 @@ async def test_ids_stay_in_their_segment(
     assert request.action_id == action_id
     assert "X-Injected" not in request.headers
     assert request.query == {}
+
+
+@pytest.mark.parametrize("action_id", [".", ".."])
+async def test_dot_segment_ids_are_refused_before_any_request(
+    emulator: VoucherifyEmulator, client: VoucherifyClient, action_id: str
+) -> None:
+    """ "." and ".." are refused: a normalising proxy may resolve them even percent-encoded."""
+    with pytest.raises(InvalidArgumentError, match="dot-segment"):
+        await client.async_actions.get(action_id)
+    with pytest.raises(InvalidArgumentError, match="dot-segment"):
+        await client.async_actions.delete_campaign(action_id)
+    assert emulator.requests == []
 
 
 async def test_empty_id_is_value_error_before_any_request(
@@ -434,3 +448,61 @@ def test_header_injection_in_credentials_is_refused() -> None:
     with pytest.raises(ConfigurationError) as info:
         VoucherifyClient("a", "tok\r\nX-Evil: 1")
     assert "X-Evil" not in str(info.value)
+
+
+def test_a_plain_with_says_use_async_with() -> None:
+    """`with VoucherifyClient()` is a typed error that says to use `async with`."""
+    client = VoucherifyClient("a", "b", base_url="http://127.0.0.1:9")
+    with pytest.raises(InvalidArgumentTypeError, match="use `async with"):  # noqa: SIM117
+        with client:  # type: ignore[attr-defined]
+            pass
+    assert isinstance(InvalidArgumentTypeError("x"), TypeError)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "root"),
+    [
+        ("https://api.voucherify.io/v1", "https://api.voucherify.io"),
+        ("https://api.voucherify.io/v1/", "https://api.voucherify.io"),
+        ("http://127.0.0.1:8080/proxy/v1", "http://127.0.0.1:8080/proxy"),
+        ("http://127.0.0.1:8080/V2", "http://127.0.0.1:8080"),
+    ],
+)
+def test_a_base_url_ending_in_a_version_is_refused_with_the_root(base_url: str, root: str) -> None:
+    """A base_url ending in /v1 would send /v1/v1/...: refused, naming the root to use."""
+    with pytest.raises(ConfigurationError, match=r"(?i)without /v") as info:
+        VoucherifyClient("a", "b", base_url=base_url)
+    assert repr(root) in str(info.value)
+
+
+def test_a_base_url_with_a_path_of_its_own_is_kept() -> None:
+    """A proxy prefix that is not a version stays part of the root."""
+    client = VoucherifyClient("a", "b", base_url="http://127.0.0.1:8080/proxy/v1x")
+    assert client.base_url == "http://127.0.0.1:8080/proxy/v1x"
+
+
+async def test_a_host_never_reached_is_named_in_the_error() -> None:
+    """A connection failure to a host that never answered says so (is base_url right?); once
+    the host has answered, a later failure does not claim it never did."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with VoucherifyClient(
+        "a", "b", base_url=f"http://127.0.0.1:{port}", max_retries=0
+    ) as client:
+        with pytest.raises(TransportError, match=r"no response from .* since this client started"):
+            await client.async_actions.get("aa_1")
+
+    async with VoucherifyEmulator() as emulator:
+        action_id = emulator.add_action(duration=0.01)
+        url = emulator.base_url
+        client = VoucherifyClient("a", "b", base_url=url, max_retries=0)
+        await client.async_actions.get(action_id)
+    try:
+        with pytest.raises(TransportError) as info:
+            await client.async_actions.get(action_id)  # the emulator is gone now
+        assert "no response from" not in str(info.value)
+    finally:
+        await client.close()

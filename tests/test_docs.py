@@ -865,3 +865,128 @@ async def test_recent_failures(
     failed = await concepts.recent_failures(voucherify_client, since)
     assert [a.id for a in failed] == [ids[i] for i in sorted(failing, reverse=True)]
     assert all(a.result is None for a in failed)
+
+
+def test_the_test_extra_installs_what_the_tests_skip_without() -> None:
+    """`pip install -e ".[test]"` then pytest skips nothing for want of a package: every
+    module a test imports with importorskip is in the test extra."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    extra = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]["test"]
+    names = {re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower() for requirement in extra}
+    skipped_without = set()
+    for path in (root / "tests").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for module in re.findall(r"""importorskip\(\s*["']([\w.]+)["']""", text):
+            skipped_without.add(module.split(".")[0].lower())
+    assert "matplotlib" in skipped_without
+    assert skipped_without <= names, skipped_without - names
+
+
+def test_recipe_pages_show_whole_files() -> None:
+    """A recipe page includes whole tested files (a reader can copy a runnable program), never
+    fragments cut out with :pyobject:, :lines: and the like; :start-at: may skip the module
+    docstring only."""
+    import ast
+
+    pattern = r"```\{literalinclude\}\s+(\S+)\n((?::[^\n]*\n)*)"
+    for page in sorted((DOCS / "recipes").glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for target, options in re.findall(pattern, text):
+            found = dict(re.findall(r"^:([\w-]+):\s*(.*)$", options, re.MULTILINE))
+            extra = set(found) - {"language", "caption", "start-at"}
+            assert not extra, f"{page.name}: {target} is cut to a fragment ({extra})"
+            if "start-at" in found:
+                source = ((DOCS / "recipes") / target).read_text(encoding="utf-8")
+                skipped = source[: source.index(found["start-at"].strip("\"'"))]
+                body = ast.parse(skipped).body
+                assert len(body) <= 1 and all(
+                    isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+                    for node in body
+                ), f"{page.name}: {target} skips more than its docstring"
+
+
+def test_install_commands_work_from_a_checkout() -> None:
+    """The package is not on PyPI: README and docs never tell to pip install it by name."""
+    root = DOCS.parent
+    pages = [root / "README.md", *DOCS.rglob("*.md")]
+    for page in pages:
+        if "_build" in page.parts:
+            continue
+        text = page.read_text(encoding="utf-8")
+        wrong = re.findall(r"pip install [\"']?voucherify-async\b[^\n`]*", text)
+        assert not wrong, f"{page.name}: {wrong}"
+    workers = (DOCS / "recipes" / "workers.md").read_text(encoding="utf-8")
+    assert 'python -m pip install -e ".[redis]"' in workers
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    """Top-level names of the modules *path* imports at module level (not relative ones)."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_docs_session_installs_what_autodoc_imports() -> None:
+    """`nox -s docs` installs the extra of every optional package that a module documented on
+    the API page imports: autodoc's import failures are warnings, and warnings are errors."""
+    import tomllib
+
+    root = DOCS.parent
+    noxfile = (root / "noxfile.py").read_text(encoding="utf-8")
+    session = noxfile[noxfile.index("def docs(") :]
+    installed = re.search(r'session\.install\("-e", "\.\[([\w,]+)\]"\)', session)
+    assert installed is not None, "the docs session installs the package with extras"
+    extras = set(installed.group(1).split(","))
+    optional = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
+    package_extra = {
+        re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower(): extra
+        for extra in ("cli", "speed", "redis")
+        for requirement in optional[extra]
+    }
+    documented = set(
+        re.findall(
+            r"^\s*\.\.\s+(?:module|currentmodule|automodule)::\s*([\w.]+)",
+            (DOCS / "api.md").read_text(encoding="utf-8"),
+            re.MULTILINE,
+        )
+    )
+    assert "voucherify_async.redis" in documented
+    needed = set()
+    for module in documented:
+        base = root / Path(*module.split("."))
+        files = [*base.glob("*.py")] if base.is_dir() else [base.with_suffix(".py")]
+        for path in files:
+            needed |= {package_extra[n] for n in _third_party_imports(path) if n in package_extra}
+    assert needed <= extras, f"the docs session lacks {needed - extras}"
+
+
+async def test_the_testing_page_says_the_emulator_remembers_no_codes() -> None:
+    """The emulator imports the same codes again on a second import (it keeps no project
+    state, unlike Voucherify), and docs/testing.md says so plainly."""
+    async with (
+        VoucherifyEmulator(seed=3) as emu,
+        VoucherifyClient("a", "b", base_url=emu.base_url) as client,
+    ):
+        emu.start_seconds = emu.start_seconds_per_row = 0.0
+        rows = [{"code": "SUMMER-10"}, {"code": "SUMMER-20"}]
+        with fast_polling():
+            first = await (await client.async_actions.start_vouchers_import(rows))
+            second = await (await client.async_actions.start_vouchers_import(rows))
+    assert first.result.done_count == second.result.done_count == 2
+    assert second.result.failed_count == 0
+    text = " ".join((DOCS / "testing.md").read_text(encoding="utf-8").split())
+    assert "The emulator keeps no project state" in text
+    assert "remembers no codes between imports" in text

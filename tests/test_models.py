@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import enum
+import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from voucherify_async import (
     VouchersImportResult,
     _results,
     converter,
+    decode_async_action,
     result_type_for,
 )
 
@@ -284,3 +286,30 @@ def test_extra_is_read_only_and_owned() -> None:
     out["result"]["y"] = 2
     assert action.extra == {"user": {"id": "u"}}
     assert action.result == UnknownResult(raw={})
+
+
+def test_str_is_one_line_and_repr_keeps_every_field() -> None:
+    """print(action) gives one line (id, type, status, progress, counts); repr() stays full."""
+    action = decode_async_action(
+        json.dumps(
+            {
+                "id": "aa_1",
+                "type": "VOUCHERS.IMPORT",
+                "status": "DONE",
+                "operation_status": "FAILED",
+                "progress": 100,
+                "created_at": "2024-01-01T00:00:00.000Z",
+                "result": {"done_count": 2, "failed_count": 1, "message": "m"},
+            }
+        ).encode()
+    )
+    assert str(action) == "aa_1 VOUCHERS.IMPORT DONE (operation FAILED) 100% (done 2, failed 1)"
+    assert "\n" not in str(action) and "datetime" not in str(action)
+    assert "datetime.datetime(2024, 1, 1" in repr(action)
+    running = decode_async_action(b'{"id": "aa_2", "type": "NEW.TYPE", "status": "IN_PROGRESS"}')
+    assert str(running) == "aa_2 NEW.TYPE IN_PROGRESS"
+    unknown = decode_async_action(
+        b'{"id": "aa_3", "type": "NEW.TYPE", "status": "DONE", "progress": 100,'
+        b' "result": {"done_count": 7}}'
+    )
+    assert str(unknown) == "aa_3 NEW.TYPE DONE 100% (done 7)"

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 from _servers import action_json, serve
 from aiohttp import web
 
-from voucherify_async import ClientClosedError, ConfigurationError, VoucherifyClient
+from voucherify_async import (
+    ClientClosedError,
+    ConfigurationError,
+    TransportError,
+    VoucherifyClient,
+)
 from voucherify_async._pacing import LocalGate, ServerPause
-from voucherify_async.testing import VoucherifyEmulator
+from voucherify_async.testing import VoucherifyEmulator, fast_polling
 
 
 async def _use(gate: LocalGate, log: list[tuple[float, float]], hold: float = 0.0) -> None:
@@ -285,3 +294,102 @@ async def test_client_without_budget_sends_its_first_request_alone() -> None:
         finally:
             await client.close()
     assert len(seen) == 10 and most <= 3
+
+
+class _BudgetOnClock:
+    """A budget of *limit* requests per 2 s on the test's clock (``budget=`` takes it)."""
+
+    def __init__(self, clock: FakeClock, limit: int) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.gate: LocalGate | None = None
+
+    def make_gate(
+        self, *, concurrency: int, unanswered_hold: float, account: str | None
+    ) -> LocalGate:
+        self.gate = LocalGate(
+            concurrency=concurrency,
+            limit=self.limit,
+            window=2.0,
+            unanswered_hold=unanswered_hold,
+            clock=self.clock,
+        )
+        return self.gate
+
+
+@contextlib.asynccontextmanager
+async def _dropping_server(
+    mode: str, requests: list[int], read: asyncio.Event | None = None
+) -> AsyncIterator[str]:
+    """A raw server that reads each request and then drops its connection: ``"close"``
+    closes it, ``"reset"`` resets it, ``"hang"`` never answers (and sets *read*)."""
+
+    async def serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            requests.append(1)
+            if mode == "hang":
+                assert read is not None
+                read.set()
+                await reader.read()  # until the client gives up
+            elif mode == "reset":
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()
+
+    server = await asyncio.start_server(serve_one, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("mode", ["close", "reset"])
+async def test_a_connection_the_server_dropped_frees_its_slot_a_window_after_its_end(
+    mode: str,
+) -> None:
+    """Requests whose connection the server closed (before answering, or by a reset) free
+    their slots a window after they ended, not a window after admitted + the timeout."""
+    clock = FakeClock()
+    budget = _BudgetOnClock(clock, limit=5)
+    requests: list[int] = []
+    async with asyncio.timeout(20), _dropping_server(mode, requests) as url:
+        client = VoucherifyClient("a", "b", base_url=url, budget=budget, max_retries=4)
+        async with client:
+            with fast_polling():
+                with pytest.raises(TransportError):
+                    await client.async_actions.get("aa_1")  # 5 attempts: the whole budget
+                assert len(requests) == 5
+                gate = budget.gate
+                assert gate is not None
+                # Every slot frees 2 s after its (dropped) end; not 2 s after admitted + 30 s.
+                assert gate._next_admission_in(clock.now) == pytest.approx(2.0)
+                clock.now += 2.0
+                assert gate._next_admission_in(clock.now) == 0.0
+                with pytest.raises(TransportError):
+                    await client.async_actions.get("aa_2")
+    assert len(requests) == 10
+
+
+async def test_a_request_the_client_abandoned_keeps_the_long_hold() -> None:
+    """A request the client cancelled may still reach the server: its slot is held a window
+    after admitted + the request timeout (30 s by default)."""
+    clock = FakeClock()
+    budget = _BudgetOnClock(clock, limit=1)
+    requests: list[int] = []
+    read = asyncio.Event()
+    async with (
+        asyncio.timeout(20),
+        _dropping_server("hang", requests, read) as url,
+        VoucherifyClient("a", "b", base_url=url, budget=budget) as client,
+    ):
+        call = asyncio.ensure_future(client.async_actions.get("aa_1"))
+        await read.wait()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        gate = budget.gate
+        assert gate is not None
+        assert gate._next_admission_in(clock.now) == pytest.approx(30.0 + 2.0)

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from _servers import serve
 from _support import APP_ID, APP_TOKEN
 from aiohttp import web
 
@@ -263,11 +264,13 @@ async def test_helpers_encode_ids_as_one_segment(
 ) -> None:
     """An id with slashes, dots or a query never reaches another endpoint."""
     await client.async_actions.delete_campaign("a/b?c#d", force=True)
-    await client.async_actions.delete_campaign("..")
+    await client.async_actions.delete_campaign("...")
     first, second = (r for r in quick_jobs.requests if r.method == "DELETE")
     assert first.raw_path == "/v1/campaigns/a%2Fb%3Fc%23d"
     assert first.query == {"force": "true"}
-    assert second.raw_path == "/v1/campaigns/%2E%2E"
+    assert second.raw_path == "/v1/campaigns/%2E%2E%2E"
+    with pytest.raises(InvalidArgumentError, match="dot-segment"):
+        await client.async_actions.delete_campaign("..")
     with pytest.raises(InvalidArgumentError):
         await client.async_actions.delete_campaign("")
     with pytest.raises(InvalidArgumentTypeError):
@@ -349,6 +352,102 @@ async def test_bad_files_are_refused(
         await client.async_actions.start(
             "POST", "/v1/vouchers/importCSV", file=path, fields={"webhooks_enable": "a\r\nb"}
         )
+    assert emulator.count() == 0
+
+
+class _FailingRead(io.RawIOBase):
+    """A binary file object whose read() fails, as a closed pipe or a broken disk would."""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        raise OSError(5, "Input/output error")
+
+
+class _TextRead(io.RawIOBase):
+    """A file object that claims to be binary but whose read() gives str."""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> str:  # type: ignore[override]
+        return "code\nA\n"
+
+
+async def test_unreadable_file_objects_are_refused_before_any_request(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
+    """A file whose read() fails, or gives str, is a typed argument error, never
+    OutcomeUnknownError: nothing was sent."""
+    with pytest.raises(InvalidArgumentError, match="could not be read") as failed:
+        await client.async_actions.start_vouchers_import_csv(_FailingRead())
+    assert not isinstance(failed.value, OutcomeUnknownError)
+    with pytest.raises(InvalidArgumentTypeError, match="bytes"):
+        await client.async_actions.start_vouchers_import_csv(_TextRead())  # type: ignore[arg-type]
+    assert emulator.count() == 0
+
+
+class _FailsLater(io.RawIOBase):
+    """A binary file object whose first read() works and whose second fails."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        self.reads += 1
+        if self.reads > 1:
+            raise OSError(5, "Input/output error")
+        return b"code\nA\n"
+
+
+async def test_a_file_failing_mid_upload_is_its_typed_error(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
+    """A read that fails once the upload is under way ends the call with the file's typed
+    error: the body never ended, so no action can have started (no OutcomeUnknownError)."""
+    with pytest.raises(InvalidArgumentError, match="could not be read") as failed:
+        await client.async_actions.start_vouchers_import_csv(_FailsLater())
+    assert not isinstance(failed.value, OutcomeUnknownError)
+    assert emulator.action_ids == []  # the emulator started nothing
+
+
+@pytest.mark.parametrize(
+    ("metadata", "error"),
+    [
+        ("a-str", InvalidArgumentTypeError),
+        (None, InvalidArgumentTypeError),
+        (["ab"], InvalidArgumentTypeError),
+        ([("a", "b")], InvalidArgumentTypeError),
+        ({1: "x"}, InvalidArgumentTypeError),
+    ],
+)
+async def test_metadata_must_be_an_object(
+    emulator: VoucherifyEmulator, client: VoucherifyClient, metadata: Any, error: type
+) -> None:
+    """metadata is a dict with str keys: anything else is a typed error before any request
+    (never a bare ValueError or TypeError, never ["ab"] sent as {"a": "b"})."""
+    actions = client.async_actions
+    for call in (
+        lambda: actions.start_vouchers_metadata_update(["A"], metadata),
+        lambda: actions.start_customers_metadata_update(["c"], metadata),
+        lambda: actions.start_products_metadata_update(["p"], metadata),
+        lambda: actions.start_campaign_vouchers_generate("camp", 2, metadata or "x"),
+    ):
+        with pytest.raises(error, match=r"must be an object|keys must be str"):
+            await call()
+    assert emulator.count() == 0
+
+
+async def test_rows_must_be_objects(emulator: VoucherifyEmulator, client: VoucherifyClient) -> None:
+    """Rows of an import are objects: [1, 2] is refused before any request, naming the row."""
+    with pytest.raises(InvalidArgumentTypeError, match=r"vouchers\[0\] must be an object"):
+        await client.async_actions.start_vouchers_import([1, 2])  # type: ignore[list-item]
+    with pytest.raises(InvalidArgumentTypeError, match=r"orders\[1\]"):
+        await client.async_actions.start_orders_import([{"id": "o"}, "x"])  # type: ignore[list-item]
     assert emulator.count() == 0
 
 
@@ -608,3 +707,49 @@ async def test_starts_stay_within_the_servers_budget() -> None:
         admitted = [r.time for r in emu.requests if r.status != 429]
         for first in admitted:
             assert sum(first <= t < first + 1.0 for t in admitted) <= 2
+
+
+@pytest.mark.parametrize("how", ["start", "handle"])
+async def test_the_started_handle_waits_out_a_long_server_pause_quietly(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The handle start() returns polls patiently, as handle()'s does: during a server pause
+    longer than a call waits, its next poll waits in the gate instead of failing (and logging
+    a WARNING) on every poll; the 429 that began the pause is the one WARNING."""
+    paused = asyncio.Event()
+    gets: list[str] = []
+
+    async def start(request: web.Request) -> web.Response:
+        return web.json_response({"async_action_id": "aa_1"}, status=202)
+
+    async def poll(request: web.Request) -> web.Response:
+        gets.append(request.path)
+        paused.set()
+        return web.json_response(
+            {"message": "slow down"}, status=429, headers={"Retry-After": "600"}
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/vouchers/import", start)
+    app.router.add_get("/v1/async-actions/{id}", poll)
+    caplog.set_level(logging.WARNING, "voucherify_async")
+    async with asyncio.timeout(20), serve(app) as url:
+        client = VoucherifyClient(APP_ID, APP_TOKEN, base_url=url)
+        with fast_polling():
+            if how == "start":
+                handle = await client.async_actions.start_vouchers_import([{"code": "A"}])
+            else:
+                handle = client.async_actions.handle("aa_1")
+            await paused.wait()
+            gate = client._gate
+            # The gate offers no event for "someone queued": look each 10 ms (bounded above).
+            while gate.waiting == 0:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            assert not handle.done()
+            await client.close()
+    with pytest.raises(ClientClosedError):
+        await handle
+    assert gets == ["/v1/async-actions/aa_1"]
+    polls_failed = [r.getMessage() for r in caplog.records if "aa_1" in r.getMessage()]
+    assert len(polls_failed) == 1, polls_failed
+    assert "HTTP 429" in polls_failed[0]

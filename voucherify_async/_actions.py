@@ -275,7 +275,8 @@ class AsyncActions(StartActions):
         if handle is None or handle.done():
             handle = AsyncActionHandle(
                 action_id,
-                fetch=self.get,
+                # The same patient poll as handle()'s: it waits out server pauses.
+                fetch=self._poll if self._shared is None else self._shared.fetch,
                 policy=policy if policy is not None else self._default_policy,
                 on_finish=self._forget,
                 started_at=started_at,

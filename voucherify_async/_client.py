@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, NoReturn, Self
 
 import aiohttp
 from yarl import URL
@@ -23,7 +22,7 @@ from ._config import (
     PollPolicy,
     resolve_base_url,
 )
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, InvalidArgumentTypeError
 from ._pacing import Budget, LocalGate
 from ._shared import SharedPolling
 from ._transport import Transport
@@ -58,7 +57,9 @@ class VoucherifyClient:
     :param oauth_token: An OAuth access token, sent as ``Authorization: Bearer``, instead of keys.
     :param cluster: ``"api"`` (EU, default), ``"us1.api"`` or ``"as1.api"``; any other value
         is a :class:`ConfigurationError`. Reach a dedicated region with *base_url*.
-    :param base_url: Overrides *cluster*; default ``$VOUCHERIFY_BASE_URL``.
+    :param base_url: Overrides *cluster*; default ``$VOUCHERIFY_BASE_URL``. The API root
+        (``http://127.0.0.1:8080``), without ``/v1``: one ending in ``/v1`` or ``/v2`` is
+        refused, as every path the client sends starts with its version.
     :param session: An :class:`aiohttp.ClientSession` to borrow; it is never closed here.
     :param timeout: Seconds per HTTP request, finite and > 0 (default 30), or an
         :class:`aiohttp.ClientTimeout`.
@@ -213,6 +214,15 @@ class VoucherifyClient:
     async def __aenter__(self) -> Self:
         return self
 
+    def __enter__(self) -> NoReturn:
+        raise InvalidArgumentTypeError(
+            "VoucherifyClient is an async context manager: use `async with "
+            "VoucherifyClient(...) as client:` inside async code"
+        )
+
+    def __exit__(self, *exc_info: object) -> None:  # pragma: no cover - __enter__ raises
+        return None
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -227,15 +237,26 @@ class VoucherifyClient:
         Awaiters of handles still polling get :class:`ClientClosedError`; so do plain calls
         (``get``, ``list``...) still waiting for the gate, in flight or between retries. When it
         returns, nothing of the client runs any more. Calling it twice is fine, and it works
-        from any event loop (from another one, it only marks the client closed and drops its
-        connections).
+        from any event loop.
+
+        From a loop other than the client's own: while that loop runs (in another thread), the
+        close runs there and this waits for it; while it is stopped but not closed, it runs
+        that loop in a worker thread until the close is done; once it is closed, nothing of
+        it can run again, so this only marks the client closed and closes the session.
         """
+        owner = self._transport.loop
+        running = asyncio.get_running_loop()
+        if owner is not None and owner is not running and not owner.is_closed():
+            if owner.is_running():
+                done = asyncio.run_coroutine_threadsafe(self.close(), owner)
+                await asyncio.wrap_future(done)
+            else:
+                await asyncio.to_thread(owner.run_until_complete, self.close())
+            return
         await self.async_actions._close()
         await self._transport.close()
-        with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop()
-            # Let aiohttp finish closing its transports before the loop moves on.
-            await asyncio.sleep(0)
+        # Let aiohttp finish closing its transports before the loop moves on.
+        await asyncio.sleep(0)
 
 
 def _auth_headers(

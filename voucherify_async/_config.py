@@ -88,6 +88,13 @@ def resolve_base_url(cluster: str, base_url: str | None, *, allow_insecure_http:
         raise ConfigurationError(f"base_url must be an http(s) URL with a host, got {url!r}")
     if parts.query or parts.fragment or parts.username is not None or parts.password:
         raise ConfigurationError("base_url must not carry a query, a fragment or credentials")
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if segments and segments[-1].lower() in ("v1", "v2"):
+        root = url.rstrip("/")[: -len(segments[-1]) - 1]
+        raise ConfigurationError(
+            f"base_url is the API root, without /{segments[-1]}: the client adds "
+            f"/v1/async-actions/... itself; use {root!r}"
+        )
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(host):
         raise ConfigurationError(
             f"refusing to send credentials over plain http to {host}; "
@@ -186,6 +193,19 @@ def _flag(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         )
 
 
+#: The default ``PollPolicy.min_delay`` (seconds) when ``max_delay`` is not below it.
+DEFAULT_MIN_DELAY: Final = 0.25
+
+
+def _default_min_delay(max_delay: object) -> float:
+    """min_delay when not given: the default, lowered to a (valid) max_delay below it."""
+    if isinstance(max_delay, bool) or not isinstance(max_delay, int | float):
+        return DEFAULT_MIN_DELAY  # refused by max_delay's own check
+    if math.isfinite(max_delay) and 0 < max_delay < DEFAULT_MIN_DELAY:
+        return float(max_delay)
+    return DEFAULT_MIN_DELAY
+
+
 @attrs.frozen(kw_only=True)
 class PollPolicy:
     """How a handle polls: when, how often, and for how long.
@@ -204,8 +224,9 @@ class PollPolicy:
 
     All times are in seconds, finite real numbers (``bool`` is refused). A field out of range,
     NaN, infinite or of the wrong type raises :class:`ConfigurationError` (also a
-    ``ValueError``) at construction, as does a ``min_delay`` above ``max_delay``. An
-    ``initial_delay`` above ``max_delay`` is allowed: every delay is capped at ``max_delay``.
+    ``ValueError``) at construction, as does a ``min_delay`` given above ``max_delay`` (one
+    left to its default follows a ``max_delay`` below 0.25 s). An ``initial_delay`` above
+    ``max_delay`` is allowed: every delay is capped at ``max_delay``.
     """
 
     #: Delay before the first GET (>= 0). Default 0: the first snapshot comes at once.
@@ -218,8 +239,13 @@ class PollPolicy:
     #: The longest delay between two polls (> 0). Default 120 s (the lateness bound keeps
     #: the delays of a young action far shorter).
     max_delay: float = attrs.field(default=120.0, validator=_positive)
-    #: The shortest delay the adaptive mode may choose (> 0, at most max_delay). Default 0.25 s.
-    min_delay: float = attrs.field(default=0.25, validator=_positive)
+    #: The shortest delay the adaptive mode may choose (> 0, at most max_delay). Default
+    #: 0.25 s, or max_delay when that is lower: only a min_delay given above max_delay is
+    #: refused.
+    min_delay: float = attrs.field(
+        default=attrs.Factory(lambda self: _default_min_delay(self.max_delay), takes_self=True),
+        validator=_positive,
+    )
     #: Each delay is multiplied by a random factor in ``[1 - jitter, 1 + jitter]``. Default 0.1.
     jitter: float = attrs.field(default=0.1)
     #: Overall deadline from the handle's start (monotonic clock), > 0; ``None`` (default) waits

@@ -147,6 +147,13 @@ def _load(body: bytes, status: int) -> Any:
     try:
         return _json.loads(body)
     except (ValueError, TypeError, RecursionError) as exc:
+        if _json.loads is not _json.stdlib_loads and "number" in str(exc):
+            # orjson refuses an integer too big for a double as bad JSON; the stdlib takes
+            # it, so the models can refuse it naming its path, as with the stdlib backend.
+            try:
+                return _json.stdlib_loads(body)
+            except (ValueError, TypeError, RecursionError):
+                pass
         message = f"the response body is not valid JSON: {exc}"
         if isinstance(body, bytes | bytearray):
             try:

@@ -30,7 +30,24 @@ def _rows(value: object, what: str) -> list[Any]:
         raise InvalidArgumentTypeError(f"{what} must be a list of objects")
     if not value:
         raise InvalidArgumentError(f"{what} must not be empty")
+    for index, row in enumerate(value):
+        if not isinstance(row, Mapping):
+            raise InvalidArgumentTypeError(
+                f"{what}[{index}] must be an object (a dict), got {type(row).__name__}"
+            )
     return list(value)
+
+
+def _object(value: object, what: str) -> dict[str, Any]:
+    """A JSON object given as a mapping with str keys, copied into a dict."""
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentTypeError(
+            f"{what} must be an object (a dict), got {type(value).__name__}"
+        )
+    for key in value:
+        if not isinstance(key, str):
+            raise InvalidArgumentTypeError(f"{what}'s keys must be str, got {key!r}")
+    return dict(value)
 
 
 def _names(value: object, what: str) -> list[str]:
@@ -142,7 +159,7 @@ class StartActions:
     ) -> AsyncActionHandle:
         """``POST /v1/vouchers/metadata/async``: set the same *metadata* on every voucher of
         *codes* (``VOUCHERS.METADATA_UPDATE``)."""
-        body = {"codes": _names(codes, "codes"), "metadata": dict(metadata)}
+        body = {"codes": _names(codes, "codes"), "metadata": _object(metadata, "metadata")}
         return await self.start(
             "POST",
             "/v1/vouchers/metadata/async",
@@ -195,7 +212,7 @@ class StartActions:
                 f"count must be >= 2 (one voucher is created at once, no action), got {count}"
             )
         path = f"/v1/campaigns/{path_segment(campaign_id, 'campaign_id')}/vouchers"
-        body = dict(voucher or {})
+        body = {} if voucher is None else _object(voucher, "voucher")
         params = {"vouchers_count": str(count)}
         return await self.start(
             "POST",
@@ -251,7 +268,10 @@ class StartActions:
     ) -> AsyncActionHandle:
         """``POST /v1/customers/metadata/async``: set *metadata* on the customers of
         *source_ids* (``CUSTOMERS.METADATA_UPDATE``)."""
-        body = {"source_ids": _names(source_ids, "source_ids"), "metadata": dict(metadata)}
+        body = {
+            "source_ids": _names(source_ids, "source_ids"),
+            "metadata": _object(metadata, "metadata"),
+        }
         return await self.start(
             "POST",
             "/v1/customers/metadata/async",
@@ -279,7 +299,10 @@ class StartActions:
     ) -> AsyncActionHandle:
         """``POST /v1/products/metadata/async``: set *metadata* on the products of
         *source_ids* (``PRODUCTS.METADATA_UPDATE``)."""
-        body = {"source_ids": _names(source_ids, "source_ids"), "metadata": dict(metadata)}
+        body = {
+            "source_ids": _names(source_ids, "source_ids"),
+            "metadata": _object(metadata, "metadata"),
+        }
         return await self.start(
             "POST",
             "/v1/products/metadata/async",

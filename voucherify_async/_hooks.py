@@ -37,7 +37,7 @@ import typing
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import NoneType, UnionType
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import cattrs
@@ -93,17 +93,29 @@ def strict_str(value: Any) -> str:
     raise WrongTypeError("string", value)
 
 
+#: The largest magnitude of a JSON integer the models take: 64 bits, what the API sends and
+#: orjson parses. A bigger one (a 400-digit ``progress``) is a decode error naming its path,
+#: never an ``OverflowError`` in whatever does arithmetic with it later.
+INT_LIMIT: Final = 2**64 - 1
+
+
 def strict_int(value: Any) -> int:
-    """A JSON integer; a bool, a float or a numeric string is an error."""
+    """A JSON integer within 64 bits; a bool, a float or a numeric string is an error."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
+        if -INT_LIMIT <= value <= INT_LIMIT:
+            return value
+        raise BadValueError(f"integer out of range: {value.bit_length()} bits, more than 64")
     raise WrongTypeError("integer", value)
 
 
 def strict_float(value: Any) -> float:
-    """A JSON number (an integer is fine); a bool or a string is an error."""
+    """A JSON number (an integer is fine); a bool, a string or an integer too big for a
+    float is an error."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # only an int can be too big for a float
+            raise BadValueError("number out of range: an integer too big for a float") from None
     raise WrongTypeError("number", value)
 
 
@@ -462,7 +474,7 @@ class ModelHooks:
 
 _INLINE_CHECKS = {
     "str": "if v.__class__ is not str: raise _Fallback",
-    "int": "if v.__class__ is not int: raise _Fallback",
+    "int": "if v.__class__ is not int or not -_IL <= v <= _IL: raise _Fallback",
     "bool": "if v.__class__ is not bool: raise _Fallback",
 }
 
@@ -473,6 +485,7 @@ def _generate_fast_structure(
     """Compile ``structure(obj)`` for *cls*: straight-line code, the slow path as fallback."""
     env: dict[str, Any] = {
         "_cls": cls,
+        "_IL": INT_LIMIT,
         "_slow": slow,
         "_Fallback": _Fallback,
         "_M": _MISSING,

@@ -133,6 +133,8 @@ class AsyncAction(JsonModel):
     for a type nobody registered), or ``None`` while the action runs and in list pages.
     ``processing_time`` is in milliseconds, ``progress`` in percent (0-100).
     ``extra`` holds the keys this class does not declare (``user``, ``log_id``...).
+    ``str(action)`` (what ``print`` shows) is one line: id, type, status, progress and the
+    result's counts; ``repr(action)`` has every field.
     """
 
     id: str
@@ -149,6 +151,22 @@ class AsyncAction(JsonModel):
     object: str | None = "async_action"
     extra: Mapping[str, Any] = extra_field()
     _present: frozenset[str] | None = present_field()
+
+    def __str__(self) -> str:
+        """One line for people: id, type, status, progress and the result's counts, e.g.
+        ``aa_0c55 VOUCHERS.IMPORT DONE 100% (done 2, failed 1)``; ``repr()`` has every field.
+
+        A ``DONE`` action whose operation failed reads ``DONE (operation FAILED)``.
+        """
+        words = [self.id, _text(self.type), _text(self.status)]
+        if self.operation_status == OperationStatus.FAILED:
+            words.append("(operation FAILED)")
+        if self.progress is not None:
+            words.append(f"{self.progress}%")
+        counts = _counts(self.result)
+        if counts:
+            words.append(f"({counts})")
+        return " ".join(words)
 
     @property
     def is_terminal(self) -> bool:
@@ -168,6 +186,22 @@ class AsyncAction(JsonModel):
             self.status == AsyncActionStatus.DONE
             and self.operation_status == OperationStatus.FAILED
         )
+
+
+def _text(value: object) -> str:
+    """An enum member's value, or the string the API sent."""
+    return str(value.value) if isinstance(value, enum.Enum) else str(value)
+
+
+def _counts(result: object) -> str:
+    """``done N, failed M`` from a result that has those counts (typed, or a raw dict)."""
+    raw = getattr(result, "raw", None)
+    found = []
+    for name in ("done_count", "failed_count"):
+        count = raw.get(name) if isinstance(raw, Mapping) else getattr(result, name, None)
+        if isinstance(count, int) and not isinstance(count, bool):
+            found.append(f"{name.removesuffix('_count')} {count}")
+    return ", ".join(found)
 
 
 @attrs.frozen(kw_only=True)

@@ -9,8 +9,10 @@ The guarantees every implementation keeps:
 - **The budget is exact.** A request takes a slot before it is sent. When its response
   arrives the slot is freed ``window`` seconds later: the server saw the request somewhere
   between those two instants, so no window of ``window`` seconds on the server holds more than
-  ``limit`` of our requests, whatever the latency. A request that ends *without* a response
-  (cancelled, timed out, connection dropped) may still reach the server later, up to the moment
+  ``limit`` of our requests, whatever the latency. A request whose connection the server
+  closed (before answering, or by a reset) counts as answered: the server cannot count it
+  after that. A request that ends *without* a response because the client gave up on it
+  (cancelled, timed out) may still reach the server later, up to the moment
   its response would have been given up on: its slot is held until ``window`` seconds after
   ``admitted + unanswered_hold`` (the request timeout), or after its end if that is later.
 - **Closing ends every wait.** After :meth:`RequestGate.close`, every caller still waiting
@@ -86,7 +88,8 @@ class RequestGate(abc.ABC):
 
     @abc.abstractmethod
     def release(self, admission: Admission, *, answered: bool) -> None:
-        """Give back *admission*: *answered* is True when a response (its headers) arrived."""
+        """Give back *admission*: *answered* is True when a response (its headers) arrived, or
+        when the server closed the connection (it cannot count the request after that)."""
 
     @abc.abstractmethod
     def pause(self, seconds: float) -> None:

@@ -20,7 +20,12 @@ from typing import IO, Any, Final, TypeAlias
 from yarl import URL
 
 from . import _json
-from ._errors import InvalidArgumentError, InvalidArgumentTypeError, ResponseDecodeError
+from ._errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    OutcomeUnknownError,
+    ResponseDecodeError,
+)
 from ._transport import Transport
 
 __all__ = ["CsvFile", "check_path", "send_start"]
@@ -116,6 +121,35 @@ class Upload:
             if "\r" in value or "\n" in value:
                 raise InvalidArgumentError(f"the value of field {key!r} must be one line")
         self._boundary = "voucherify-async-" + secrets.token_hex(12)
+        self._first: bytes | None = None  # the first chunk, read by check() before sending
+        #: The typed error of a read that failed while the body was sent (None: none).
+        self.error: InvalidArgumentError | InvalidArgumentTypeError | None = None
+
+    async def check(self) -> None:
+        """Read the first chunk before anything is sent: a file object whose ``read()``
+        fails or gives ``str`` is refused here, not halfway through the request. A path
+        that cannot be opened for reading is refused too."""
+        if self._stream is None:
+            assert self._path is not None
+            if not os.access(self._path, os.R_OK):
+                raise InvalidArgumentError(f"file {self._path!r} is not a readable file")
+            return
+        self._first = await self._read(self._stream)
+
+    async def _read(self, stream: IO[bytes]) -> bytes:
+        try:
+            chunk: object = await asyncio.to_thread(stream.read, CHUNK_BYTES)
+        except Exception as exc:
+            self.error = InvalidArgumentError(f"file could not be read: {exc!r}")
+            raise self.error from exc
+        if chunk is None:  # a non-blocking stream with nothing ready
+            chunk = b""
+        if not isinstance(chunk, bytes | bytearray):
+            self.error = InvalidArgumentTypeError(
+                f"file must give bytes, got {type(chunk).__name__}: open it in 'rb' mode"
+            )
+            raise self.error
+        return bytes(chunk)
 
     @property
     def content_type(self) -> str:
@@ -152,16 +186,16 @@ class Upload:
             if stream is None:
                 assert self._path is not None
                 stream = owned = await asyncio.to_thread(open, self._path, "rb")
-            elif self._start is not None:
+            elif self._start is not None and self._first is None:
                 await asyncio.to_thread(stream.seek, self._start)
             self._used = stream is not owned  # a file object read from: it moved on
+            first, self._first = self._first, None
             while True:
-                chunk = await asyncio.to_thread(stream.read, CHUNK_BYTES)
+                chunk = first if first is not None else await self._read(stream)
+                first = None
                 if not chunk:
                     break
-                if not isinstance(chunk, bytes | bytearray):
-                    raise InvalidArgumentTypeError("file must give bytes: open it in 'rb' mode")
-                yield bytes(chunk)
+                yield chunk
         finally:
             if owned is not None:
                 owned.close()
@@ -205,8 +239,10 @@ async def send_start(
         raise InvalidArgumentError("fields go with a file upload")
     headers: dict[str, str] = {}
     data: Callable[[], Any] | None = None
+    upload: Upload | None = None
     if file is not None:
         upload = Upload(file, fields)
+        await upload.check()
         data = upload.body
         headers["Content-Type"] = upload.content_type
     elif json is not None:
@@ -220,9 +256,16 @@ async def send_start(
                 raise InvalidArgumentTypeError("params must map str to str")
             query[key] = value
         url = url.with_query(query)
-    status, body = await transport.request(
-        method, url, path=path, retry="unsent", data=data, headers=headers
-    )
+    try:
+        status, body = await transport.request(
+            method, url, path=path, retry="unsent", data=data, headers=headers
+        )
+    except OutcomeUnknownError as exc:
+        if upload is not None and upload.error is not None:
+            # The file failed mid-upload: the chunked body never ended, so the server
+            # cannot have taken it as a request.
+            raise upload.error from exc
+        raise
     return action_id_from(body, status)
 
 

@@ -14,9 +14,9 @@ every call has left the transport, so nothing of the client runs after ``close()
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import email.utils
+import errno
 import logging
 import math
 import re
@@ -65,6 +65,17 @@ RetryMode = Literal["transient", "unsent"]
 _FINAL: Final = (aiohttp.ClientSSLError, aiohttp.InvalidURL)
 # Failures before a single byte was sent: the connection was never made.
 _NOT_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+# errno values of a connection the peer ended: reset, or closed under a write.
+_PEER_CLOSED_ERRNOS: Final = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
+
+
+def _server_closed(exc: BaseException) -> bool:
+    """True when *exc* says the server closed the connection, or it was never opened."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientConnectorError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _PEER_CLOSED_ERRNOS
 
 
 class _Abort(Exception):
@@ -137,6 +148,7 @@ class Transport:
         # The highest lower bound yet of (server Unix time - time.monotonic()), from Date.
         self._server_offset: float | None = None
         self._last_date: str | None = None  # the Date value last parsed
+        self._dropping: asyncio.Task[None] | None = None  # see _drop_dead_session
 
     @property
     def server_offset(self) -> float | None:
@@ -170,6 +182,11 @@ class Transport:
         return self._closed
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop this transport belongs to (None before its first call)."""
+        return self._loop
+
+    @property
     def gate(self) -> RequestGate:
         """The gate every request passes."""
         return self._gate
@@ -187,6 +204,8 @@ class Transport:
         if self._loop is None:
             self._loop = loop
         elif self._loop is not loop:
+            if self._loop.is_closed():
+                self._drop_dead_session(loop)
             state = "closed" if self._loop.is_closed() else "still running"
             raise WrongEventLoopError(
                 "this VoucherifyClient belongs to another event loop (that loop is "
@@ -194,6 +213,16 @@ class Transport:
                 "inside asyncio.run(), or close() it and create a new one"
             )
         return loop
+
+    def _drop_dead_session(self, loop: asyncio.AbstractEventLoop) -> None:
+        """This transport's loop is closed, so its session can serve nobody again: close it
+        from *loop* now (aiohttp's public close() marks it and its connector closed and
+        touches none of the closed loop's transports), instead of leaving aiohttp to warn
+        "Unclosed client session" when it is collected. The close never waits on anything
+        with a closed loop, so it ends in its task's first step."""
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            self._dropping = loop.create_task(session.close())
 
     def _get_session(self) -> aiohttp.ClientSession:
         session = self._session
@@ -216,8 +245,10 @@ class Transport:
 
         Calls waiting in the gate, in flight or between retries raise
         :class:`ClientClosedError`; this returns once all of them have left the transport.
-        Works from any loop: from a loop other than the transport's, it only marks it closed
-        and drops the session (its loop can no longer run anything of it).
+        Works from any loop: when the transport's loop is closed, it marks the transport
+        closed and closes the session through aiohttp's public ``close()``, which leaves the
+        closed loop's sockets alone (they are freed when collected). A loop that still runs or
+        could run again should close its own client: :meth:`VoucherifyClient.close` sees to it.
         """
         if self._closed and not self._calls and self._session is None:
             return
@@ -241,10 +272,9 @@ class Transport:
             await self._gate.aclose()
         session, self._session = self._session, None
         if session is not None and self._owns_session:
-            if own_loop:
-                await session.close()
-            else:
-                _abandon_session(session)
+            # From a closed loop's client, aiohttp's close() marks the session and its
+            # connector closed and touches none of that loop's transports.
+            await session.close()
 
     async def get(self, url: URL, *, path: str, patient: bool = False) -> tuple[int, bytes]:
         """GET *url*, retrying transient failures: see :meth:`request`."""
@@ -323,7 +353,9 @@ class Transport:
             except _FINAL as exc:
                 raise TransportError(f"{label} failed: {_describe(exc)}", permanent=True) from exc
             except _NOT_SENT as exc:
-                error: Exception = TransportError(f"{label} failed: {_describe(exc)}")
+                error: Exception = TransportError(
+                    f"{label} failed: {_describe(exc)}{self._never_answered_hint()}"
+                )
                 error.__cause__ = exc
             except (aiohttp.ClientError, TimeoutError) as exc:
                 error = TransportError(f"{label} failed: {_describe(exc)}")
@@ -367,6 +399,15 @@ class Transport:
             logger.warning("%s; retry %d of %d in %.2f s", text, attempt, self._max_retries, wait)
             await asyncio.sleep(wait)
 
+    def _never_answered_hint(self) -> str:
+        """For a failed connection: a note when no response ever came from this host."""
+        if self._last_date is not None:  # every response so far had a Date
+            return ""
+        return (
+            f"; no response from {URL(self.root).origin()} since this client started "
+            "(is base_url right, and the server up?)"
+        )
+
     async def _attempt(
         self,
         session: aiohttp.ClientSession,
@@ -403,6 +444,12 @@ class Transport:
             except RuntimeError as exc:
                 if session.closed:
                     raise ClientClosedError("the aiohttp session was closed") from exc
+                raise
+            except (aiohttp.ClientError, OSError) as exc:
+                # The server closed the connection (or it never opened): it cannot count this
+                # request after now, so its slot frees a window from now, as if answered. A
+                # request we gave up on (timeout, cancel) keeps the long hold instead.
+                answered = answered or _server_closed(exc)
                 raise
         finally:
             gate.release(admission, answered=answered)
@@ -484,21 +531,6 @@ def _outcome_unknown(
         path=path,
         sent_at=sent_at,
     )
-
-
-def _abandon_session(session: aiohttp.ClientSession) -> None:
-    """Drop a session whose loop is gone: close its sockets without that loop."""
-    connector = session.connector
-    if connector is not None:
-        for conns in list(getattr(connector, "_conns", {}).values()):
-            for proto, *_ in conns:
-                transport = getattr(proto, "transport", None)
-                sock = transport.get_extra_info("socket") if transport is not None else None
-                if sock is not None:
-                    sock.close()
-        with contextlib.suppress(RuntimeError):
-            connector._close()
-    session.detach()
 
 
 def _api_error(

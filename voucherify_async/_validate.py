@@ -56,19 +56,23 @@ def path_segment(value: object, what: str) -> str:
     """*value* (an id or a name) percent-encoded as exactly one URL path segment.
 
     An id like ``../vouchers`` or ``a/b?c`` can never reach another endpoint. Raises
-    :class:`InvalidArgumentError` for an empty one, :class:`InvalidArgumentTypeError` for a
-    value that is not a ``str``.
+    :class:`InvalidArgumentError` for an empty one and for ``.`` and ``..`` (dot-segments,
+    which a normalising proxy may resolve even when percent-encoded),
+    :class:`InvalidArgumentTypeError` for a value that is not a ``str``.
     """
     if not isinstance(value, str):
         raise InvalidArgumentTypeError(f"{what} is a str, got {type(value).__name__}")
     if not value:
         raise InvalidArgumentError(f"{what} must not be empty")
+    if value in (".", ".."):
+        # Dot-segments: even percent-encoded, a normalising proxy may resolve them.
+        raise InvalidArgumentError(f"{what} must not be {value!r} (a dot-segment of a URL path)")
     try:
         segment = quote(value, safe="")
     except UnicodeEncodeError:
         raise InvalidArgumentError(
             f"{what} must be valid text (it holds a lone surrogate)"
         ) from None
-    if segment.strip(".") == "":  # "." and ".." are dot-segments: a URL resolver would eat them
+    if segment.strip(".") == "":  # "...": not a dot-segment, but encoded all the same
         segment = segment.replace(".", "%2E")
     return segment

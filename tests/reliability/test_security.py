@@ -105,6 +105,11 @@ def test_hostile_ids_never_leave_their_segment() -> None:
                     runner.run(client.async_actions.get(action_id))
                 assert len(emulator.requests) == seen
                 return
+            if action_id in (".", ".."):  # dot-segments: refused, never sent
+                with pytest.raises(InvalidArgumentError, match="dot-segment"):
+                    runner.run(client.async_actions.get(action_id))
+                assert len(emulator.requests) == seen
+                return
             with pytest.raises(NotFoundError):
                 runner.run(client.async_actions.get(action_id))
             (request,) = emulator.requests[seen:]

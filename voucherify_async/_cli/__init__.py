@@ -62,12 +62,27 @@ async def _run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     return code
 
 
+#: Said once, after the first failed poll of a host that never answered.
+_NEVER_ANSWERED_HINT = (
+    "voucherify-async: polls go on until the action ends: --timeout S gives up after S "
+    "seconds (exit 3), Ctrl-C stops at once"
+)
+
+
 class _StderrHandler(logging.Handler):
     """Writes to whatever ``sys.stderr`` is at the time, so a live display can redirect it."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self._hinted = False
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             print(self.format(record), file=sys.stderr, flush=True)
+            message = record.getMessage()
+            if not self._hinted and "will poll again" in message and "no response" in message:
+                self._hinted = True
+                print(_NEVER_ANSWERED_HINT, file=sys.stderr, flush=True)
         except Exception:
             self.handleError(record)
 

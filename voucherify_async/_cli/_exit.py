@@ -62,7 +62,7 @@ exit codes:
 credentials: --app-id and --app-token, or $VOUCHERIFY_APP_ID and
 $VOUCHERIFY_APP_TOKEN; --base-url or $VOUCHERIFY_BASE_URL overrides --cluster.
 Output is plain text when stdout is not a terminal, when $NO_COLOR is set, or
-when rich is not installed (pip install 'voucherify-async[cli]').
+when rich is not installed (from a checkout: pip install -e '.[cli]').
 """
 
 

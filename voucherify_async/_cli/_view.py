@@ -110,7 +110,8 @@ class ActionRow:
 
     @property
     def status(self) -> str:
-        return text(self.action.status if self.action is not None else None)
+        """The status as the summary shows it: ``DONE (operation FAILED)`` included."""
+        return _status_text(self.action) if self.action is not None else text(None)
 
     @property
     def progress(self) -> int | None:
