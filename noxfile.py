@@ -80,7 +80,9 @@ def tests_lowest(session: nox.Session) -> None:
     aiohttp, attrs, cattrs, backoff and redis are installed at their declared floors (what a
     user with an older lock file gets); the test tools stay at their newest.
     """
-    pins = session.create_tmp() + "/lowest.txt"
+    # Not session.create_tmp(): it points TMPDIR inside the checkout, where tests that run
+    # pytest on a tmp_path of their own would pick up this project's pytest configuration.
+    pins = os.path.join(tempfile.mkdtemp(prefix="nox-lowest-"), "lowest.txt")
     with open(pins, "w") as out:
         out.write("\n".join(lowest_pins()) + "\n")
     session.install("-c", pins, "-e", ".[test]")
