@@ -6,7 +6,9 @@ Usage::
 
 Benchmarks: ``decode`` (benchmarks/decode.py's measurements), ``client_cpu``, ``polling``,
 ``budget``, ``scale``, ``redis_budget`` (needs redis-server or ``REDIS_URL``),
-``yardstick`` (needs numpy: the noisy shape's informed poller). Every figure is
+``yardstick`` (needs numpy: the noisy shape's informed poller), ``otel_overhead`` (needs
+the ``[otel]`` extra and opentelemetry-sdk: CPU per get() with the integration on and off).
+Every figure is
 a ratio to a baseline measured in the same run.
 ``--quick`` finishes in under a minute; the full run takes several minutes on two cores.
 ``--write-docs`` rewrites docs/benchmarks.md with the same figures (with ``--only``, just the
@@ -33,7 +35,16 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 import attrs
 
-from benchmarks import budget, client_cpu, decode, polling, redis_budget, scale, yardstick
+from benchmarks import (
+    budget,
+    client_cpu,
+    decode,
+    otel_overhead,
+    polling,
+    redis_budget,
+    scale,
+    yardstick,
+)
 from benchmarks._common import ROOT, Table, num
 from voucherify_async import _json
 
@@ -87,11 +98,15 @@ def _registry(quick: bool, sdk_site: Path | None) -> dict[str, Callable[[], list
             redis_budget.QUICK if quick else redis_budget.FULL
         ),
         "yardstick": lambda: yardstick.run(yardstick.QUICK if quick else yardstick.FULL),
+        "otel_overhead": lambda: otel_overhead.run(
+            otel_overhead.QUICK if quick else otel_overhead.FULL
+        ),
     }
 
 
 NAMES: Final = (
-    "decode", "client_cpu", "polling", "budget", "scale", "redis_budget", "yardstick"
+    "decode", "client_cpu", "polling", "budget", "scale", "redis_budget", "yardstick",
+    "otel_overhead",
 )  # fmt: skip
 
 

@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from voucherify_async._durations import duration_of
@@ -71,7 +72,8 @@ _HANDLE: Final[contextvars.ContextVar[_HandleState | None]] = contextvars.Contex
 
 @functools.lru_cache(maxsize=64)
 def _origin(origin: str) -> tuple[str, int | None, str]:
-    """``scheme://[user@]host[:port]`` -> (host, port, the origin without user info)."""
+    """``scheme://[user@]host[:port]`` -> (host, port, the origin without user info); the
+    port is None when it is the scheme's default (the conventions omit it then)."""
     scheme, _, netloc = origin.partition("://")
     netloc = netloc.rpartition("@")[2]
     host, port = netloc, None
@@ -84,8 +86,8 @@ def _origin(origin: str) -> tuple[str, int | None, str]:
         name, _, text = netloc.rpartition(":")
         if text.isdigit():
             host, port = name, int(text)
-    if port is None:
-        port = {"http": 80, "https": 443}.get(scheme)
+    if port == {"http": 80, "https": 443}.get(scheme):
+        port = None
     return host, port, f"{scheme}://{netloc}"
 
 
@@ -98,16 +100,16 @@ def _split_url(url: str) -> tuple[str, int | None, str]:
     return host, port, clean + rest
 
 
-def _status_class(status: int) -> str:
-    return f"{status // 100}xx"
-
-
 class Integration:
     """The hooks of one :func:`~voucherify_async.opentelemetry.instrument` call."""
 
-    def __init__(self, tracer: trace.Tracer, instruments: Instruments) -> None:
+    def __init__(
+        self, tracer: trace.Tracer, instruments: Instruments, *, http_spans: bool = True
+    ) -> None:
         self.tracer = tracer
         self.metrics = instruments
+        #: Whether each HTTP attempt gets a CLIENT span (the costliest part: see the docs).
+        self.http_spans = http_spans
 
     # -- start() ------------------------------------------------------------------------
 
@@ -139,14 +141,26 @@ class Integration:
 
     def on_request(self, event: RequestEvent) -> Callable[[RequestOutcome], None]:
         host, port, url_full = _split_url(event.url)
-        common: dict[str, Any] = {
+        attributes: dict[str, Any] = {
             "http.request.method": event.method,
             "url.template": event.route,
             "server.address": host,
         }
         if port is not None:
-            common["server.port"] = port
-        span_attributes = dict(common)
+            attributes["server.port"] = port
+        handle = _HANDLE.get()
+        if handle is not None and event.method == "GET":
+            handle.gets += 1
+        instruments = self.metrics
+        if event.gate_wait > 0.0:
+            # Only requests that waited: their count against http.client.request.duration's
+            # says how many did (recording every zero would double the metrics' cost).
+            instruments.budget_wait.record(event.gate_wait, {"server.address": host})
+        if event.budget:
+            instruments.note_budget(host, event.budget)
+        if not self.http_spans:
+            return functools.partial(_record_request, instruments, attributes, None, None)
+        span_attributes = dict(attributes)
         span_attributes["url.full"] = url_full
         if event.attempt > 1:
             span_attributes["http.request.resend_count"] = event.attempt - 1
@@ -157,36 +171,7 @@ class Integration:
         if _SUPPRESS_HTTP is not None:
             ctx = otel_context.set_value(_SUPPRESS_HTTP, True, ctx)
         token = otel_context.attach(ctx)
-        handle = _HANDLE.get()
-        if handle is not None and event.method == "GET":
-            handle.gets += 1
-        instruments = self.metrics
-        instruments.budget_wait.record(
-            event.gate_wait, {"url.template": event.route, "server.address": host}
-        )
-        instruments.note_budget(host, event.budget)
-
-        def finish(outcome: RequestOutcome) -> None:
-            otel_context.detach(token)
-            status, error = outcome.status, outcome.error
-            attributes = common
-            if status is not None:
-                attributes["http.response.status_code"] = status
-                attributes["voucherify.http.status_class"] = _status_class(status)
-                span.set_attribute("http.response.status_code", status)
-            error_type = None
-            if status is not None and status >= 400:
-                error_type = str(status)
-            elif error is not None:
-                error_type = _error_type(error)
-            if error_type is not None:
-                attributes["error.type"] = error_type
-                span.set_attribute("error.type", error_type)
-                span.set_status(Status(StatusCode.ERROR))
-            span.end()
-            instruments.http_duration.record(outcome.duration, attributes)
-
-        return finish
+        return functools.partial(_record_request, instruments, attributes, span, token)
 
     def on_server_pause(self, event: ServerPauseEvent) -> None:
         attributes = {
@@ -269,6 +254,36 @@ class Integration:
             span.set_attribute("error.type", _error_type(error))
             span.set_status(Status(StatusCode.ERROR, f"{outcome}: {type(error).__name__}"))
         span.end()
+
+
+def _record_request(
+    instruments: Instruments,
+    attributes: dict[str, Any],
+    span: Span | None,
+    token: contextvars.Token[Context] | None,
+    outcome: RequestOutcome,
+) -> None:
+    """An HTTP attempt ended: close its span (if it has one) and record its duration."""
+    if token is not None:
+        otel_context.detach(token)
+    status, error = outcome.status, outcome.error
+    error_type = None
+    if status is not None:
+        attributes["http.response.status_code"] = status
+        if status >= 400:
+            error_type = str(status)
+    elif error is not None:
+        error_type = _error_type(error)
+    if error_type is not None:
+        attributes["error.type"] = error_type
+    if span is not None:
+        if status is not None:
+            span.set_attribute("http.response.status_code", status)
+        if error_type is not None:
+            span.set_attribute("error.type", error_type)
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+    instruments.http_duration.record(outcome.duration, attributes)
 
 
 def _outcome(handle: AsyncActionHandle) -> tuple[str, BaseException | None]:
