@@ -25,9 +25,10 @@ from voucherify_async import (
     VoucherifyClient,
     instrumentation,
 )
+from voucherify_async._pacing import LocalGate
 from voucherify_async._routes import route_template
 from voucherify_async.opentelemetry import instrument, is_instrumented, uninstrument
-from voucherify_async.testing import Status, VoucherifyEmulator, fast_polling
+from voucherify_async.testing import Delay, Status, VoucherifyEmulator, fast_polling
 
 HANDLE = "voucherify.async_action"
 GET_ROUTE = "GET /v1/async-actions/{asyncActionId}"
@@ -249,7 +250,33 @@ async def test_429_pause(
     # The retry was sent after the pause (a lower bound the client guarantees).
     assert refused.end_time is not None and answered.start_time is not None
     assert answered.start_time - refused.end_time >= 0.05e9
-    assert _total(otel.points("voucherify.budget.wait.duration")) == 2
+    # The retry slept out the pause before asking the gate: no wait in the gate to record.
+    assert otel.points("voucherify.budget.wait.duration") == []
+
+
+async def test_budget_wait_is_recorded(otel: Telemetry, emulator: VoucherifyEmulator) -> None:
+    """A request held in the gate (by the concurrency cap, behind one in flight) records
+    how long it waited; the one admitted at once records nothing."""
+    slow = emulator.add_action(duration=0)
+    fast = emulator.add_action(duration=0)
+    emulator.inject(Delay(30), action_id=slow)
+    async with VoucherifyClient(
+        APP_ID, APP_TOKEN, base_url=emulator.base_url, max_concurrency=1
+    ) as client:
+        first = asyncio.create_task(client.async_actions.get(slow))
+        await emulator.wait_for_requests(1, action_id=slow)
+        second = asyncio.create_task(client.async_actions.get(fast))
+        gate = client._transport.gate
+        assert isinstance(gate, LocalGate)
+        await asyncio.sleep(0)  # one step of the task: it runs to the gate without a pause
+        assert gate.waiting == 1
+        await asyncio.sleep(0.05)  # the wait being measured, not a wait for something
+        first.cancel()  # frees the one place: the second request goes
+        await second
+    (point,) = otel.points("voucherify.budget.wait.duration")
+    assert point.count == 1
+    assert point.sum >= 0.05
+    assert dict(point.attributes) == {"server.address": "127.0.0.1"}
 
 
 async def test_metrics_match_what_the_emulator_counted(
