@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
@@ -215,6 +216,28 @@ async def test_cancelled_wait(
     assert pending.value == 0
     # Not terminal: no GETs-per-action or duration point for it.
     assert otel.points("voucherify.async_action.requests") == []
+
+
+async def test_oldest_pending_age_by_type(
+    otel: Telemetry, client: VoucherifyClient, emulator: VoucherifyEmulator
+) -> None:
+    """The age gauge reports the oldest action still polled, by type, from its created_at;
+    once the handle ends, nothing."""
+    action_id = emulator.add_action("CUSTOMERS.IMPORT_CSV", duration=None)
+    emulator.hold(action_id)
+    handle = client.async_actions.handle(action_id)
+    async for _ in handle.updates():
+        break  # the first snapshot: the type and created_at are known
+    (point,) = otel.points("voucherify.async_action.oldest_age")
+    assert dict(point.attributes) == {"voucherify.async_action.type": "CUSTOMERS.IMPORT_CSV"}
+    latest = handle.latest
+    assert latest is not None and latest.created_at is not None
+    assert 0 <= point.value <= time.time() - latest.created_at.timestamp()
+    ended = asyncio.get_running_loop().create_future()
+    handle.add_done_callback(lambda _: ended.set_result(None))  # after the integration's own
+    handle.cancel()
+    await ended
+    assert otel.points("voucherify.async_action.oldest_age") == []
 
 
 async def test_429_pause(

@@ -21,6 +21,7 @@ import asyncio
 import contextvars
 import functools
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -205,6 +206,7 @@ class Integration:
         _HANDLE.set(state)
         otel_context.attach(trace.set_span_in_context(span))  # the handle's context, for good
         self.metrics.handles_pending.add(1)
+        self.metrics.watch(state, functools.partial(_age, weakref.ref(handle), time.time()))
         handle.add_done_callback(lambda done: self._handle_done(done, state))
 
     def on_poll(self, event: PollEvent) -> None:
@@ -228,6 +230,7 @@ class Integration:
     def _handle_done(self, handle: AsyncActionHandle, state: _HandleState) -> None:
         span = state.span
         self.metrics.handles_pending.add(-1)
+        self.metrics.unwatch(state)
         latest = handle.latest
         outcome, error = _outcome(handle)
         span.set_attribute("voucherify.async_action.outcome", outcome)
@@ -260,6 +263,22 @@ class Integration:
             span.set_attribute("error.type", _error_type(error))
             span.set_status(Status(StatusCode.ERROR, f"{outcome}: {type(error).__name__}"))
         span.end()
+
+
+def _age(handle_ref: weakref.ref[AsyncActionHandle], opened: float) -> tuple[str, float] | None:
+    """(type, seconds since the action was created) of a pending handle, for the age gauge.
+
+    Runs in the metric reader's thread: it only reads the handle's newest snapshot. Before
+    the first snapshot the type is ``"unknown"`` and the age counts from the handle's start.
+    """
+    handle = handle_ref()
+    if handle is None:
+        return None
+    latest = handle.latest
+    if latest is None:
+        return "unknown", max(0.0, time.time() - opened)
+    created = latest.created_at.timestamp() if latest.created_at is not None else opened
+    return str(latest.type), max(0.0, time.time() - created)
 
 
 def _record_request(

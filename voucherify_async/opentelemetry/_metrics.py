@@ -9,7 +9,7 @@ semantic conventions where one exists (``http.client.request.duration``), and th
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from opentelemetry import metrics
@@ -73,6 +73,14 @@ class Instruments:
         self._budget: dict[tuple[str, str], tuple[int, int]] = {}
         self._budget_lock = threading.Lock()
         self.active = True
+        # Pending handles -> a callable giving (type, age in seconds), for the age gauge.
+        self._pending: dict[object, Callable[[], tuple[str, float] | None]] = {}
+        meter.create_observable_gauge(
+            "voucherify.async_action.oldest_age",
+            callbacks=[self._observe_age],
+            unit="s",
+            description="Age of the oldest async action still polled, by type (from created_at).",
+        )
         meter.create_observable_gauge(
             "voucherify.budget.usage",
             callbacks=[self._observe_used],
@@ -85,6 +93,31 @@ class Instruments:
             unit="{request}",
             description="The budget's limit per window (requests_per_minute, RedisBudget, server).",
         )
+
+    def watch(self, key: object, age: Callable[[], tuple[str, float] | None]) -> None:
+        """Count a pending handle in the oldest-age gauge: *age* gives (type, seconds)."""
+        with self._budget_lock:
+            self._pending[key] = age
+
+    def unwatch(self, key: object) -> None:
+        with self._budget_lock:
+            self._pending.pop(key, None)
+
+    def _observe_age(self, options: CallbackOptions) -> Iterable[Observation]:
+        if not self.active:
+            return []
+        with self._budget_lock:
+            ages = list(self._pending.values())
+        oldest: dict[str, float] = {}
+        for age in ages:
+            found = age()
+            if found is not None:
+                action_type, seconds = found
+                oldest[action_type] = max(seconds, oldest.get(action_type, 0.0))
+        return [
+            Observation(seconds, {"voucherify.async_action.type": action_type})
+            for action_type, seconds in oldest.items()
+        ]
 
     def note_budget(self, server: str, usages: tuple[BudgetUsage, ...]) -> None:
         """Keep the budgets an admission reported, for the gauges."""
