@@ -13,14 +13,14 @@ A hook runs on the event loop, right after the poll it describes; it must be qui
 not block. An exception in a hook is logged and swallowed: instrumentation never breaks a wait.
 The same events are logged at DEBUG on the ``voucherify_async`` logger.
 
-Three more kinds of hooks serve tracing (``voucherify_async.opentelemetry`` is built on them):
+Four more kinds of hooks serve tracing (``voucherify_async.opentelemetry`` is built on them):
 
 * request hooks, called as each HTTP attempt is sent (:class:`RequestEvent`); a hook may
   return a callable, called once with the attempt's :class:`RequestOutcome` when it ends, in
   the same task (so a hook can open a span, or a context, and close it there);
 * start hooks, the same around each ``start()`` (:class:`StartEvent`, :class:`StartOutcome`);
 * handle hooks, called with each new :class:`~voucherify_async.AsyncActionHandle` inside the
-  handle's own copy of the creator's :mod:`contextvars` context: a context variable a hook
+  handle's own copy of the creator's ``contextvars`` context: a context variable a hook
   sets there is seen by every poll of that handle (its background tasks run in it), never by
   the creator;
 * server-pause hooks, called when a response pauses the client (:class:`ServerPauseEvent`).
