@@ -415,6 +415,24 @@ async def test_off_costs_nothing(emulator: VoucherifyEmulator) -> None:
     uninstrument()  # a second call is a no-op
 
 
+async def test_gate_usage_counts_the_window() -> None:
+    """The in-process gate reports its own budget (slots held in the window, answered or
+    in flight) and the server's (limit minus remaining), as the budget gauges show them."""
+    now = [0.0]
+    gate = LocalGate(concurrency=5, limit=3, window=60.0, clock=lambda: now[0])
+    assert gate.usage() == (instrumentation.BudgetUsage("client", 0, 3),)
+    first = await gate.acquire()
+    await gate.acquire()
+    assert gate.usage() == (instrumentation.BudgetUsage("client", 2, 3),)
+    gate.release(first, answered=True)  # its slot stays taken for the window
+    assert gate.usage()[0].used == 2
+    now[0] = 60.5
+    assert gate.usage()[0].used == 1  # only the one in flight
+    gate.observe_allowance(7, 10)
+    assert gate.usage()[1] == instrumentation.BudgetUsage("server", 3, 10)
+    gate.close()
+
+
 @pytest.mark.parametrize(
     ("path", "route"),
     [

@@ -228,7 +228,8 @@ class LocalGate(RequestGate):
         found: list[BudgetUsage] = []
         if self._limit is not None:
             cutoff = self._clock() - self._window
-            used = self._pending + sum(1 for frees in self._finished if frees > cutoff)
+            finished = self._finished  # sorted: the slots still held are after the cutoff
+            used = self._pending + len(finished) - bisect.bisect_right(finished, cutoff)
             found.append(BudgetUsage("client", used, self._limit))
         limit, remaining = self._server_limit, self._server_remaining
         if limit is not None and remaining is not None:

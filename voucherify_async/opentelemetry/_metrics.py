@@ -69,8 +69,9 @@ class Instruments:
             explicit_bucket_boundaries_advisory=ACTION_BUCKETS,
         )
         # The budgets as of each scope's latest admission: written on the event loop, read
-        # by the SDK's reader (often a thread of its own), hence the lock.
-        self._budget: dict[tuple[str, str], tuple[int, int]] = {}
+        # by the SDK's reader (often a thread of its own). The lock guards the pending
+        # handles' table, and keeps readers one at a time.
+        self._budget: dict[tuple[str, str], BudgetUsage] = {}
         self._budget_lock = threading.Lock()
         self.active = True
         # Pending handles -> a callable giving (type, age in seconds), for the age gauge.
@@ -120,27 +121,26 @@ class Instruments:
         ]
 
     def note_budget(self, server: str, usages: tuple[BudgetUsage, ...]) -> None:
-        """Keep the budgets an admission reported, for the gauges."""
-        if not usages:
-            return
-        with self._budget_lock:
-            for usage in usages:
-                self._budget[usage.scope, server] = (usage.used, usage.limit)
+        """Keep the budgets an admission reported, for the gauges (one dict item per scope:
+        each assignment is atomic, and the reader copies the dict before reading)."""
+        budget = self._budget
+        for usage in usages:
+            budget[usage.scope, server] = usage
 
-    def _snapshot(self) -> list[tuple[tuple[str, str], tuple[int, int]]]:
+    def _snapshot(self) -> list[tuple[tuple[str, str], BudgetUsage]]:
         if not self.active:
             return []
-        with self._budget_lock:
-            return list(self._budget.items())
+        with self._budget_lock:  # one reader at a time; writers need no lock (see above)
+            return list(self._budget.copy().items())
 
     def _observe_used(self, options: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(used, {"voucherify.budget.scope": scope, "server.address": server})
-            for (scope, server), (used, _) in self._snapshot()
+            Observation(usage.used, {"voucherify.budget.scope": scope, "server.address": server})
+            for (scope, server), usage in self._snapshot()
         ]
 
     def _observe_limit(self, options: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(limit, {"voucherify.budget.scope": scope, "server.address": server})
-            for (scope, server), (_, limit) in self._snapshot()
+            Observation(usage.limit, {"voucherify.budget.scope": scope, "server.address": server})
+            for (scope, server), usage in self._snapshot()
         ]
