@@ -59,7 +59,7 @@ def mypy(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the HTML docs with warnings as errors and run their doctests."""
-    session.install("-e", ".[docs,cli]")
+    session.install("-e", ".[docs,cli,otel]")
     for builder in ("html", "doctest"):
         session.run(
             "sphinx-build", "-W", "--keep-going", "-b", builder, "docs", f"docs/_build/{builder}"
