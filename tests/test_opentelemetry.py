@@ -389,6 +389,26 @@ async def test_without_http_spans(emulator: VoucherifyEmulator) -> None:
     assert _total(telemetry.points("http.client.request.duration")) == 1
 
 
+async def test_switched_on_again(
+    otel: Telemetry, client: VoucherifyClient, emulator: VoucherifyEmulator, caplog: Any
+) -> None:
+    """instrument() twice on the same providers reuses the instruments: no duplicate
+    instrument warning, and the gauges keep reporting."""
+    caplog.set_level(logging.WARNING)
+    instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
+    uninstrument()
+    instrument(tracer_provider=otel.tracer_provider, meter_provider=otel.meter_provider)
+    await client.async_actions.get(emulator.add_action(duration=0))
+    assert [r.getMessage() for r in caplog.records if "created already" in r.getMessage()] == []
+    (limit,) = [
+        p
+        for p in otel.points("voucherify.budget.limit")
+        if p.attributes["voucherify.budget.scope"] == "client"
+    ]
+    assert limit.value == 100
+    assert _total(otel.points("http.client.request.duration")) == 1
+
+
 async def test_off_costs_nothing(emulator: VoucherifyEmulator) -> None:
     """Before instrument() and after uninstrument() no hook is set and no span is made;
     the user's own hooks survive both."""

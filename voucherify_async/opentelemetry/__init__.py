@@ -15,6 +15,7 @@ library's hooks are empty tuples. :func:`uninstrument` switches it off again.
 
 from __future__ import annotations
 
+import weakref
 from importlib.metadata import PackageNotFoundError, version
 from typing import TypeVar
 
@@ -31,6 +32,9 @@ _SCOPE = "voucherify_async"
 _T = TypeVar("_T")
 
 _current: tuple[Integration, tuple[object, ...]] | None = None
+_by_provider: weakref.WeakKeyDictionary[metrics.MeterProvider, Instruments] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _version() -> str:
@@ -64,8 +68,7 @@ def instrument(
     global _current
     uninstrument()
     tracer = trace.get_tracer(_SCOPE, _version(), tracer_provider=tracer_provider)
-    meter = metrics.get_meter(_SCOPE, _version(), meter_provider=meter_provider)
-    integration = Integration(tracer, Instruments(meter), http_spans=http_spans)
+    integration = Integration(tracer, _instruments(meter_provider), http_spans=http_spans)
     hooks = (
         integration.on_request,
         integration.on_start,
@@ -81,6 +84,19 @@ def instrument(
         [*instrumentation.on_server_pause, integration.on_server_pause]
     )
     _current = (integration, hooks)
+
+
+def _instruments(meter_provider: metrics.MeterProvider | None) -> Instruments:
+    """The instruments on *meter_provider* (None: the global one), made once per provider: a
+    meter refuses a second instrument of the same name (it hands back the first, with the
+    first's callbacks), so switching on again reuses them."""
+    provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+    instruments = _by_provider.get(provider)
+    if instruments is None:
+        meter = metrics.get_meter(_SCOPE, _version(), meter_provider=provider)
+        instruments = _by_provider[provider] = Instruments(meter)
+    instruments.active = True
+    return instruments
 
 
 def uninstrument() -> None:
