@@ -15,6 +15,7 @@ from _support import APP_ID, APP_TOKEN
 pytest.importorskip("opentelemetry.sdk")
 
 from _otel import Telemetry
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 from voucherify_async import (
@@ -115,6 +116,45 @@ async def test_start_then_wait_span_tree(
     assert waited.end_time is not None and gets[-1].end_time is not None
     assert waited.start_time >= post.end_time
     assert waited.end_time >= max(g.end_time or 0 for g in gets)
+
+
+async def test_every_helper_under_tracing(otel: Telemetry, emulator: VoucherifyEmulator) -> None:
+    """wait_all, as_completed, updates(every=...) and close() work as before under tracing;
+    every handle span ends (a closed client's as an error), each with its own polls, and no
+    handle is left pending."""
+    async with VoucherifyClient(APP_ID, APP_TOKEN, base_url=emulator.base_url) as client:
+        with fast_polling():
+            batch = [emulator.add_action(duration=0.02 * i) for i in range(5)]
+            await client.async_actions.wait_all(batch)
+            seen = [h.id async for h in client.async_actions.as_completed(batch[:2])]
+            assert sorted(seen) == sorted(batch[:2])
+        watched = emulator.add_action(duration=None)
+        emulator.set_progress(watched, 10)
+        handle = client.async_actions.handle(watched)
+        async for snapshot in handle.updates(every=0.01):  # brings the next poll forward
+            if snapshot.progress == 10:
+                emulator.finish(watched)
+        left = client.async_actions.handle(emulator.add_action(duration=None))
+    assert left.done()
+    spans = otel.spans(HANDLE)
+    by_id: dict[str, list[ReadableSpan]] = {}
+    for span in spans:
+        by_id.setdefault(str((span.attributes or {})["voucherify.async_action.id"]), []).append(
+            span
+        )
+    assert len(by_id[left.id]) == 1
+    assert by_id[left.id][0].attributes["voucherify.async_action.outcome"] == "error"  # type: ignore[index]
+    for action_id in [*batch, watched]:
+        assert all(
+            s.attributes["voucherify.async_action.outcome"] == "done"  # type: ignore[index]
+            for s in by_id[action_id]
+        )
+    for span in spans:  # each handle's GETs are its own children, however many ran at once
+        polls = otel.children(span, GET_ROUTE)
+        assert len(polls) == (span.attributes or {})["voucherify.async_action.requests"]
+    assert len(otel.spans(GET_ROUTE)) == len(emulator.requests)
+    (pending,) = otel.points("voucherify.handles.pending")
+    assert pending.value == 0
 
 
 async def test_failed_action(
