@@ -449,6 +449,35 @@ async def test_switched_on_again(
     assert _total(otel.points("http.client.request.duration")) == 1
 
 
+async def test_request_hooks_see_each_attempt_and_never_break_it(
+    client: VoucherifyClient, emulator: VoucherifyEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request hook sees each attempt (route, attempt number) and its outcome; a hook or a
+    finisher that raises is logged and the request goes on."""
+    seen: list[tuple[str, int, int | None]] = []
+
+    def hook(event: instrumentation.RequestEvent) -> Callable[[Any], None]:
+        def finish(outcome: instrumentation.RequestOutcome) -> None:
+            seen.append((event.route, event.attempt, outcome.status))
+            raise RuntimeError("finisher bug")
+
+        return finish
+
+    def broken(event: instrumentation.RequestEvent) -> None:
+        raise RuntimeError("hook bug")
+
+    instrumentation.set_on_request_hooks([broken, hook])
+    action_id = emulator.add_action(duration=0)
+    emulator.inject(Status(503, headers={"Retry-After": "0"}), action_id=action_id)
+    with fast_polling():
+        action = await client.async_actions.get(action_id)
+    assert action.id == action_id
+    route = "/v1/async-actions/{asyncActionId}"
+    assert seen == [(route, 1, 503), (route, 2, 200)]
+    bugs = [r for r in caplog.records if "instrumentation hook raised" in r.getMessage()]
+    assert len(bugs) == 4  # the hook twice, the finisher twice
+
+
 async def test_off_costs_nothing(emulator: VoucherifyEmulator) -> None:
     """Before instrument() and after uninstrument() no hook is set and no span is made;
     the user's own hooks survive both."""
