@@ -152,7 +152,11 @@ async def test_every_helper_under_tracing(otel: Telemetry, emulator: VoucherifyE
     for span in spans:  # each handle's GETs are its own children, however many ran at once
         polls = otel.children(span, GET_ROUTE)
         assert len(polls) == (span.attributes or {})["voucherify.async_action.requests"]
-    assert len(otel.spans(GET_ROUTE)) == len(emulator.requests)
+    # Every GET the server saw has its span (the closed handle's may or may not have left).
+    sent = [
+        s for s in otel.spans(GET_ROUTE) if left.id not in str((s.attributes or {})["url.full"])
+    ]
+    assert len(sent) == sum(1 for r in emulator.requests if r.action_id != left.id)
     (pending,) = otel.points("voucherify.handles.pending")
     assert pending.value == 0
 
@@ -220,7 +224,8 @@ async def test_oldest_pending_age_by_type(
     assert dict(point.attributes) == {"voucherify.async_action.type": "CUSTOMERS.IMPORT_CSV"}
     latest = handle.latest
     assert latest is not None and latest.created_at is not None
-    assert 0 <= point.value <= time.time() - latest.created_at.timestamp()
+    # created_at is whole milliseconds on the emulator's clock: a hair ahead of ours, at most.
+    assert 0 <= point.value <= max(0.0, time.time() - latest.created_at.timestamp())
     ended = asyncio.get_running_loop().create_future()
     handle.add_done_callback(lambda _: ended.set_result(None))  # after the integration's own
     handle.cancel()
@@ -261,13 +266,14 @@ async def test_429_pause(
     # The retry was sent after the pause (a lower bound the client guarantees).
     assert refused.end_time is not None and answered.start_time is not None
     assert answered.start_time - refused.end_time >= 0.05e9
-    # The retry slept out the pause before asking the gate: no wait in the gate to record.
-    assert otel.points("voucherify.budget.wait.duration") == []
+    # The retry slept out the pause before asking the gate: the gate's waits (if a busy
+    # machine shows any at all) are not the pause.
+    assert all(p.max < 0.05 for p in otel.points("voucherify.budget.wait.duration"))
 
 
 async def test_budget_wait_is_recorded(otel: Telemetry, emulator: VoucherifyEmulator) -> None:
     """A request held in the gate (by the concurrency cap, behind one in flight) records
-    how long it waited; the one admitted at once records nothing."""
+    how long it waited."""
     slow = emulator.add_action(duration=0)
     fast = emulator.add_action(duration=0)
     emulator.inject(Delay(30), action_id=slow)
@@ -285,8 +291,10 @@ async def test_budget_wait_is_recorded(otel: Telemetry, emulator: VoucherifyEmul
         first.cancel()  # frees the one place: the second request goes
         await second
     (point,) = otel.points("voucherify.budget.wait.duration")
-    assert point.count == 1
-    assert point.sum >= 0.05
+    # The held request's wait; the first one was admitted at once, and shows only if this
+    # process was descheduled for over a millisecond right then (a busy machine).
+    assert point.max >= 0.05
+    assert point.count in (1, 2)
     assert dict(point.attributes) == {"server.address": "127.0.0.1"}
 
 

@@ -80,7 +80,7 @@ _HANDLE: Final[contextvars.ContextVar[_HandleState | None]] = contextvars.Contex
 @functools.lru_cache(maxsize=64)
 def _origin(origin: str) -> tuple[str, int | None, str]:
     """``scheme://[user@]host[:port]`` -> (host, port, the origin without user info); the
-    port is None when it is the scheme's default (the conventions omit it then)."""
+    port is the scheme's default when the URL names none (None for an unknown scheme)."""
     scheme, _, netloc = origin.partition("://")
     netloc = netloc.rpartition("@")[2]
     host, port = netloc, None
@@ -93,8 +93,8 @@ def _origin(origin: str) -> tuple[str, int | None, str]:
         name, _, text = netloc.rpartition(":")
         if text.isdigit():
             host, port = name, int(text)
-    if port == {"http": 80, "https": 443}.get(scheme):
-        port = None
+    if port is None:
+        port = {"http": 80, "https": 443}.get(scheme)
     return host, port, f"{scheme}://{netloc}"
 
 
