@@ -136,7 +136,7 @@ def docs(session: nox.Session) -> None:
     Installs every extra whose package the API page's autodoc imports (``redis`` for
     ``voucherify_async.redis``): a module that fails to import is a warning, hence an error.
     """
-    session.install("-c", str(CONSTRAINTS), "-e", ".[docs,cli,redis]")
+    session.install("-c", str(CONSTRAINTS), "-e", ".[docs,cli,redis,otel]")
     for builder in ("html", "doctest"):
         session.run(
             "sphinx-build", "-W", "--keep-going", "-b", builder, "docs", f"docs/_build/{builder}"

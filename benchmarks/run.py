@@ -6,9 +6,11 @@ Usage::
 
 Benchmarks: ``decode`` (benchmarks/decode.py's measurements), ``client_cpu``, ``polling``,
 ``budget``, ``scale``, ``redis_budget`` (needs redis-server or ``REDIS_URL``),
-``yardstick`` (needs numpy: the noisy shape's informed poller), ``outofsample`` (random
-progress shapes, tuning and held-out seeds, and the saturated budget) and ``planning``
-(next_delay's CPU, a pending handle's memory, a get()'s CPU): those two reproduce every
+``yardstick`` (needs numpy: the noisy shape's informed poller), ``otel_overhead`` (needs
+the ``[otel]`` extra and opentelemetry-sdk: CPU per get() with the integration on and off),
+``outofsample`` (random progress shapes, tuning and held-out seeds, and the saturated
+budget) and ``planning`` (next_delay's CPU, a pending handle's memory, a get()'s CPU): those
+two reproduce every
 figure of issue #29's targets. Every figure is a ratio to a baseline measured in the same
 run, or a target from the issue.
 ``--quick`` finishes in under a minute; the full run takes several minutes on two cores.
@@ -40,6 +42,7 @@ from benchmarks import (
     budget,
     client_cpu,
     decode,
+    otel_overhead,
     outofsample,
     planning,
     polling,
@@ -107,12 +110,16 @@ def _registry(
             outofsample.QUICK if quick else outofsample.FULL, outofsample.PLOT if plots else None
         ),
         "planning": lambda: planning.run(planning.QUICK if quick else planning.FULL),
+        "otel_overhead": lambda: otel_overhead.run(
+            otel_overhead.QUICK if quick else otel_overhead.FULL
+        ),
     }
 
 
 NAMES: Final = (
     "decode", "client_cpu", "polling", "budget", "scale", "redis_budget", "yardstick",
     "outofsample", "planning",
+    "otel_overhead",
 )  # fmt: skip
 
 

@@ -54,7 +54,7 @@ templates_path: list[str] = []
 nitpicky = True
 _EXTERNAL = (
     "abc|aiohttp|asyncio|attrs|backoff|cattrs|collections|contextlib|datetime|enum|fastapi|httpx"
-    "|pytest|random|redis|typing|yarl"
+    "|opentelemetry|pytest|random|redis|typing|yarl"
 )
 nitpick_ignore_regex = [(r"py:.*", rf"({_EXTERNAL})(\..*)?")]
 

@@ -19,6 +19,10 @@ def _reset_instrumentation() -> Iterator[None]:
     yield
     instrumentation.set_on_poll_hooks([])
     instrumentation.set_on_status_change_hooks([])
+    instrumentation.set_on_request_hooks([])
+    instrumentation.set_on_start_hooks([])
+    instrumentation.set_on_handle_hooks([])
+    instrumentation.set_on_server_pause_hooks([])
 
 
 @pytest.fixture

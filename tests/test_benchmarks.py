@@ -25,6 +25,7 @@ from benchmarks import (  # noqa: E402
     budget,
     client_cpu,
     decode,
+    otel_overhead,
     outofsample,
     planning,
     polling,
@@ -46,6 +47,7 @@ from voucherify_async import (  # noqa: E402
     converter,
 )
 from voucherify_async._converter import structure_async_action  # noqa: E402
+from voucherify_async.opentelemetry import is_instrumented  # noqa: E402
 
 NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?x?$")
 
@@ -150,6 +152,19 @@ def test_client_cpu_table() -> None:
     assert _all_numbers(_figures(table, "CPU us/request"))
     assert _all_numbers(_figures(table, "x baseline"))
     assert any("Decoding excluded" in note for note in table.notes)
+
+
+def test_otel_overhead_table() -> None:
+    """The OpenTelemetry overhead table has every variant, the end-to-end ratios, the
+    hook-path shares and the verdicts against the target."""
+    pytest.importorskip("opentelemetry.sdk")
+    (table,) = otel_overhead.run(otel_overhead.SMOKE)
+    assert [row[0] for row in table.rows] == list(otel_overhead.VARIANTS)
+    assert _all_numbers(_figures(table, "CPU us/request"))
+    assert _all_numbers(_figures(table, "x off"))
+    assert all(cell.endswith(" %") for cell in _figures(table, "hook path"))
+    assert sum("target <= 15 %" in note for note in table.notes) == 2
+    assert not is_instrumented()  # every variant switched it off again
 
 
 def test_polling_tables() -> None:

@@ -222,7 +222,7 @@ def test_installation_lists_each_extra_as_pyproject_does() -> None:
     extras = pyproject["project"]["optional-dependencies"]
     text = INSTALLATION.read_text(encoding="utf-8")
     rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", text, re.M))
-    for extra in ("cli", "speed", "test", "docs"):
+    for extra in ("cli", "speed", "otel", "test", "docs"):
         declared = [re.split(r"[<>=\[ ]", item)[0] for item in extras[extra]]
         listed = [name.strip() for name in rows[extra].split(",")]
         assert listed == declared, extra

@@ -55,6 +55,7 @@ from voucherify_async import (
     instrumentation,
     result_type_for,
 )
+from voucherify_async import opentelemetry as vopentelemetry
 from voucherify_async import testing as vtesting
 from voucherify_async.testing import VoucherifyEmulator, fast_polling
 
@@ -104,6 +105,7 @@ NARRATIVE = [
     "quickstart.md",
     "concepts.md",
     "quirks.md",
+    "opentelemetry.md",
     "changelog.md",
     *sorted(f"recipes/{p.name}" for p in (DOCS / "recipes").glob("*.md")),
 ]
@@ -191,6 +193,7 @@ def _documented_names() -> set[str]:
         ("voucherify_async", voucherify_async.__all__),
         ("voucherify_async.testing", vtesting.__all__),
         ("voucherify_async.instrumentation", instrumentation.__all__),
+        ("voucherify_async.opentelemetry", vopentelemetry.__all__),
     ],
 )
 def test_api_page_documents_every_public_name(module: str, public: list[str]) -> None:
@@ -210,8 +213,8 @@ def test_index_toctree_lists_every_section() -> None:
         if line.strip() and not line.strip().startswith(":")
     ]
     for section in (
-        "why", "installation", "quickstart", "concepts", "cli", "testing", "recipes/index",
-        "quirks", "benchmarks", "reliability", "api", "changelog",
+        "why", "installation", "quickstart", "concepts", "cli", "testing", "opentelemetry",
+        "recipes/index", "quirks", "benchmarks", "reliability", "api", "changelog",
     ):  # fmt: skip
         assert section in entries, f"{section} missing from the toctree"
 
@@ -530,6 +533,87 @@ async def test_fastapi_endpoint(voucherify_env: VoucherifyEmulator) -> None:
             assert (await http.get("/imports/aa_unknown")).status_code == 404
             assert (await http.get(f"/imports/{done}", params={"wait": 99})).status_code == 422
     assert client.closed
+
+
+# --- recipe: observability (OpenTelemetry) ------------------------------------------------
+
+
+def _json_objects(text: str) -> list[dict[str, Any]]:
+    """The JSON objects the SDK's console exporters printed one after another."""
+    decoder = json.JSONDecoder()
+    found, at = [], 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            return found
+        value, at = decoder.raw_decode(text, at)
+        found.append(value)
+
+
+async def test_observability_recipe(voucherify_env: VoucherifyEmulator, polls_fast: None) -> None:
+    """The FastAPI app prints its spans and metrics: the handle's span is a child of the
+    endpoint's, its polls' GETs children of the handle's; no token and no body printed."""
+    pytest.importorskip("opentelemetry.sdk")
+    httpx = pytest.importorskip("httpx")
+    from docs_examples import observability
+
+    emu = voucherify_env
+    out = io.StringIO()
+    app = observability.create_app(out)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+            started = await http.post("/imports", json=[{"code": "OBS-SECRET-BODY"}])
+            assert started.status_code == 202
+            action_id = started.json()["id"]
+            done = await http.get(f"/imports/{action_id}", params={"wait": 10})
+            assert done.status_code == 200
+            assert done.json() == {"id": action_id, "status": "DONE", "progress": 100}
+            assert (await http.get("/imports/aa_unknown")).status_code == 404
+    printed = out.getvalue()
+    assert "docs-app-token" not in printed
+    assert "OBS-SECRET-BODY" not in printed
+    objects = _json_objects(printed)
+    spans = [o for o in objects if "span_id" in o.get("context", {})]
+    metrics = {
+        metric["name"]
+        for o in objects
+        for resource in o.get("resource_metrics", [])
+        for scope in resource["scope_metrics"]
+        for metric in scope["metrics"]
+    }
+
+    def named(name: str) -> list[dict[str, Any]]:
+        return [span for span in spans if span["name"] == name]
+
+    (post,) = named("POST /imports")
+    (start,) = named("start /v1/vouchers/import")
+    assert start["parent_id"] == post["context"]["span_id"]
+    endpoint = named("GET /imports/{action_id}")
+    waited = [
+        span
+        for span in named("voucherify.async_action")
+        if span["attributes"]["voucherify.async_action.outcome"] == "done"
+    ]
+    (handle,) = waited
+    assert handle["parent_id"] in {span["context"]["span_id"] for span in endpoint}
+    polls = [
+        span
+        for span in named("GET /v1/async-actions/{asyncActionId}")
+        if span["parent_id"] == handle["context"]["span_id"]
+    ]
+    assert len(polls) == handle["attributes"]["voucherify.async_action.requests"] >= 1
+    assert len(handle["events"]) == handle["attributes"]["voucherify.poll.count"]
+    assert {
+        "http.client.request.duration",
+        "voucherify.handles.pending",
+        "voucherify.async_action.duration",
+        "voucherify.async_action.requests",
+        "voucherify.budget.usage",
+        "voucherify.budget.limit",
+    } <= metrics
+    assert emu.count(action_id) >= len(polls)
 
 
 # --- recipe: the ingestion pipeline ------------------------------------------------------
@@ -883,7 +967,16 @@ def test_the_test_extra_installs_what_the_tests_skip_without() -> None:
         for module in re.findall(r"""importorskip\(\s*["']([\w.]+)["']""", text):
             skipped_without.add(module.split(".")[0].lower())
     assert "matplotlib" in skipped_without
-    assert skipped_without <= names, skipped_without - names
+    # A module's distributions (`opentelemetry` comes from opentelemetry-api and -sdk).
+    from importlib.metadata import packages_distributions
+
+    providers = packages_distributions()
+    missing = {
+        module
+        for module in skipped_without
+        if not {name.lower() for name in providers.get(module, [module])} & names
+    }
+    assert not missing, missing
 
 
 def test_recipe_pages_show_whole_files() -> None:
@@ -945,7 +1038,8 @@ def test_the_docs_session_installs_what_autodoc_imports() -> None:
     root = DOCS.parent
     noxfile = (root / "noxfile.py").read_text(encoding="utf-8")
     session = noxfile[noxfile.index("def docs(") :]
-    installed = re.search(r'session\.install\("-e", "\.\[([\w,]+)\]"\)', session)
+    session = session[: session.find("\n@nox.session")]  # the docs session alone
+    installed = re.search(r'session\.install\(.*"-e", "\.\[([\w,]+)\]"\)', session)
     assert installed is not None, "the docs session installs the package with extras"
     extras = set(installed.group(1).split(","))
     optional = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"][

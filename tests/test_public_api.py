@@ -13,6 +13,7 @@ import pytest
 import voucherify_async
 import voucherify_async.testing
 from voucherify_async import instrumentation
+from voucherify_async import opentelemetry as voucherify_opentelemetry
 
 API_NAMES = {
     "VoucherifyClient", "PollPolicy", "AsyncActionHandle", "AsyncAction", "AsyncActionList",
@@ -23,7 +24,10 @@ API_NAMES = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("module", [voucherify_async, voucherify_async.testing, instrumentation])
+@pytest.mark.parametrize(
+    "module",
+    [voucherify_async, voucherify_async.testing, instrumentation, voucherify_opentelemetry],
+)
 def test_all_is_sorted_and_complete(module: object) -> None:
     """__all__ is sorted, has no duplicates, and every name in it exists."""
     names = module.__all__  # type: ignore[attr-defined]
@@ -68,6 +72,17 @@ def test_core_does_not_import_testing_or_cli() -> None:
     assert not {m for m in loaded if m.startswith("voucherify_async._cli")} - {
         "voucherify_async._client"
     }
+
+
+def test_core_does_not_import_opentelemetry() -> None:
+    """The package works without the [otel] extra: nothing imports opentelemetry until
+    voucherify_async.opentelemetry is imported."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, voucherify_async, voucherify_async.testing; "
+         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'opentelemetry'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert ast.literal_eval(out) == []
 
 
 def test_decode_async_action_is_public() -> None:

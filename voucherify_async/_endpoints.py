@@ -11,9 +11,11 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import instrumentation
 from ._config import PollPolicy
 from ._errors import ClientClosedError, InvalidArgumentError, InvalidArgumentTypeError
 from ._handle import AsyncActionHandle
+from ._routes import route_template
 from ._start import CsvFile, send_start
 from ._transport import Transport
 from ._validate import path_segment
@@ -112,10 +114,44 @@ class StartActions:
             raise InvalidArgumentTypeError(
                 f"action_type is a str such as 'VOUCHERS.IMPORT', got {type(action_type).__name__}"
             )
-        action_id = await send_start(
-            self._transport, method, path, json=json, file=file, fields=fields, params=params
-        )
+        hooks = instrumentation.on_start
+        if hooks:
+            action_id = await self._observed_start(
+                hooks, method, path, action_type, json, file, fields, params
+            )
+        else:
+            action_id = await send_start(
+                self._transport, method, path, json=json, file=file, fields=fields, params=params
+            )
         return self._adopt(action_id, policy, asyncio.get_running_loop().time(), action_type)
+
+    async def _observed_start(
+        self,
+        hooks: tuple[instrumentation.OnStartHook, ...],
+        method: str,
+        path: str,
+        action_type: str | None,
+        json: object,
+        file: CsvFile | None,
+        fields: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+    ) -> str:
+        """:func:`send_start` between the start hooks and their finishers."""
+        event = instrumentation.StartEvent(
+            method.upper() if isinstance(method, str) else str(method),
+            route_template(path) if isinstance(path, str) else "",
+            action_type,
+        )
+        finishers = instrumentation.emit_scoped(hooks, event)
+        try:
+            action_id = await send_start(
+                self._transport, method, path, json=json, file=file, fields=fields, params=params
+            )
+        except BaseException as exc:
+            instrumentation.finish_scoped(finishers, instrumentation.StartOutcome(None, exc))
+            raise
+        instrumentation.finish_scoped(finishers, instrumentation.StartOutcome(action_id, None))
+        return action_id
 
     # -- vouchers ------------------------------------------------------------------------
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Final
 
+from . import instrumentation
 from ._admission import polling_due
 from ._config import PollPolicy
 from ._durations import duration_of
@@ -63,6 +65,7 @@ class AsyncActionHandle:
     __slots__ = (
         "__weakref__",
         "_attempt",
+        "_context",
         "_deadline_timer",
         "_fetch",
         "_future",
@@ -138,11 +141,17 @@ class AsyncActionHandle:
                 started + policy.timeout, self._expire, "the polling policy's timeout passed"
             )
         self._arm_stall_timer(started)
+        # The context the polls run in: with handle hooks (tracing), the handle's own copy of
+        # the creator's, in which the hooks ran; without, each timer copies the current one.
+        self._context: contextvars.Context | None = None
+        if instrumentation.on_handle:
+            self._context = contextvars.copy_context()
+            self._context.run(instrumentation.emit_handle, self)
         first = self._schedule.first_delay(action_type)
         if first > 0:
             # An action this client started is polled first_poll_after its start.
             origin = started if started_at is None else started_at
-            self._timer = loop.call_at(origin + first, self._spawn)
+            self._timer = loop.call_at(origin + first, self._spawn, context=self._context)
         else:
             self._spawn()
 
@@ -352,7 +361,7 @@ class AsyncActionHandle:
         due = (self._last_poll_at if self._last_poll_at is not None else self._loop.time()) + every
         if timer.when() > due:
             timer.cancel()
-            self._timer = self._loop.call_at(due, self._spawn)
+            self._timer = self._loop.call_at(due, self._spawn, context=self._context)
 
     # -- the poll -----------------------------------------------------------------------
 
@@ -361,7 +370,7 @@ class AsyncActionHandle:
         self._timer = None
         if not self._future.done():
             self._task = self._loop.create_task(
-                self._poll_once(), name=f"voucherify-async poll {self._id}"
+                self._poll_once(), name=f"voucherify-async poll {self._id}", context=self._context
             )
 
     async def _poll_once(self) -> None:

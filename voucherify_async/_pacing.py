@@ -49,6 +49,7 @@ from typing import Protocol
 
 from ._admission import HOLD_WHEN_FREE_BELOW, admission_key, deferrable, due
 from ._errors import ClientClosedError, ConfigurationError
+from .instrumentation import BudgetUsage
 
 __all__ = ["Admission", "Budget", "GateFactory", "LocalGate", "RequestGate", "ServerPause"]
 
@@ -114,6 +115,10 @@ class RequestGate(abc.ABC):
     async def aclose(self) -> None:
         """Close, and wait for any background work of the implementation to end."""
         self.close()
+
+    def usage(self) -> tuple[BudgetUsage, ...]:
+        """How full the budgets this gate knows are, now (for instrumentation; default none)."""
+        return ()
 
 
 class Budget(Protocol):
@@ -199,6 +204,7 @@ class LocalGate(RequestGate):
         self._allowance: int | None = 1 if probe_first else None
         self._seen_allowance = False
         self._server_limit: int | None = None
+        self._server_remaining: int | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -213,11 +219,25 @@ class LocalGate(RequestGate):
 
     def observe_allowance(self, remaining: int, limit: int | None) -> None:
         self._seen_allowance = True
+        self._server_remaining = remaining
         if limit is not None and limit > 0:
             self._server_limit = limit
         # The requests in flight besides this one may not be counted in `remaining` yet.
         self._allowance = max(0, remaining) - (self._in_flight - 1)
         self._reschedule()
+
+    def usage(self) -> tuple[BudgetUsage, ...]:
+        """This client's own budget (``requests_per_minute``) and the server's, as known now."""
+        found: list[BudgetUsage] = []
+        if self._limit is not None:
+            cutoff = self._clock() - self._window
+            finished = self._finished  # sorted: the slots still held are after the cutoff
+            used = self._pending + len(finished) - bisect.bisect_right(finished, cutoff)
+            found.append(BudgetUsage("client", used, self._limit))
+        limit, remaining = self._server_limit, self._server_remaining
+        if limit is not None and remaining is not None:
+            found.append(BudgetUsage("server", max(0, limit - remaining), limit))
+        return tuple(found)
 
     @property
     def waiting(self) -> int:

@@ -28,7 +28,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from . import _json
+from . import _json, instrumentation
 from ._config import MAX_SERVER_PAUSE, RETRY_MAX_TIME, retry_delays
 from ._encoding import ACCEPT_ENCODING, BodyDecodeError, BodyTooLarge, read_body
 from ._errors import (
@@ -41,6 +41,7 @@ from ._errors import (
     WrongEventLoopError,
 )
 from ._pacing import Admission, RequestGate, ServerPause
+from ._routes import route_template
 
 __all__ = ["Transport"]
 
@@ -344,7 +345,7 @@ class Transport:
             try:
                 max_wait = None if patient else RETRY_MAX_TIME - (time.monotonic() - started)
                 status, body, response_headers, elapsed = await self._attempt(
-                    session, method, url, request_headers, data, max_wait
+                    session, method, url, request_headers, data, max_wait, path, attempt
                 )
             except _Abort as abort:
                 raise abort.error from abort.error.__cause__
@@ -416,14 +417,27 @@ class Transport:
         headers: Mapping[str, str],
         data: Callable[[], Any] | None,
         max_wait: float | None,
+        path: str = "",
+        attempt: int = 1,
     ) -> tuple[int, bytes, CIMultiDictProxy[str], float]:
         gate = self._gate
+        hooks = instrumentation.on_request  # empty unless someone observes requests
+        asked = time.monotonic() if hooks else 0.0
         admission: Admission = await gate.acquire(
             max_wait=None if max_wait is None else max(0.0, max_wait)
         )
+        finishers = None
+        if hooks:
+            event = instrumentation.RequestEvent(
+                method, path, route_template(path), str(url), attempt,
+                time.monotonic() - asked, gate.usage(),
+            )  # fmt: skip
+            finishers = instrumentation.emit_scoped(hooks, event)
         answered = False
+        status: int | None = None
+        error: BaseException | None = None
+        sent = time.monotonic()
         try:
-            sent = time.monotonic()
             try:
                 context = session.request(
                     method,
@@ -437,6 +451,7 @@ class Transport:
                 )
                 async with context as response:
                     answered = True
+                    status = response.status
                     self._note_date(response.headers, time.monotonic())
                     self._obey_rate_headers(response.headers, response.status)
                     body = await self._read(response)
@@ -451,8 +466,14 @@ class Transport:
                 # request we gave up on (timeout, cancel) keeps the long hold instead.
                 answered = answered or _server_closed(exc)
                 raise
+        except BaseException as exc:
+            error = exc.error if isinstance(exc, _Abort) else exc
+            raise
         finally:
             gate.release(admission, answered=answered)
+            if finishers:
+                outcome = instrumentation.RequestOutcome(status, error, time.monotonic() - sent)
+                instrumentation.finish_scoped(finishers, outcome)
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         status = response.status
@@ -495,6 +516,11 @@ class Transport:
         if self._gate.paused_for < 1.0 <= pause:
             logger.warning(
                 "the server's rate limit pauses every request of this client for %.1f s", pause
+            )
+        if instrumentation.on_server_pause:
+            cause: instrumentation.PauseCause = "429" if status == 429 else "rate_limit_remaining"
+            instrumentation.emit_server_pause(
+                instrumentation.ServerPauseEvent(pause, cause, status)
             )
         self._gate.pause(pause)
 

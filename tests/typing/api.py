@@ -48,3 +48,27 @@ async def uses() -> None:
         back: AsyncAction = converter.structure(payload, AsyncAction)
         del items, more, done, again, status, progress, waited, many, mixed, finished
         del latest, listed, cancelled, back, csv, deleted, when
+
+
+def telemetry() -> bool:
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.trace import NoOpTracerProvider
+
+    from voucherify_async import instrumentation
+    from voucherify_async.opentelemetry import instrument, is_instrumented, uninstrument
+
+    instrument()
+    instrument(
+        tracer_provider=NoOpTracerProvider(), meter_provider=NoOpMeterProvider(), http_spans=False
+    )
+
+    def finish(outcome: instrumentation.RequestOutcome) -> int | None:
+        return outcome.status
+
+    def hook(event: instrumentation.RequestEvent) -> None:
+        assert event.route
+
+    instrumentation.set_on_request_hooks([hook, lambda event: finish])
+    instrumentation.set_on_server_pause_hooks([lambda event: event.seconds])
+    uninstrument()
+    return is_instrumented()

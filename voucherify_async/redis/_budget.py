@@ -63,6 +63,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from voucherify_async._errors import ClientClosedError, TransportError
 from voucherify_async._pacing import Admission, LocalGate, RequestGate, ServerPause
+from voucherify_async.instrumentation import BudgetUsage
 
 from ._scripts import Scripts, as_int, as_text
 
@@ -200,6 +201,8 @@ class RedisGate(RequestGate):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._outage_logged = False
         self._closed = False
+        # Slots of the whole fleet in use as of this gate's last acquire (None before it).
+        self._fleet_used: int | None = None
         #: Redis round trips made by this gate (scripts and pub/sub subscriptions): for benchmarks.
         self.round_trips = 0
 
@@ -253,6 +256,12 @@ class RedisGate(RequestGate):
                 task.cancel()  # Redis is unreachable: the slots keep their leases
             if late:
                 await asyncio.wait(late)
+
+    def usage(self) -> tuple[BudgetUsage, ...]:
+        """The fleet's budget as of this process's latest admission (or wait) in Redis."""
+        if self._fleet_used is None:
+            return ()
+        return (BudgetUsage("fleet", self._fleet_used, self._budget.limit),)
 
     # -- taking a slot ------------------------------------------------------------------
 
@@ -322,6 +331,8 @@ class RedisGate(RequestGate):
             admitted, wait_ms, now_ms = as_int(reply[0]), as_int(reply[1]), as_int(reply[2])
             self._epoch = as_text(reply[3])
             pause_until_ms = as_int(reply[4])
+            if len(reply) > 5:
+                self._fleet_used = as_int(reply[5])
             if admitted:
                 if self._closed:  # closed during the call: give the slot back, send nothing
                     raise ClientClosedError("the VoucherifyClient was closed")

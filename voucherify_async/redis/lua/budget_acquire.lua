@@ -74,7 +74,7 @@ if limit - used > rank then
     -- The next contender in line may be able to go now.
     redis.call('PUBLISH', ARGV[8], 'a')
   end
-  return {1, 0, now, epoch, 0}
+  return {1, 0, now, epoch, 0, used + 1}
 end
 
 local wait = heartbeat
@@ -83,4 +83,4 @@ if used >= limit then
   wait = math.min(wait, tonumber(first[2]) - now)
 end
 -- Otherwise slots are free but earlier contenders come first: their admission publishes.
-return {0, math.max(wait, 1), now, epoch, 0}
+return {0, math.max(wait, 1), now, epoch, 0, used}
