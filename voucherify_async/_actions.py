@@ -13,7 +13,6 @@ from yarl import URL
 
 from ._config import PollPolicy
 from ._converter import decode_async_action, decode_async_action_list
-from ._durations import DurationStats
 from ._endpoints import StartActions
 from ._errors import (
     ClientClosedError,
@@ -24,6 +23,7 @@ from ._errors import (
 )
 from ._handle import AsyncActionHandle
 from ._models import AsyncAction, AsyncActionList
+from ._polling.durations import DurationStats
 from ._shared import SharedPoller, SharedPolling
 from ._transport import Transport
 from ._validate import check_ids, check_timeout, path_segment

@@ -10,9 +10,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Final
 
-from ._admission import polling_due
 from ._config import PollPolicy
-from ._durations import duration_of
 from ._errors import (
     AsyncActionFailed,
     ClientClosedError,
@@ -25,12 +23,14 @@ from ._errors import (
     WrongEventLoopError,
 )
 from ._models import AsyncAction, AsyncActionStatus
-from ._schedule import PollSchedule
+from ._polling.admission import polling_due
+from ._polling.durations import duration_of
+from ._polling.schedule import PollSchedule
 from ._validate import check_timeout
 from .instrumentation import PollEvent, StatusChangeEvent, emit_poll, emit_status_change
 
 if TYPE_CHECKING:
-    from ._durations import DurationStats
+    from ._polling.durations import DurationStats
 
 __all__ = ["AsyncActionHandle"]
 
@@ -122,7 +122,9 @@ class AsyncActionHandle:
         started = loop.time()
         # The handle starts after its action exists (start() notes when its answer came).
         origin = started if started_at is None else min(started, started_at)
-        self._schedule = PollSchedule(policy, started=origin, stats=stats)
+        self._schedule = PollSchedule(
+            policy, started=origin, stats=stats, known_start=started_at is not None
+        )
         # A lower bound of (server Unix time - time.monotonic()), from the Date headers.
         self._server_offset = server_offset
         self._last_poll_at: float | None = None
@@ -395,7 +397,9 @@ class AsyncActionHandle:
                 duration = duration_of(snapshot)
                 if duration is not None and not snapshot.is_failed:
                     # What its progress foretold, for the next actions of its type.
-                    self._schedule.ended(now, duration, snapshot.type)
+                    self._schedule.ended(
+                        now, duration, snapshot.type, self._created_on_loop_clock()
+                    )
                 if snapshot.is_failed:
                     self._settle(exception=AsyncActionFailed(snapshot))
                 else:
@@ -423,7 +427,6 @@ class AsyncActionHandle:
             now,
             in_progress,
             progress,
-            created=self._created_on_loop_clock(),
             every=self._watch_pace(),
             action_type=self._latest.type if self._latest is not None else self._type_hint,
             enqueued=snapshot is not None and snapshot.status == AsyncActionStatus.ENQUEUED,
@@ -436,12 +439,9 @@ class AsyncActionHandle:
         self._timer = self._loop.call_later(delay, self._spawn)
 
     def _created_on_loop_clock(self) -> float | None:
-        """The action's ``created_at`` on the loop's clock, never earlier than the truth.
-
-        The server's ``Date`` header (whole seconds, stamped before we read it) gives a lower
-        bound of the server's clock minus ours; with it, ``created_at`` maps to a moment no
-        earlier than the real one, so the age the lateness bound uses is never too high.
-        """
+        """The action's ``created_at`` on the loop's clock (through the transport's robust
+        server offset), for what the schedule learns when the action ends; None when
+        unknown. Plans never use it."""
         latest = self._latest
         offset = self._server_offset() if self._server_offset is not None else None
         if latest is None or latest.created_at is None or offset is None:

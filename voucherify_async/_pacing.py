@@ -45,8 +45,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ._admission import HOLD_WHEN_FREE_BELOW, admission_key, deferrable, due
 from ._errors import ClientClosedError, ConfigurationError
+from ._polling.admission import HOLD_WHEN_FREE_BELOW, admission_key, deferrable, due
 
 __all__ = ["Admission", "Budget", "GateFactory", "LocalGate", "RequestGate", "ServerPause"]
 
