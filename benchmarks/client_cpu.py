@@ -144,8 +144,9 @@ def _variant(name: str, base_url: str, action_id: str, config: Config) -> Sample
     return asyncio.run(runs[name]())
 
 
-def run(config: Config) -> list[Table]:
-    """Measure every variant *config.rounds* times against one emulator process."""
+def measure(config: Config) -> tuple[dict[str, float], dict[str, float], bytes]:
+    """Every variant *config.rounds* times against one emulator process: the median CPU
+    microseconds per request and requests per second of each, and the body served."""
     samples: dict[str, list[Sample]] = {name: [] for name in VARIANTS}
     with emulator_process() as (base_url, action_id):
         body = asyncio.run(_fetch_body(base_url, action_id))
@@ -155,6 +156,12 @@ def run(config: Config) -> list[Table]:
                 samples[name].append(_variant(name, base_url, action_id, config))
     cpu = {name: statistics.median(s.cpu_us for s in samples[name]) for name in VARIANTS}
     rate = {name: statistics.median(s.rate for s in samples[name]) for name in VARIANTS}
+    return cpu, rate, body
+
+
+def run(config: Config) -> list[Table]:
+    """Measure every variant *config.rounds* times against one emulator process."""
+    cpu, rate, body = measure(config)
     base = cpu[VARIANTS[0]]
     rows = tuple(
         (

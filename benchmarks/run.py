@@ -6,8 +6,11 @@ Usage::
 
 Benchmarks: ``decode`` (benchmarks/decode.py's measurements), ``client_cpu``, ``polling``,
 ``budget``, ``scale``, ``redis_budget`` (needs redis-server or ``REDIS_URL``),
-``yardstick`` (needs numpy: the noisy shape's informed poller). Every figure is
-a ratio to a baseline measured in the same run.
+``yardstick`` (needs numpy: the noisy shape's informed poller), ``outofsample`` (random
+progress shapes, tuning and held-out seeds, and the saturated budget) and ``planning``
+(next_delay's CPU, a pending handle's memory, a get()'s CPU): those two reproduce every
+figure of issue #29's targets. Every figure is a ratio to a baseline measured in the same
+run, or a target from the issue.
 ``--quick`` finishes in under a minute; the full run takes several minutes on two cores.
 ``--write-docs`` rewrites docs/benchmarks.md with the same figures (with ``--only``, just the
 sections of those benchmarks). ``--sdk-site`` adds a
@@ -33,7 +36,17 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 import attrs
 
-from benchmarks import budget, client_cpu, decode, polling, redis_budget, scale, yardstick
+from benchmarks import (
+    budget,
+    client_cpu,
+    decode,
+    outofsample,
+    planning,
+    polling,
+    redis_budget,
+    scale,
+    yardstick,
+)
 from benchmarks._common import ROOT, Table, num
 from voucherify_async import _json
 
@@ -75,7 +88,10 @@ def decode_tables(number: int, repeat: int, sdk_site: Path | None = None) -> lis
     return [Table("Decode: bytes -> AsyncAction", columns, lines, tuple(notes))]
 
 
-def _registry(quick: bool, sdk_site: Path | None) -> dict[str, Callable[[], list[Table]]]:
+def _registry(
+    quick: bool, sdk_site: Path | None, plots: bool = False
+) -> dict[str, Callable[[], list[Table]]]:
+    """What each benchmark name runs; *plots*: the out-of-sample benchmark writes its plot."""
     mode = "quick" if quick else "full"
     return {
         "decode": lambda: decode_tables(*DECODE_LOOPS[mode], sdk_site=sdk_site),
@@ -87,11 +103,16 @@ def _registry(quick: bool, sdk_site: Path | None) -> dict[str, Callable[[], list
             redis_budget.QUICK if quick else redis_budget.FULL
         ),
         "yardstick": lambda: yardstick.run(yardstick.QUICK if quick else yardstick.FULL),
+        "outofsample": lambda: outofsample.run(
+            outofsample.QUICK if quick else outofsample.FULL, outofsample.PLOT if plots else None
+        ),
+        "planning": lambda: planning.run(planning.QUICK if quick else planning.FULL),
     }
 
 
 NAMES: Final = (
-    "decode", "client_cpu", "polling", "budget", "scale", "redis_budget", "yardstick"
+    "decode", "client_cpu", "polling", "budget", "scale", "redis_budget", "yardstick",
+    "outofsample", "planning",
 )  # fmt: skip
 
 
@@ -195,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(names) - set(NAMES))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose among {', '.join(NAMES)}")
-    registry = _registry(args.quick, args.sdk_site)
+    registry = _registry(args.quick, args.sdk_site, plots=args.write_docs)
     print(f"{machine()}\n", flush=True)
     started = time.perf_counter()
     tables: list[Table] = []
@@ -222,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"![GETs per job against p95 lateness, per poller and shape]"
                     f"({PLOT.relative_to(DOCS.parent).as_posix()})"
                 )
+        if "outofsample" in names and outofsample.PLOT.exists():
+            figures[outofsample.TITLE] = (
+                "![GETs per job against p95 lateness, per poller, cell and seed range]"
+                f"({outofsample.PLOT.relative_to(DOCS.parent).as_posix()})"
+            )
         if args.only:
             update_docs(DOCS, tables, " ".join(shown), elapsed, figures)
         else:

@@ -25,7 +25,8 @@ import argparse
 import math
 import random
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -153,41 +154,75 @@ def simulate(
     """Poll *job* (created at 0) with *poller* until a poll sees it end."""
     if poller == "oracle":
         return Outcome(1, LATENCY / 2, duration)
-    t = HANDLE_START
+
+    def state(t: float) -> tuple[str, int]:
+        status, progress, _ = job.state(t * 1000)
+        return status, progress
+
+    gets, answered, floor = poll(
+        poller, state, duration, rng, policy, stats if poller == "ours" else None, job.type
+    )
+    return Outcome(gets, answered - duration, duration, floor)
+
+
+def poll(
+    poller: str,
+    state: Callable[[float], tuple[str, int]],
+    end: float,
+    rng: random.Random,
+    policy: PollPolicy | None = None,
+    stats: DurationStats | None = None,
+    action_type: str = TYPE,
+    *,
+    started: float = HANDLE_START,
+    created: float = CREATED_SLACK,
+    hint: bool = True,
+    timings: list[int] | None = None,
+) -> tuple[int, float, float]:
+    """Poll a job whose ``state(t)`` (seconds since its creation) is (status, progress) and
+    that ends at *end*, with *poller* ("fixed", "expo", or "ours"/"fresh": ``PollPolicy()``
+    or *policy*, learning into *stats* when given, as a client does from each job it sees
+    end), from a handle started at *started*, with ``created_at`` mapped to *created*.
+    *hint*: a start helper told the handle the type before its first GET. *timings*
+    collects each ``next_delay`` call's CPU nanoseconds (this thread's: a busy machine's
+    preemptions are not the schedule's cost). Returns (GETs, the moment the poll
+    that saw the end was answered, the learned floor of the lateness bound)."""
+    t = started
     gets = 0
     expo = _expo_delays(rng)
     schedule: PollSchedule | None = None
     if poller in ("fixed", "ours", "fresh"):
         chosen = FIXED_1S if poller == "fixed" else (policy or PollPolicy())
-        learned = stats if poller == "ours" else None
-        schedule = PollSchedule(chosen, rng, started=HANDLE_START, stats=learned)
-        # Started with a start helper, which tells the handle the type before its first GET.
-        t += schedule.first_delay(job.type)
+        schedule = PollSchedule(chosen, rng, started=started, stats=stats)
+        t += schedule.first_delay(action_type if hint else None)
+    clock = time.thread_time_ns
     while True:
         gets += 1
-        seen_at = t + LATENCY / 2
-        status, progress, _ = job.state(seen_at * 1000)
+        status, progress = state(t + LATENCY / 2)  # the server reads half way through
         answered = t + LATENCY
         if status == "DONE":
-            floor = schedule.floor(job.type) if schedule is not None else 0.0
-            if stats is not None and schedule is not None and poller == "ours":
+            floor = schedule.floor(action_type) if schedule is not None else 0.0
+            if stats is not None and schedule is not None:
                 # What the client learns from the DONE snapshot: the duration, and (through
                 # the handle's schedule) how long the job ran on after each reading.
-                stats.add(job.type, duration)
-                schedule.ended(answered, duration, job.type)
-            return Outcome(gets, answered - duration, duration, floor)
+                stats.add(action_type, end)
+                schedule.ended(answered, end, action_type)
+            return gets, answered, floor
         if schedule is None:
             delay = next(expo)
         else:
             in_progress = status == "IN_PROGRESS"
+            began = clock()
             delay, _ = schedule.next_delay(
                 answered,
                 in_progress,
                 progress if in_progress else None,
-                created=CREATED_SLACK,
-                action_type=job.type,
+                created=created,
+                action_type=action_type,
                 enqueued=status == "ENQUEUED",
             )
+            if timings is not None:
+                timings.append(clock() - began)
         t = answered + delay
         if gets > 100_000:
             raise RuntimeError(f"{poller} never saw the job end")
@@ -199,12 +234,17 @@ def durations(config: Config, rng: random.Random) -> list[float]:
 
 
 def warm_stats(
-    config: Config, spec: str = "linear", enqueued: float = 0.0, policy: PollPolicy | None = None
+    config: Config,
+    spec: str = "linear",
+    enqueued: float = 0.0,
+    policy: PollPolicy | None = None,
+    into: DurationStats | None = None,
 ) -> DurationStats:
     """What a client knows after polling :data:`WARM_JOBS` jobs of the type (progress
     *spec*, *enqueued* share) from *config*'s range to their end (drawn with another seed
-    than the run's): their durations, and how long they ran on after each reading."""
-    stats = DurationStats()
+    than the run's): their durations, and how long they ran on after each reading; learned
+    into *into* (a client that knows other types too) when given."""
+    stats = DurationStats() if into is None else into
     warm = attrs.evolve(config, jobs=WARM_JOBS, seed=config.seed + 1000)
     for i, duration in enumerate(durations(warm, random.Random(warm.seed))):
         job = _job(spec, enqueued, duration, random.Random(f"{warm.seed}:job:{i}"))

@@ -25,10 +25,13 @@ from benchmarks import (  # noqa: E402
     budget,
     client_cpu,
     decode,
+    outofsample,
+    planning,
     polling,
     redis_budget,
     run,
     scale,
+    shapes_random,
     yardstick,
     zoo,
 )
@@ -286,3 +289,74 @@ def test_update_docs_replaces_and_appends_sections(tmp_path: Path) -> None:
     assert text.index("### Replaced") < text.index("### Added")
     assert all(text[: m.start()].endswith("\n\n") for m in re.finditer("^### ", text, re.M))
     assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+def test_outofsample_cells_and_targets(tmp_path: Path) -> None:
+    """Every poller polls every cell's jobs (tuning and held-out seeds) to their end, never
+    seeing an end before it happened; the targets name both seed ranges and both clients."""
+    config = outofsample.SMOKE
+    results = outofsample.run_shapes(config)
+    assert set(results) == {
+        (label, name) for label, _, _ in outofsample.CELLS for name in outofsample.RANGES
+    }
+    for per in results.values():
+        assert set(per) == set(outofsample.POLLERS)
+        for cell in per.values():
+            assert cell.outcomes and cell.crashes + len(cell.outcomes) == _jobs(per)
+            assert all(o.gets >= 1 and o.lateness >= zoo.LATENCY / 2 for o in cell.outcomes)
+    table = outofsample.shape_table(config, results)
+    assert len(table.rows) == len(outofsample.CELLS) * len(outofsample.RANGES)
+    rows = outofsample.target_rows(results)
+    assert len(rows) == len(table.rows) * 2 + len(outofsample.RANGES)
+    assert {row[1] for row in rows} == set(outofsample.RANGES)
+    assert {row[4] for row in rows} <= {"met", "MISSED"}
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "oos.svg"
+    outofsample.plot(results, path)
+    text = path.read_text(encoding="utf-8")
+    assert "<svg" in text and "held-out seeds" in text and "moving 2-30 min" in text
+
+
+def _jobs(per: dict[str, outofsample.Cell]) -> int:
+    """How many jobs a cell has (every poller sees the same ones)."""
+    return len(per["fixed"].outcomes) + per["fixed"].crashes
+
+
+def test_the_warm_client_learned_every_type_of_its_cell() -> None:
+    durations = shapes_random.DURATIONS["medium"]
+    shapes = shapes_random.draw_many(range(16), "moving", durations)
+    stats = outofsample.warm_client(shapes, durations, 5)
+    for shape in shapes:
+        assert stats.quantile(shape.type, 0.5) is not None
+
+
+@pytest.mark.slow
+def test_planning_figures_on_the_simulated_clock() -> None:
+    """next_delay is timed on every zoo shape and random cell; 100 pending schedules are
+    planned twice; a pending handle's memory is traced without a request."""
+    config = planning.SMOKE
+    stats, shapes = planning.learned_client(config)
+    assert len({s.type for s in shapes}) == 64
+    rows = planning.next_delay_rows(config, stats)
+    assert config.zoo_shapes is not None
+    assert len(rows) == len(config.zoo_shapes) + len(outofsample.CELLS)
+    assert all(calls > 0 and 0 < median <= p99 for _, calls, median, p99 in rows)
+    first, second = planning.plan_batch(config, stats, shapes)
+    assert first > 0 and second > 0
+    per_handle, sent = planning.pending_bytes("handle", config.handles)
+    per_task, _ = planning.pending_bytes("task", config.handles)
+    assert sent == 0 and per_handle > 0 and per_task > 0
+
+
+@pytest.mark.slow
+def test_planning_and_outofsample_tables() -> None:
+    """The whole runs, smallest: the tables and their targets (client CPU and the saturated
+    budget against real emulators)."""
+    table, targets, sat = outofsample.run(outofsample.SMOKE)
+    assert table.title == outofsample.TITLE
+    assert targets.rows[-1][0].startswith("saturated budget")
+    assert _figures(sat, "unresolved") == ["0", "0", "0"]
+    per_shape, planned = planning.run(planning.SMOKE)
+    assert _all_numbers(_figures(per_shape, "median us"))
+    assert [row[2] for row in planned.rows][:3] != ["-"] * 3
+    assert len(planned.rows) == 5
