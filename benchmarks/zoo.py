@@ -193,7 +193,9 @@ def poll(
     schedule: PollSchedule | None = None
     if poller in ("fixed", "ours", "fresh"):
         chosen = FIXED_1S if poller == "fixed" else (policy or PollPolicy())
-        schedule = PollSchedule(chosen, rng, started=started, stats=stats)
+        # A start helper's hint means this client started the action: its work had not
+        # begun at the handle's start (the learned floor of the bound may apply from there).
+        schedule = PollSchedule(chosen, rng, started=started, stats=stats, known_start=hint)
         t += schedule.first_delay(action_type if hint else None)
     clock = time.thread_time_ns
     while True:

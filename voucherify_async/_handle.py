@@ -112,7 +112,8 @@ class AsyncActionHandle:
         self._future: asyncio.Future[AsyncAction] = loop.create_future()
         self._latest: AsyncAction | None = None
         # updates() subscribers: each a queue of snapshots, an event that wakes it, a pace.
-        self._subscribers: list[_Subscriber] = []
+        # (An empty tuple until the first subscriber: a pending handle holds no list.)
+        self._subscribers: list[_Subscriber] | tuple[()] = ()
         self._waiters = 0
         self._helper_owned = False  # started by wait()/wait_all()/as_completed(), not by the user
         # Between polls the handle holds only a timer; a task exists while a GET is in flight,
@@ -317,6 +318,9 @@ class AsyncActionHandle:
             queue.append(self._latest)
         if self._future.done():
             queue.append(_END)
+        if not self._subscribers:
+            self._subscribers = []
+        assert isinstance(self._subscribers, list)
         self._subscribers.append(subscriber)
         self._waiters += 1
         if every is not None:
@@ -333,6 +337,7 @@ class AsyncActionHandle:
                 yield item
         finally:
             self._waiters -= 1
+            assert isinstance(self._subscribers, list)
             self._subscribers.remove(subscriber)
         future = self._future
         if not future.cancelled() and future.exception() is not None:
