@@ -225,6 +225,11 @@ class PollSchedule:
             delay = policy.min_delay
         return own_delay(min(delay, policy.max_delay)), reason
 
+    def _silent_share(self) -> float:
+        """The share of a silent stretch's length its gaps may be (0.25 by default)."""
+        f = self._policy.max_lateness
+        return SILENT_SHARE * (f if f is not None else PollPolicy().max_lateness or 0.5)
+
     def _silent(self, now: float, action_type: str | None) -> float:
         """The longest gap where progress says nothing: :data:`SILENT_SHARE` of the bound's
         share of the wait (at least ``initial_delay``); infinite without a bound."""
@@ -259,8 +264,10 @@ class PollSchedule:
             return ahead
         if run.due_since is None:
             run.due_since = now
-        # At the earliest plausible end: every tolerance, thinning out while it lasts.
-        return max(tolerance, min(now - run.due_since, self._silent(now, action_type)))
+        # At the earliest plausible end: every tolerance, thinning out as a silent stretch
+        # does while it lasts (the bound's silent share of the time since).
+        overdue = self._silent_share() * (now - run.due_since)
+        return max(tolerance, min(overdue, self._silent(now, action_type)))
 
     def ended(
         self, now: float, duration: float, action_type: str | None, created: float | None = None
