@@ -190,17 +190,19 @@ def _flag(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 class PollPolicy:
     """How a handle polls: when, how often, and for how long.
 
-    The default schedule polls at once, then after 0.6 s, 0.9 s, 1.35 s... (x1.5, capped at
-    120 s, +/-10 % jitter): a job of the usual 0.1-1.3 s costs two or three GETs. Once a job
-    reports progress, the adaptive mode polls ahead of the finish that progress predicts,
-    closing in as the estimate firms up, so a twenty-minute import costs a dozen GETs, not a
-    thousand. Whatever progress does, no gap is longer than ``max_lateness`` times the
-    action's age (at least ``initial_delay``): the end of an action is seen at most that
-    late. Once the client has seen five actions of a type finish, it uses their durations
-    (``learn_durations=False`` turns this off): the first poll of a new one waits for their
-    median, the bound counts the age as at least their 5th percentile (a type that never
-    took less than 20 s is not polled every second in its first seconds), and while
-    progress says nothing the polls follow their deciles.
+    The default schedule polls at once, then after 0.6 s and on (the growth schedule, x1.5,
+    capped at 120 s; jitter only ever brings a poll earlier): a job of the usual 0.1-1.3 s
+    costs two or three GETs. Once a job reports progress, the adaptive mode polls at the
+    earliest finish the pace this client measured allows, closing in on the end, so a
+    twenty-minute import costs a few dozen GETs, not a thousand. Whatever progress does, no
+    gap is longer than ``max_lateness`` times what the user has waited (since the handle met
+    the action, or since the last poll that saw it ENQUEUED once it runs; at least
+    ``initial_delay``): the end of an action is seen at most that late. Where progress says
+    nothing, gaps are at most half that. Once the client has seen five actions of a type
+    finish, it uses their durations (``learn_durations=False`` turns this off): the first
+    poll of a new one waits for their median, and for an action this client started the
+    bound counts the wait as at least their 5th percentile. See the polling reference page
+    of the documentation for the rule and its constants.
 
     All times are in seconds, finite real numbers (``bool`` is refused). A field out of range,
     NaN, infinite or of the wrong type raises :class:`ConfigurationError` (also a
@@ -220,7 +222,8 @@ class PollPolicy:
     max_delay: float = attrs.field(default=120.0, validator=_positive)
     #: The shortest delay the adaptive mode may choose (> 0, at most max_delay). Default 0.25 s.
     min_delay: float = attrs.field(default=0.25, validator=_positive)
-    #: Each delay is multiplied by a random factor in ``[1 - jitter, 1 + jitter]``. Default 0.1.
+    #: Each delay is multiplied by a random factor in ``[1 - jitter, 1]`` (a poll only ever
+    #: comes earlier, so the lateness bound holds). Default 0.1.
     jitter: float = attrs.field(default=0.1)
     #: Overall deadline from the handle's start (monotonic clock), > 0; ``None`` (default) waits
     #: forever.
@@ -228,18 +231,20 @@ class PollPolicy:
     #: Give up when neither status nor progress changed for this long (> 0); ``None`` (default):
     #: never.
     stall_timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
-    #: Aim polls at the earliest finish the observed progress allows. Default True.
+    #: Aim polls at the earliest finish the pace this client measured allows. Default True.
     adaptive: bool = attrs.field(default=True, validator=_flag)
-    #: The lateness bound, as a fraction of the action's age (> 0): no gap between two polls
-    #: is longer than ``max(max_lateness * max(age, floor), initial_delay)``, so an action is
-    #: seen at most that long after its end, whatever its progress does. The floor is the 5th
-    #: percentile of the durations learned for the action's type (0 until five are learned,
-    #: or with ``learn_durations=False``). ``None`` turns the bound off. Default 0.5 (chosen
-    #: by measurement: see the benchmarks page).
+    #: The lateness bound, as a fraction of what the user has waited (> 0): no gap between two
+    #: polls is longer than ``max(max_lateness * max(wait, floor), initial_delay)``, the wait
+    #: counted from the handle's start, or from the last poll that saw the action ENQUEUED
+    #: once a poll saw it running; so an action is seen at most that long after its end,
+    #: whatever its progress does, however long it queued before the handle met it. The
+    #: floor is the 5th percentile of the durations learned for the action's type, for an
+    #: action this client started or saw ENQUEUED or at progress 0 (else 0, and 0 until five
+    #: are learned, or with ``learn_durations=False``). ``created_at`` plays no part.
+    #: ``None`` turns the bound off. Default 0.5.
     max_lateness: float | None = attrs.field(default=0.5, validator=_positive_or_none)
     #: Use the durations the client learned from finished actions of the same type: the
-    #: first poll waits for the type's median, the lateness bound's floor, and the polls
-    #: while progress says nothing. Default True.
+    #: first poll waits for the type's median, and the lateness bound's floor. Default True.
     learn_durations: bool = attrs.field(default=True, validator=_flag)
 
     @multiplier.validator
