@@ -17,6 +17,7 @@ import math
 import time
 from typing import Any
 
+import pytest
 from _servers import serve
 from aiohttp import web
 from hypothesis import HealthCheck, example, given, settings
@@ -127,6 +128,7 @@ _snapshot = st.tuples(
 )
 
 
+@pytest.mark.slow  # a server per example
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(script=st.lists(_snapshot, min_size=1, max_size=25))
 @example(  # the crash: -25 then 25 (a ZeroDivisionError in the old steady planner)

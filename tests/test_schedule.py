@@ -164,6 +164,7 @@ def test_lateness_is_bounded_by_what_the_user_waited(
     assert all(gap <= bound + 1e-9 for _, gap, bound in run.gaps)
 
 
+@pytest.mark.slow  # 3-5 s: 300 examples
 @PROPERTY
 @given(
     points=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 100)), min_size=1, max_size=12),
@@ -215,6 +216,7 @@ def test_lateness_is_bounded_with_learned_durations(
     assert run.lateness <= allowed + 1.5 * latency + 1e-6
 
 
+@pytest.mark.slow  # 3-5 s: 300 examples
 @PROPERTY
 @given(
     points=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 100)), min_size=1, max_size=12),
@@ -246,6 +248,7 @@ _snapshots = st.lists(
 )
 
 
+@pytest.mark.slow  # 3-5 s: 300 examples
 @PROPERTY
 @given(
     snapshots=_snapshots,
