@@ -4,9 +4,9 @@ The rule, after a poll at ``t`` (seconds; ``f = PollPolicy.max_lateness``):
 
 1. Where progress moves, poll at the earliest finish the pace *this client measured*
    allows (the pace taken ``DOUBT`` faster, plus its own measuring doubt); once that is
-   within ``TOLERANCE``, poll every tolerance, thinning out geometrically while it lasts.
-2. Where progress says nothing, follow the growth schedule (or, for a type with learned
-   durations, the bound).
+   within ``TOLERANCE``, poll every tolerance, thinning out while it lasts.
+2. Where progress says nothing (no reading, ``ENQUEUED``, a value that overstays its step),
+   grow the gaps, at most ``SILENT_SHARE * f`` (a quarter) of the wait.
 3. Never wait longer than the bound ``max(f * max(t - r, L), initial_delay)``; every gap is
    finite and in ``[min_delay, max_delay]``, whatever the snapshots say.
 

@@ -25,17 +25,22 @@ new run), else the handle's start. With ``PollPolicy.max_lateness = f``:
 
 How it picks a gap under that bound (the decision rule):
 
-- **While progress moves** (:class:`._polling.estimator.Readings`): at the earliest finish
-  the pace this client measured allows, the pace taken :data:`DOUBT` faster (plus its own
-  measuring doubt). Each such poll sees the job nearer its end and measures the pace
-  again, so the gaps shrink geometrically towards the end. Once that earliest finish is
-  within :data:`TOLERANCE` of now, the gap is the tolerance, growing by
-  :data:`OVERDUE_BACKOFF` of the time since (a job stuck near its end backs off).
-- **Where progress says nothing** (ENQUEUED, a poll that failed, no rate yet): the growth
-  schedule (``initial_delay * multiplier ** n``); with a learned floor, the bound itself.
+- **While progress moves** (:class:`~voucherify_async._polling.estimator.Readings`): at the
+  earliest finish the pace this client measured allows, the pace taken :data:`DOUBT`
+  faster (plus its own measuring doubt). Each such poll sees the job nearer its end and
+  measures the pace again, so the gaps shrink geometrically towards the end. Once that
+  earliest finish is within :data:`TOLERANCE` of now, the gap is the tolerance, growing by
+  the silent share (below) of the time since (a job stuck near its end backs off).
+- **Where progress says nothing** (ENQUEUED, a poll that failed, no pace yet, a value shown
+  longer than a step takes): the growth schedule (``initial_delay * multiplier ** n``), at
+  most the *silent gap* ``max(SILENT_SHARE * f * max(t - r, L), initial_delay)`` (with a
+  learned floor, the silent gap itself): such stretches are seen within ``SILENT_SHARE *
+  f`` (a quarter) of the wait.
 - **The first poll**: the policy's ``first_poll_after``; when that is 0 and durations are
   learned, the type's median duration (a just-started action's first GET almost always sees
-  it unfinished), at most ``FIRST_POLL_CAP * initial_delay`` or the bound, if later.
+  it unfinished), at most ``FIRST_POLL_CAP * initial_delay``, or the bound the learned
+  floor allows (``known_start`` only), if later.
+- Jitter only ever brings a poll earlier.
 """
 
 from __future__ import annotations
