@@ -190,11 +190,12 @@ def _flag(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 class PollPolicy:
     """How a handle polls: when, how often, and for how long.
 
-    The default schedule polls at once, then after 0.6 s and on (the growth schedule, x1.5,
-    capped at 120 s; jitter only ever brings a poll earlier): a job of the usual 0.1-1.3 s
-    costs two or three GETs. Once a job reports progress, the adaptive mode polls at the
-    earliest finish the pace this client measured allows, closing in on the end, so a
-    twenty-minute import costs a few dozen GETs, not a thousand. Whatever progress does, no
+    The default schedule polls an action this client started after 0.6 s (one met by id at
+    once), then on the growth schedule (x1.5, capped at 120 s; jitter only ever brings a
+    poll earlier): a job of the usual 0.1-1.3 s costs one or two GETs. Once a job reports
+    progress, the adaptive mode polls at the earliest finish the pace this client measured
+    allows, closing in on the end, so a twenty-minute import costs a few dozen GETs, not a
+    thousand. Whatever progress does, no
     gap is longer than ``max_lateness`` times what the user has waited (since the handle met
     the action, or since the last poll that saw it ENQUEUED once it runs; at least
     ``initial_delay``): the end of an action is seen at most that late. Where progress says
@@ -210,7 +211,9 @@ class PollPolicy:
     ``initial_delay`` above ``max_delay`` is allowed: every delay is capped at ``max_delay``.
     """
 
-    #: Delay before the first GET (>= 0). Default 0: the first snapshot comes at once.
+    #: Delay before the first GET (>= 0). Default 0: the schedule decides (at once for an
+    #: action met by id; for one this client started, ``initial_delay``, or the learned median
+    #: of its type, at most ``2 * initial_delay``).
     first_poll_after: float = attrs.field(default=0.0, validator=_non_negative)
     #: Delay after the first GET; later delays grow from it (> 0, capped at max_delay).
     #: Default 0.6 s.

@@ -39,7 +39,8 @@ How it picks a gap under that bound (the decision rule):
 - **The first poll**: the policy's ``first_poll_after``; when that is 0 and durations are
   learned, the type's median duration (a just-started action's first GET almost always sees
   it unfinished), at most ``FIRST_POLL_CAP * initial_delay``, or the bound the learned
-  floor allows (``known_start`` only), if later.
+  floor allows (``known_start`` only), if later; nothing learned yet, ``initial_delay``
+  for an action this client started, at once for one met elsewhere.
 - Jitter only ever brings a poll earlier.
 """
 
@@ -156,13 +157,17 @@ class PollSchedule:
         """Seconds before the first GET: the policy's ``first_poll_after``, or, when it is 0
         and durations are learned (``policy.learn_durations``), the median duration of
         *action_type* (any type when None), at most ``FIRST_POLL_CAP * initial_delay`` or
-        ``max_lateness`` times the learned floor (:meth:`floor`), whichever is later."""
+        ``max_lateness`` times the learned floor (:meth:`floor`), whichever is later; with
+        learning on and nothing learned yet, ``initial_delay`` for an action this client
+        started (``known_start``: it is 0 s old), 0 for one met elsewhere."""
         policy, learned = self._policy, self._learned
         if policy.first_poll_after or learned is None:
             return own_delay(policy.first_poll_after)
         median = learned.quantile(action_type, FIRST_POLL_QUANTILE)
         if median is None:
-            return 0.0
+            # Nothing learned: an action this client just started is still young, and a GET at
+            # once would almost always see it unfinished; one met elsewhere may be over.
+            return own_delay(policy.initial_delay) if self._made_here else 0.0
         cap = FIRST_POLL_CAP * policy.initial_delay
         if policy.max_lateness is not None and self._known:
             cap = max(cap, policy.max_lateness * self.floor(action_type))
