@@ -236,9 +236,10 @@ class PollSchedule:
         return own_delay(min(delay, policy.max_delay)), reason
 
     def _silent_share(self) -> float:
-        """The share of a silent stretch's length its gaps may be (0.25 by default)."""
+        """The share of a silent stretch's length its gaps may be: :data:`SILENT_SHARE` of
+        ``max_lateness`` (0.25 by default), or of the whole stretch without a bound."""
         f = self._policy.max_lateness
-        return SILENT_SHARE * (f if f is not None else PollPolicy().max_lateness or 0.5)
+        return SILENT_SHARE * f if f is not None else SILENT_SHARE
 
     def _silent(self, now: float, action_type: str | None) -> float:
         """The longest gap where progress says nothing: :data:`SILENT_SHARE` of the bound's
