@@ -11,8 +11,8 @@ import attrs
 from hypothesis import HealthCheck, settings
 
 from voucherify_async import PollPolicy
-from voucherify_async._durations import DurationStats
-from voucherify_async._schedule import PollSchedule
+from voucherify_async._polling.durations import DurationStats
+from voucherify_async._polling.schedule import PollSchedule
 from voucherify_async.testing._jobs import Job
 from voucherify_async.testing._shapes import make_shape
 

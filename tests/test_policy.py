@@ -9,7 +9,7 @@ import attrs
 import pytest
 
 from voucherify_async import PollPolicy, VoucherifyClient
-from voucherify_async._schedule import PollSchedule
+from voucherify_async._polling.schedule import PollSchedule
 from voucherify_async.testing import VoucherifyEmulator, fast_polling
 
 
