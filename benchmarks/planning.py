@@ -85,7 +85,7 @@ class Config:
     zoo_shapes: tuple[str, ...] | None = None
 
 
-FULL: Final = Config(24, cpu=client_cpu.Config(requests=8_000, rounds=4))
+FULL: Final = Config(16, cpu=client_cpu.Config(requests=8_000, rounds=4))
 QUICK: Final = Config(8, warm_jobs=8, cpu=client_cpu.QUICK)
 SMOKE: Final = Config(
     1,

@@ -306,6 +306,8 @@ def test_outofsample_cells_and_targets(tmp_path: Path) -> None:
             assert all(o.gets >= 1 and o.lateness >= zoo.LATENCY / 2 for o in cell.outcomes)
     table = outofsample.shape_table(config, results)
     assert len(table.rows) == len(outofsample.CELLS) * len(outofsample.RANGES)
+    by_feature = outofsample.feature_table(results)
+    assert by_feature.rows and all(int(row[1]) > 0 for row in by_feature.rows)
     rows = outofsample.target_rows(results)
     assert len(rows) == len(table.rows) * 2 + len(outofsample.RANGES)
     assert {row[1] for row in rows} == set(outofsample.RANGES)
@@ -314,7 +316,7 @@ def test_outofsample_cells_and_targets(tmp_path: Path) -> None:
     path = tmp_path / "oos.svg"
     outofsample.plot(results, path)
     text = path.read_text(encoding="utf-8")
-    assert "<svg" in text and "held-out seeds" in text and "moving 2-30 min" in text
+    assert "<svg" in text and "held-out" in text and "moving 2-30 min" in text
 
 
 def _jobs(per: dict[str, outofsample.Cell]) -> int:
@@ -352,7 +354,8 @@ def test_planning_figures_on_the_simulated_clock() -> None:
 def test_planning_and_outofsample_tables() -> None:
     """The whole runs, smallest: the tables and their targets (client CPU and the saturated
     budget against real emulators)."""
-    table, targets, sat = outofsample.run(outofsample.SMOKE)
+    table, targets, features, sat = outofsample.run(outofsample.SMOKE)
+    assert {row[0].split(": ")[1] for row in features.rows} <= {"all", *shapes_random.FEATURES}
     assert table.title == outofsample.TITLE
     assert targets.rows[-1][0].startswith("saturated budget")
     assert _figures(sat, "unresolved") == ["0", "0", "0"]
