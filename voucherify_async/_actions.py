@@ -20,6 +20,7 @@ from ._errors import (
     InvalidArgumentTypeError,
     PollTimeout,
     ResponseDecodeError,
+    VoucherifyError,
 )
 from ._handle import AsyncActionHandle
 from ._models import AsyncAction, AsyncActionList
@@ -34,6 +35,9 @@ logger: Final = logging.getLogger("voucherify_async")
 
 _COLLECTION: Final = "/v1/async-actions"
 _MILLISECOND: Final = dt.timedelta(milliseconds=1)
+#: Items of the warm-start page (``PollPolicy.warm_start``): the API's largest, so one
+#: request teaches as many types' durations as it can.
+WARM_START_PAGE: Final = 100
 #: Pages in a row that bring no new action before :meth:`AsyncActions.iterate` gives up.
 #: An honest server needs at most two (re-asking a millisecond, then stepping past it).
 MAX_STALE_PAGES: Final = 3
@@ -101,6 +105,9 @@ class AsyncActions(StartActions):
             self._poll if self._shared is None else self._shared.fetch
         )
         self._get_fetch: Callable[[str], Awaitable[AsyncAction]] = self.get
+        # The warm start's list() (PollPolicy.warm_start): at most one per client.
+        self._warming: asyncio.Task[None] | None = None
+        self._warm: Callable[[], Awaitable[None] | None] = self._warm_start
 
     @property
     def durations(self) -> DurationStats:
@@ -111,6 +118,29 @@ class AsyncActions(StartActions):
         ``durations.update(saved)`` where *saved* came from ``durations.to_dict()``.
         """
         return self._durations
+
+    def _warm_start(self) -> Awaitable[None] | None:
+        """The client's warm start, for a handle whose schedule wants one: the one
+        ``list()`` page it fetches (made now unless made before), to await; None when there
+        is none to wait for (made and over, state given by the user, closing, or the gate
+        has no room for a request nobody asked for)."""
+        task = self._warming
+        if task is None:
+            if self._closing or self._durations.given or not self._transport.gate.has_room():
+                return None
+            task = self._warming = asyncio.get_running_loop().create_task(
+                self._warm_page(), name="voucherify-async warm start"
+            )
+        return None if task.done() else asyncio.shield(task)
+
+    async def _warm_page(self) -> None:
+        """One ``list()`` page, for the durations it teaches; a failure only logs."""
+        try:
+            page = await self.list(limit=WARM_START_PAGE)
+        except (VoucherifyError, ValueError) as exc:  # ClientClosedError too: nothing to learn
+            logger.info("warm start: the list() page failed (%s); polling without it", exc)
+        else:
+            logger.debug("warm start: learned from %d listed actions", len(page.async_actions))
 
     # -- plain requests -----------------------------------------------------------------
 
@@ -260,6 +290,7 @@ class AsyncActions(StartActions):
                 on_finish=self._on_finish,
                 stats=self._durations,
                 server_offset=self._offset,
+                warm=self._warm,
             )
             self._handles[action_id] = handle
             handle._helper_owned = True
@@ -290,6 +321,7 @@ class AsyncActions(StartActions):
                 stats=self._durations,
                 server_offset=self._offset,
                 action_type=action_type,
+                warm=self._warm,
             )
             self._handles[action_id] = handle
         handle._helper_owned = False
@@ -458,6 +490,11 @@ class AsyncActions(StartActions):
             if handle._loop is running:
                 await handle._stopped()
         self._handles.clear()
+        warming = self._warming
+        if warming is not None and not warming.done():
+            warming.cancel()
+            if running is not None and warming.get_loop() is running:
+                await asyncio.wait([warming])
         if self._shared is not None and running is not None:
             await self._shared.aclose()
 

@@ -202,7 +202,9 @@ class PollPolicy:
     nothing, gaps are at most half that. Once the client has seen five actions of a type
     finish, it uses their durations (``learn_durations=False`` turns this off): the first
     poll of a new one waits for their median, and for an action this client started the
-    bound counts the wait as at least their 5th percentile. See the polling reference page
+    bound counts the wait as at least their 5th percentile; a fresh client learns them from
+    one ``list()`` page once a handle waits past a short job's time (``warm_start``). See
+    the polling reference page
     of the documentation for the rule and its constants.
 
     All times are in seconds, finite real numbers (``bool`` is refused). A field out of range,
@@ -249,6 +251,15 @@ class PollPolicy:
     #: Use the durations the client learned from finished actions of the same type: the
     #: first poll waits for the type's median, and the lateness bound's floor. Default True.
     learn_durations: bool = attrs.field(default=True, validator=_flag)
+    #: Let a client that has learned nothing of an action's type fetch one ``list()`` page
+    #: (100 items: the recent actions' durations per type) the first time a handle of that
+    #: type is still unfinished ``2 * initial_delay`` after it started (so short jobs, and
+    #: scripts that never wait, send no such request): at most once per client, through the
+    #: same gate, and never after the user gave the client learned state (``list()``,
+    #: ``durations.update()``/``learn_from_list()``), after ``close()``, while anything
+    #: waits in the gate, or while the budget is short. Its durations give the lateness
+    #: bound its learned floor at once. Needs ``learn_durations``. Default True.
+    warm_start: bool = attrs.field(default=True, validator=_flag)
 
     @multiplier.validator
     def _check_multiplier(self, attribute: attrs.Attribute[float], value: float) -> None:

@@ -84,6 +84,7 @@ class AsyncActionHandle:
         "_timer",
         "_type_hint",
         "_waiters",
+        "_warm",
     )
 
     def __init__(
@@ -97,8 +98,11 @@ class AsyncActionHandle:
         stats: DurationStats | None = None,
         server_offset: Callable[[], float | None] | None = None,
         action_type: str | None = None,
+        warm: Callable[[], Awaitable[None] | None] | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
+        # The client's warm start (PollPolicy.warm_start): one list() page it fetches once.
+        self._warm = warm
         # The type the action is expected to have (a start helper knows it): its learned
         # durations plan the first poll; the first snapshot's type replaces it.
         self._type_hint = action_type
@@ -410,6 +414,16 @@ class AsyncActionHandle:
                 else:
                     self._settle(result=snapshot)
                 return
+            if (
+                snapshot is not None
+                and self._warm is not None
+                and self._schedule.wants_warm_start(now, snapshot.type)
+            ):
+                # Unfinished past a short job's time, nothing learned of its type: the
+                # client's one warm-start list() teaches it before the next plan.
+                pending = self._warm()
+                if pending is not None:
+                    await pending
             self._plan_next(now, snapshot, error)
         except asyncio.CancelledError:
             if not self._future.done():
@@ -441,7 +455,8 @@ class AsyncActionHandle:
             reason = "deadline"  # the deadline timer ends the handle before this poll
         status = snapshot.status if snapshot is not None else None
         emit_poll(PollEvent(self._id, self._attempt, status, progress, delay, reason, error))
-        self._timer = self._loop.call_later(delay, self._spawn)
+        # From the poll's answer (a warm start may have run since).
+        self._timer = self._loop.call_at(now + delay, self._spawn)
 
     def _created_on_loop_clock(self) -> float | None:
         """The action's ``created_at`` on the loop's clock (through the transport's robust

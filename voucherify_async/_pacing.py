@@ -112,6 +112,12 @@ class RequestGate(abc.ABC):
         """Close, and wait for any background work of the implementation to end."""
         self.close()
 
+    def has_room(self) -> bool:
+        """True when a request nobody asked for (the client's warm-start ``list()``) may go
+        now: it would be admitted at once, behind nobody, and the budget is not short. The
+        default: no server pause is in force."""
+        return self.paused_for <= 0
+
 
 class Budget(Protocol):
     """What ``VoucherifyClient(budget=...)`` takes: a request budget that builds the client's
@@ -329,6 +335,14 @@ class LocalGate(RequestGate):
         if not finished:
             return None  # every slot is held by a request in flight
         return finished[0] + self._window - now
+
+    def has_room(self) -> bool:
+        """Not closed, nobody waiting, a request admitted at once, and the budget (if any)
+        not short by the admission's measure (:data:`HOLD_WHEN_FREE_BELOW` of its slots free)."""
+        now = self._clock()
+        if self._closed or self._queue or not self._admissible(now):
+            return False
+        return not self._budget_short(now)
 
     def _budget_short(self, now: float) -> bool:
         """True when the budget has fewer free slots than HOLD_WHEN_FREE_BELOW of its limit."""

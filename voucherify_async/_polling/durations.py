@@ -62,7 +62,7 @@ class DurationStats:
     their first poll. Save it with :meth:`to_dict` and start warm with :meth:`update`.
     """
 
-    __slots__ = ("_by_type", "_seen", "_seen_order", "time_left")
+    __slots__ = ("_by_type", "_given", "_seen", "_seen_order", "time_left")
 
     def __init__(self) -> None:
         self._by_type: PerType[float] = PerType(PER_TYPE, MAX_TYPES)
@@ -75,6 +75,7 @@ class DurationStats:
         #: not in :meth:`to_dict`: save ``time_left.to_dict()`` and start warm with
         #: ``time_left.update(saved)``.
         self.time_left = TimeLeft()
+        self._given = False  # learned state was given: update() or learn_from_list()
 
     def add(self, action_type: str | None, seconds: float) -> None:
         """Learn that an action of *action_type* took *seconds* (ignored unless finite >= 0)."""
@@ -103,7 +104,19 @@ class DurationStats:
 
     def learn_from_list(self, actions: Iterable[AsyncAction]) -> int:
         """Learn from list items (``client.async_actions.list()``); returns how many counted."""
+        self._given = True
         return sum(self.learn(action) for action in actions)
+
+    @property
+    def given(self) -> bool:
+        """True once learned state was given to it: :meth:`update`, :meth:`learn_from_list`
+        (every ``list()`` page, the client's own warm start's too), or :meth:`from_dict`.
+        (A client then sends no warm-start ``list()``: ``PollPolicy.warm_start``.)"""
+        return self._given
+
+    def knows(self, action_type: str | None) -> bool:
+        """True when *action_type* itself has enough durations (5) for its quantiles."""
+        return bool(action_type) and self._by_type.count(str(action_type)) >= MIN_SAMPLES
 
     def quantile(self, action_type: str | None, q: float) -> float | None:
         """The *q* quantile (0-1) of *action_type*'s durations in seconds, falling back to every
@@ -131,6 +144,7 @@ class DurationStats:
 
     def update(self, data: Mapping[str, Iterable[float]]) -> None:
         """Add figures saved by :meth:`to_dict` (values that are not numbers are skipped)."""
+        self._given = True
         for key, values in data.items():
             for value in values:
                 if isinstance(value, int | float) and not isinstance(value, bool):

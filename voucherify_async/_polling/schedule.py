@@ -332,6 +332,22 @@ class PollSchedule:
         young = started + wait - now
         return now + own_delay(max(0.0, young)), young > 0
 
+    def wants_warm_start(self, now: float, action_type: str | None) -> bool:
+        """Whether learning *action_type*'s durations now (the client's warm start, one
+        ``list()`` page) would help this handle after a poll at *now* that saw it
+        unfinished: ``policy.warm_start`` and ``learn_durations`` are on, the client
+        learns (a :class:`DurationStats` was given), the type is known but not learned
+        (fewer than five of its own), and the handle has waited at least ``FIRST_POLL_CAP *
+        initial_delay``: past a short job's time (the first-poll cap), where a learned
+        floor skips the bound's ladder of polls (about one per 1.5x of the wait), so the
+        request pays for itself; a job over by then never sends it."""
+        policy, learned = self._policy, self._learned
+        if not policy.warm_start or learned is None or not action_type:
+            return False
+        if learned.given or learned.knows(action_type) or self._start is None:
+            return False
+        return now - self._start >= FIRST_POLL_CAP * policy.initial_delay
+
     def floor(self, action_type: str | None = None) -> float:
         """The learned floor of the lateness bound, in seconds: :data:`FLOOR_QUANTILE` of the
         durations learned for *action_type* itself; 0 when the type is not known, fewer than
