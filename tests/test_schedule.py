@@ -77,6 +77,40 @@ def test_no_progress_costs_the_bound_and_no_more() -> None:
     assert all(gap <= max(0.25 * (answered - 0.01), 0.6) + 1e-9 for answered, gap, _ in run.gaps)
 
 
+@pytest.mark.parametrize("queued", [0.5, 1.0, 2.0, 3.0, 5.0, 8.0])
+def test_a_silent_job_seen_leaving_its_queue_is_seen_within_a_quarter_of_its_run(
+    queued: float,
+) -> None:
+    """A job that never reports progress, seen ENQUEUED for *queued* times its running time:
+    once a poll sees it running, the gaps are a quarter of the time since that poll (its
+    work began before it), so its end is seen within a quarter of its running time, not
+    of the time since the last ENQUEUED poll (which may be long before the work began)."""
+    running = 100.0
+    job = _job("none", running * (1 + queued), enqueued=running * queued)
+    run = poll(job, running * (1 + queued), PollPolicy(jitter=0))
+    assert run.lateness <= 0.25 * running + 0.1
+
+
+def test_progress_zero_all_along_says_nothing_of_the_start() -> None:
+    """A handle that meets by id an action showing progress 0 (a type that reports none):
+    the learned floor does not apply (its work may have begun long before), so the gaps
+    stay a quarter of the wait, not of the type's learned durations. A 0 followed by a
+    higher value does show the work had barely begun."""
+    stats = DurationStats()
+    for seconds in (1000.0, 1100.0, 1200.0, 1300.0, 1400.0):
+        stats.add("T", seconds)
+    policy = PollPolicy(jitter=0)
+    schedule = PollSchedule(policy, started=0.0, stats=stats)
+    for now in (1.0, 2.0, 4.0, 8.0):
+        delay, reason = schedule.next_delay(now, True, 0, action_type="T")
+        assert delay <= max(0.25 * now, policy.initial_delay) + 1e-9
+        assert reason != "learned"
+    moved = PollSchedule(policy, started=0.0, stats=stats)
+    moved.next_delay(1.0, True, 0, action_type="T")
+    moved.next_delay(2.0, True, 1, action_type="T")
+    assert moved.bound(3.0, None, "T") == pytest.approx(0.5 * 1000.0)
+
+
 def test_a_watcher_sets_the_pace() -> None:
     """With every=2, no gap exceeds 2 s, whatever the schedule would rather do."""
     duration = 120.0

@@ -81,7 +81,8 @@ async def test_a_fresh_client_learns_from_one_list_page_once(
     _finished_actions(emulator)
     client = make_client(poll_policy=QUICK)
     polls = _Polls()
-    first = emulator.add_action(TYPE, duration=None)  # IN_PROGRESS at 0 % until cancelled
+    # ENQUEUED for an hour: its work has not begun, so a learned floor applies to it.
+    first = emulator.add_action(TYPE, duration=None, enqueued=3600.0)
     handle = client.async_actions.handle(first)
     events = await polls.wait_for(lambda e: e.reason == "learned", first)
     assert _lists(emulator) == [{"limit": "100"}]

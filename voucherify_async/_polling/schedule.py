@@ -114,6 +114,7 @@ class PollSchedule:
         "_growth",
         "_known",
         "_last",
+        "_left_queue",
         "_made_here",
         "_policy",
         "_rerun",
@@ -142,6 +143,9 @@ class PollSchedule:
         #: Whether the work is known not to have begun at ``_since``.
         self._known = self._made_here = known_start and self._start is not None
         self._enqueued = False  # the newest snapshot said ENQUEUED
+        #: The first poll that saw the action past ENQUEUED after a poll saw it ENQUEUED: its
+        #: work began between ``_since`` and this (None: not seen leave the queue).
+        self._left_queue: float | None = None
         self._growth = 0.0  # the last growth-schedule delay (0: none yet)
         self._last: float | None = None  # the newest poll
         self._run: Readings | None = None  # allocated at the first progress reading
@@ -203,11 +207,14 @@ class PollSchedule:
             progress = None
         delay: float | None = None
         reason: PollReason = "backoff"
-        self._enqueued = bool(enqueued) and not in_progress
+        was_enqueued, self._enqueued = self._enqueued, bool(enqueued) and not in_progress
+        if was_enqueued and not self._enqueued:
+            self._left_queue = now  # its work began between the last poll and this one
         if self._enqueued:
             # Its work had not begun by now: the bound counts from here once it runs.
             self._since, self._known = now, True
             self._run = None
+            self._left_queue = None
         elif policy.adaptive and in_progress and progress is not None:
             delay = self._progress_delay(now, progress, action_type)
             if delay is not None:
@@ -248,6 +255,11 @@ class PollSchedule:
         if f is None:
             return math.inf
         wait, floor = self._wait(now, action_type)
+        if self._left_queue is not None:
+            # It left the queue under the handle's eyes, by the poll that first saw it past:
+            # its running time is at least the time since, so gaps of a share of that are
+            # that share of its running time (the bound still counts from ``_since``).
+            wait = min(wait, now - self._left_queue)
         return max(SILENT_SHARE * f * max(wait, floor), self._policy.initial_delay)
 
     def _progress_delay(self, now: float, progress: int, action_type: str | None) -> float | None:
@@ -259,8 +271,10 @@ class PollSchedule:
             # Progress went back: a new run, whose work began after the last poll.
             self._since, self._known, self._rerun = self._last, self._last is not None, True
             run = self._run = Readings()
-        if progress == 0:
-            self._known = True  # its work had barely begun: the floor may apply from here
+        if progress > 0 and run.zero is not None:
+            # It showed 0, then moved: its work had barely begun at the 0 (a type that never
+            # reports progress shows 0 all along, which says nothing of its start).
+            self._known = True
         origin = self._since if self._known else None
         run.observe(now, progress, origin)
         earliest = self._earliest = run.earliest(now, origin, DOUBT)
