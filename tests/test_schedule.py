@@ -91,24 +91,27 @@ def test_a_silent_job_seen_leaving_its_queue_is_seen_within_a_quarter_of_its_run
     assert run.lateness <= 0.25 * running + 0.1
 
 
-def test_progress_zero_all_along_says_nothing_of_the_start() -> None:
-    """A handle that meets by id an action showing progress 0 (a type that reports none):
-    the learned floor does not apply (its work may have begun long before), so the gaps
-    stay a quarter of the wait, not of the type's learned durations. A 0 followed by a
-    higher value does show the work had barely begun."""
+def test_the_learned_floor_counts_from_the_creation() -> None:
+    """Learned durations run from the action's creation (processing_time), so their floor
+    applies only to an action this client started, less the time from its start to the
+    bound's reference; a handle met by id (progress 0 all along, a type that reports none)
+    keeps gaps of a quarter of its wait, not of the type's durations."""
     stats = DurationStats()
     for seconds in (1000.0, 1100.0, 1200.0, 1300.0, 1400.0):
         stats.add("T", seconds)
     policy = PollPolicy(jitter=0)
-    schedule = PollSchedule(policy, started=0.0, stats=stats)
+    by_id = PollSchedule(policy, started=0.0, stats=stats)
     for now in (1.0, 2.0, 4.0, 8.0):
-        delay, reason = schedule.next_delay(now, True, 0, action_type="T")
+        delay, reason = by_id.next_delay(now, True, 0, action_type="T")
         assert delay <= max(0.25 * now, policy.initial_delay) + 1e-9
         assert reason != "learned"
-    moved = PollSchedule(policy, started=0.0, stats=stats)
-    moved.next_delay(1.0, True, 0, action_type="T")
-    moved.next_delay(2.0, True, 1, action_type="T")
-    assert moved.bound(3.0, None, "T") == pytest.approx(0.5 * 1000.0)
+    assert by_id.bound(100.0, None, "T") == pytest.approx(50.0)
+    mine = PollSchedule(policy, started=0.0, stats=stats, known_start=True)
+    mine.next_delay(1.0, False, None, action_type="T", enqueued=True)
+    assert mine.bound(1.0, None, "T") == pytest.approx(0.5 * 1000.0)
+    mine.next_delay(400.0, False, None, action_type="T", enqueued=True)
+    mine.next_delay(401.0, True, 0, action_type="T")  # left the queue after 400 s
+    assert mine.bound(402.0, None, "T") == pytest.approx(0.5 * 600.0)
 
 
 def test_a_watcher_sets_the_pace() -> None:

@@ -11,6 +11,7 @@ import attrs
 import pytest
 
 from voucherify_async import (
+    AsyncActionHandle,
     ClientClosedError,
     PollPolicy,
     VoucherifyClient,
@@ -33,6 +34,19 @@ def _finished_actions(emulator: VoucherifyEmulator) -> None:
     for duration in LISTED:
         emulator.add_action(TYPE, duration=duration)
     emulator.advance(100.0)
+
+
+async def _started(client: VoucherifyClient, policy: PollPolicy | None = None) -> AsyncActionHandle:
+    """The handle of a VOUCHERS.IMPORT this client starts (the emulator's runs an hour)."""
+    return await client.async_actions.start(
+        "POST", "/v1/vouchers/import", json=[{"code": "A"}], policy=policy
+    )
+
+
+@pytest.fixture(autouse=True)
+def _hour_long_jobs(emulator: VoucherifyEmulator) -> None:
+    """Jobs started through the API run for an hour (none ends during a test)."""
+    emulator.start_seconds = 3600.0
 
 
 def _lists(emulator: VoucherifyEmulator) -> list[dict[str, str]]:
@@ -76,14 +90,14 @@ class _Polls:
 async def test_a_fresh_client_learns_from_one_list_page_once(
     emulator: VoucherifyEmulator, make_client: MakeClient
 ) -> None:
-    """A handle still unfinished past 2 * initial_delay makes the client fetch one list page
-    (100 items), whose durations plan its very next gap; a second handle sends none."""
+    """A handle of an action this client started, still unfinished past 2 * initial_delay,
+    makes the client fetch one list page (100 items), whose durations plan its very next
+    gap; a second handle sends none."""
     _finished_actions(emulator)
     client = make_client(poll_policy=QUICK)
     polls = _Polls()
-    # ENQUEUED for an hour: its work has not begun, so a learned floor applies to it.
-    first = emulator.add_action(TYPE, duration=None, enqueued=3600.0)
-    handle = client.async_actions.handle(first)
+    handle = await _started(client)
+    first = handle.id
     events = await polls.wait_for(lambda e: e.reason == "learned", first)
     assert _lists(emulator) == [{"limit": "100"}]
     stats = client.async_actions.durations
@@ -92,35 +106,42 @@ async def test_a_fresh_client_learns_from_one_list_page_once(
     # floor (the 5th percentile of 40-90 s: 40 s) makes the silent gap a quarter of that.
     assert all(e.delay <= 0.03 for e in events[:-1])
     assert events[-1].delay == pytest.approx(0.25 * 40.0)
-    # Once per client: a handle of a type the page did not show sends no second one.
-    second = client.async_actions.handle(emulator.add_action("OTHER.TYPE", duration=None))
+    # Once per client: another handle, of a type the page did not show, sends no second.
+    emulator.add_action("OTHER.TYPE", duration=0.0)
+    second = await client.async_actions.start(
+        "POST", "/v1/vouchers/metadata/async", json={"codes": ["A"], "metadata": {"k": 1}}
+    )
     await polls.wait(5, second.id)
     assert len(_lists(emulator)) == 1
     handle.cancel()
     second.cancel()
 
 
-async def test_short_jobs_and_switched_off_clients_send_no_list(
+async def test_short_jobs_handles_by_id_and_switched_off_clients_send_no_list(
     emulator: VoucherifyEmulator, make_client: MakeClient
 ) -> None:
-    """An action over by its first poll sends no list request; nor does a handle past the
-    horizon with warm_start=False, or with learn_durations=False."""
+    """An action over by its first poll sends no list request; nor does a handle met by id
+    (learned durations run from the creation, which it does not know), nor a handle past
+    the horizon with warm_start=False, or with learn_durations=False."""
     client = make_client(poll_policy=QUICK)
-    done = emulator.add_action(TYPE, duration=0.0)
-    await client.async_actions.wait(done, timeout=10)
+    emulator.start_seconds = 0.0
+    await (await _started(client))  # over by its first poll
+    assert _lists(emulator) == []
+    emulator.start_seconds = 3600.0
     polls = _Polls()
-    ids = []
+    by_id = client.async_actions.handle(emulator.add_action(TYPE, duration=None))
+    handles = [by_id]
     for policy in (
         attrs.evolve(QUICK, warm_start=False),
         attrs.evolve(QUICK, learn_durations=False),
     ):
-        action_id = emulator.add_action(TYPE, duration=None)
-        ids.append(action_id)
-        client.async_actions.handle(action_id, policy)
-    for action_id in ids:
-        await polls.wait(5, action_id)
+        handles.append(await _started(client, policy))
+    for handle in handles:
+        await polls.wait(5, handle.id)
     assert _lists(emulator) == []
     assert not client.async_actions.durations.given
+    for handle in handles:
+        handle.cancel()
 
 
 async def test_no_list_once_the_user_gave_learned_state(
@@ -134,12 +155,12 @@ async def test_no_list_once_the_user_gave_learned_state(
     listed = make_client(poll_policy=QUICK)
     await listed.async_actions.list(limit=5)
     assert len(_lists(emulator)) == 1
-    handles = [
-        c.async_actions.handle(emulator.add_action(TYPE, duration=None)) for c in (saved, listed)
-    ]
+    handles = [await _started(c) for c in (saved, listed)]
     for handle in handles:
         await polls.wait(5, handle.id)
     assert len(_lists(emulator)) == 1
+    for handle in handles:
+        handle.cancel()
 
 
 async def test_no_list_while_the_budget_is_short(
@@ -151,7 +172,7 @@ async def test_no_list_while_the_budget_is_short(
     polls = _Polls()
     for _ in range(40):  # 4 % of the budget (another type: TYPE stays unlearned)
         await client.async_actions.get(emulator.add_action("OTHER.TYPE", duration=0.0))
-    handle = client.async_actions.handle(emulator.add_action(TYPE, duration=None))
+    handle = await _started(client)
     await polls.wait(5, handle.id)
     assert _lists(emulator) == []
     handle.cancel()
@@ -164,12 +185,11 @@ async def test_close_cancels_a_warm_start_in_flight_and_no_list_follows(
     ClientClosedError), nothing runs after close() returns, and no list is sent after it."""
     client = make_client(poll_policy=QUICK)
     actions = client.async_actions
-    action_id = emulator.add_action(TYPE, duration=None)
+    handle = await _started(client)
     # The action's polls are answered at once (the first fault that matches answers); every
     # other request, the list, hangs.
-    emulator.inject(Delay(0.0), times=None, action_id=action_id)
+    emulator.inject(Delay(0.0), times=None, action_id=handle.id)
     emulator.inject(Delay(60.0), times=None)
-    handle = actions.handle(action_id)
     # The polls up to the one past the horizon, then the list: the handle waits for it.
     requests = await emulator.wait_for_requests(2, timeout=10)
     while requests[-1].path != "/v1/async-actions":

@@ -173,7 +173,7 @@ class PollSchedule:
             # once would almost always see it unfinished; one met elsewhere may be over.
             return own_delay(policy.initial_delay) if self._made_here else 0.0
         cap = FIRST_POLL_CAP * policy.initial_delay
-        if policy.max_lateness is not None and self._known:
+        if policy.max_lateness is not None and self._made_here:
             cap = max(cap, policy.max_lateness * self.floor(action_type))
         return own_delay(min(median, cap, policy.max_delay))
 
@@ -227,7 +227,7 @@ class PollSchedule:
             delay = self._growth = min(growth, policy.max_delay)
             if bound is not None:
                 silent = self._silent(now, action_type)
-                if self._known and self.floor(action_type) > 0:
+                if self._wait(now, action_type)[1] > 0:
                     delay, reason = silent, "learned"  # the type is known to take longer
                 else:
                     delay = min(delay, silent)
@@ -358,7 +358,9 @@ class PollSchedule:
         policy, learned = self._policy, self._learned
         if not policy.warm_start or learned is None or not action_type:
             return False
-        if learned.given or learned.knows(action_type) or self._start is None:
+        if not self._made_here or learned.given or learned.knows(action_type):
+            return False  # (met by id: its creation is unknown, so a floor could not apply)
+        if self._start is None:
             return False
         return now - self._start >= FIRST_POLL_CAP * policy.initial_delay
 
@@ -377,8 +379,15 @@ class PollSchedule:
         """The wait the bound counts (seconds since its reference) and the learned floor
         that applies to it (0 where the work is not known to have begun at the reference)."""
         reference = self._start if self._enqueued else self._since
-        wait = max(0.0, now - reference) if reference is not None else 0.0
-        return wait, (self.floor(action_type) if self._known else 0.0)
+        if reference is None or self._start is None:
+            return 0.0, 0.0
+        wait = max(0.0, now - reference)
+        if not self._made_here:
+            return wait, 0.0
+        # Learned durations run from the creation (processing_time): what is left of the
+        # floor at the reference (the handle's start is the creation, give or take the
+        # start request's answer).
+        return wait, max(0.0, self.floor(action_type) - (reference - self._start))
 
     def bound(
         self, now: float, created: float | None = None, action_type: str | None = None
