@@ -202,8 +202,9 @@ class PollPolicy:
     nothing, gaps are at most half that. Once the client has seen five actions of a type
     finish, it uses their durations (``learn_durations=False`` turns this off): the first
     poll of a new one waits for their median, and for an action this client started the
-    bound counts the wait as at least their 5th percentile; a fresh client learns them from
-    one ``list()`` page once a handle waits past a short job's time (``warm_start``). See
+    bound counts the wait as at least their 5th percentile (less the time since its start);
+    a fresh client learns them from one ``list()`` page once a handle of an action it
+    started waits past a short job's time (``warm_start``). See
     the polling reference page
     of the documentation for the rule and its constants.
 
@@ -243,17 +244,19 @@ class PollPolicy:
     #: counted from the handle's start, or from the last poll that saw the action ENQUEUED
     #: once a poll saw it running; so an action is seen at most that long after its end,
     #: whatever its progress does, however long it queued before the handle met it. The
-    #: floor is the 5th percentile of the durations learned for the action's type, for an
-    #: action this client started or saw ENQUEUED or at progress 0 (else 0, and 0 until five
-    #: are learned, or with ``learn_durations=False``). ``created_at`` plays no part.
+    #: floor is the 5th percentile of the durations learned for the action's type (they run
+    #: from the creation), less the time from the action's start to the wait's start, for
+    #: an action this client started (else 0, and 0 until five are learned, or with
+    #: ``learn_durations=False``). ``created_at`` plays no part.
     #: ``None`` turns the bound off. Default 0.5.
     max_lateness: float | None = attrs.field(default=0.5, validator=_positive_or_none)
     #: Use the durations the client learned from finished actions of the same type: the
     #: first poll waits for the type's median, and the lateness bound's floor. Default True.
     learn_durations: bool = attrs.field(default=True, validator=_flag)
     #: Let a client that has learned nothing of an action's type fetch one ``list()`` page
-    #: (100 items: the recent actions' durations per type) the first time a handle of that
-    #: type is still unfinished ``2 * initial_delay`` after it started (so short jobs, and
+    #: (100 items: the recent actions' durations per type) the first time a handle of an
+    #: action it started, of that type, is still unfinished ``2 * initial_delay`` after the
+    #: start (so short jobs, and
     #: scripts that never wait, send no such request): at most once per client, through the
     #: same gate, and never after the user gave the client learned state (``list()``,
     #: ``durations.update()``/``learn_from_list()``), after ``close()``, while anything

@@ -8,10 +8,11 @@ new run), else the handle's start. With ``PollPolicy.max_lateness = f``:
 
 - **Bounded lateness.** The next poll comes at most
   ``max(f * max(t - r, L), initial_delay, min_delay)`` after ``t``, and never after
-  ``max_delay``. ``L`` (:meth:`PollSchedule.floor`) is the :data:`FLOOR_QUANTILE` of the
-  durations learned for the action's type, used only when ``r`` is a moment the work is
-  known not to have begun (the client started the action, saw it ENQUEUED, or saw its
-  progress at 0); else 0. So an action that ends at ``E`` is seen by a poll at most
+  ``max_delay``. ``L`` is the :data:`FLOOR_QUANTILE` of the durations learned for the
+  action's type (:meth:`PollSchedule.floor`; they run from the creation, as
+  ``processing_time`` does), less the time from the handle's start to ``r``, for an action
+  this client started (``known_start``: the handle's start is its creation); else 0. So
+  an action that ends at ``E`` is seen by a poll at most
   ``max(f * max(E - r, L), initial_delay)`` after its end (plus that poll's own request
   time): at most ``f`` times what its user has waited since the handle met it, or since
   it left the queue under the handle's eyes. ``created_at`` plays no part in it: the
@@ -33,9 +34,11 @@ How it picks a gap under that bound (the decision rule):
   the silent share (below) of the time since (a job stuck near its end backs off).
 - **Where progress says nothing** (ENQUEUED, a poll that failed, no pace yet, a value shown
   longer than a step takes): the growth schedule (``initial_delay * multiplier ** n``), at
-  most the *silent gap* ``max(SILENT_SHARE * f * max(t - r, L), initial_delay)`` (with a
-  learned floor, the silent gap itself): such stretches are seen within ``SILENT_SHARE *
-  f`` (a quarter) of the wait.
+  most the *silent gap* ``max(SILENT_SHARE * f * max(w, L), initial_delay)`` (with a
+  learned floor, the silent gap itself), ``w`` being ``t - r``, or the time since the first
+  poll that saw the action past ENQUEUED once one saw it leave the queue: such stretches
+  are seen within ``SILENT_SHARE * f`` (a quarter) of the wait, and of the running time
+  once the queue was seen.
 - **The first poll**: the policy's ``first_poll_after``; when that is 0 and durations are
   learned, the type's median duration (a just-started action's first GET almost always sees
   it unfinished), at most ``FIRST_POLL_CAP * initial_delay``, or the bound the learned
@@ -104,8 +107,9 @@ class PollSchedule:
     """The delays of one handle. Feed it every snapshot; ask it for the next delay.
 
     *started* is when the handle started (its first poll when None): the bound's reference
-    until the action is seen past ENQUEUED. With *known_start*, the action's work had not
-    begun at *started* (this client started it), so the learned floor applies from there.
+    until the action is seen past ENQUEUED. With *known_start*, this client started the
+    action at *started* (its creation), so the learned floor (durations from the creation)
+    applies, less the time from there to the bound's reference.
     """
 
     __slots__ = (
