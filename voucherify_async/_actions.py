@@ -491,9 +491,9 @@ class AsyncActions(StartActions):
                 await handle._stopped()
         self._handles.clear()
         warming = self._warming
-        if warming is not None and not warming.done():
+        if warming is not None and not warming.done() and not warming.get_loop().is_closed():
             warming.cancel()
-            if running is not None and warming.get_loop() is running:
+            if warming.get_loop() is running:
                 await asyncio.wait([warming])
         if self._shared is not None and running is not None:
             await self._shared.aclose()
