@@ -202,3 +202,25 @@ async def test_close_cancels_a_warm_start_in_flight_and_no_list_follows(
         await handle
     assert actions._warm() is None
     assert len(_lists(emulator)) == 1
+
+
+def test_the_benchmark_counts_the_warm_start_request_and_nothing_else() -> None:
+    """benchmarks/warm_start.py: a page that shows nothing of the type costs each job of an
+    action the client started that outlives the horizon one GET more than no warm start,
+    and changes no poll's timing (the schedule learned nothing from it)."""
+    import random
+
+    from benchmarks import shapes_random as sr
+    from benchmarks import warm_start as ws
+
+    durations = sr.DURATIONS["medium"]
+    extra = []
+    for seed in sr.TUNING[:16]:
+        shape = sr.draw(seed, "moving", durations)
+        off = ws.poll("no warm start", shape, durations, 10, random.Random(seed))
+        empty = ws.poll("not on page", shape, durations, 10, random.Random(seed))
+        listed = ws.poll("warm start", shape, durations, 10, random.Random(seed))
+        assert empty.lateness == off.lateness
+        extra.append(empty.gets - off.gets)
+        assert listed.gets <= off.gets + 1
+    assert set(extra) == {1}  # 15-45 s jobs all outlive 1.2 s
