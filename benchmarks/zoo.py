@@ -178,6 +178,7 @@ def poll(
     created: float = CREATED_SLACK,
     hint: bool = True,
     timings: list[int] | None = None,
+    warm_up: Callable[[DurationStats], None] | None = None,
 ) -> tuple[int, float, float]:
     """Poll a job whose ``state(t)`` (seconds since its creation) is (status, progress) and
     that ends at *end*, with *poller* ("fixed", "expo", or "ours"/"fresh": ``PollPolicy()``
@@ -185,15 +186,20 @@ def poll(
     end), from a handle started at *started*, with ``created_at`` mapped to *created*.
     *hint*: a start helper told the handle the type before its first GET. *timings*
     collects each ``next_delay`` call's CPU nanoseconds (this thread's: a busy machine's
-    preemptions are not the schedule's cost). Returns (GETs, the moment the poll
-    that saw the end was answered, the learned floor of the lateness bound)."""
+    preemptions are not the schedule's cost). *warm_up*: the client's warm start
+    (``PollPolicy.warm_start``), called with *stats* when the schedule wants one after a
+    poll (what one ``list()`` page teaches); its request counts as a GET. Returns (GETs,
+    the moment the poll that saw the end was answered, the learned floor of the lateness
+    bound)."""
     t = started
     gets = 0
     expo = _expo_delays(rng)
     schedule: PollSchedule | None = None
     if poller in ("fixed", "ours", "fresh"):
         chosen = FIXED_1S if poller == "fixed" else (policy or PollPolicy())
-        schedule = PollSchedule(chosen, rng, started=started, stats=stats)
+        # A start helper's hint means this client started the action: its work had not
+        # begun at the handle's start (the learned floor of the bound may apply from there).
+        schedule = PollSchedule(chosen, rng, started=started, stats=stats, known_start=hint)
         t += schedule.first_delay(action_type if hint else None)
     clock = time.thread_time_ns
     while True:
@@ -212,6 +218,14 @@ def poll(
             delay = next(expo)
         else:
             in_progress = status == "IN_PROGRESS"
+            if (
+                warm_up is not None
+                and stats is not None
+                and schedule.wants_warm_start(answered, action_type)
+            ):
+                warm_up(stats)  # the list page, before the next plan (as the handle does)
+                stats.update({})  # state given: at most once, whatever the page taught
+                gets += 1
             began = clock()
             delay, _ = schedule.next_delay(
                 answered,

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import asyncio
 
-from voucherify_async._admission import MAX_ADVANCE, MAX_DEFERRAL, admission_key, polling_due
 from voucherify_async._pacing import LocalGate
+from voucherify_async._polling.admission import (
+    MAX_ADVANCE,
+    MAX_DEFERRAL,
+    admission_key,
+    polling_due,
+)
 
 
 async def _queue(

@@ -9,7 +9,7 @@ import attrs
 import pytest
 
 from voucherify_async import PollPolicy, VoucherifyClient
-from voucherify_async._schedule import PollSchedule
+from voucherify_async._polling.schedule import PollSchedule
 from voucherify_async.testing import VoucherifyEmulator, fast_polling
 
 
@@ -76,17 +76,37 @@ def test_adaptive_off_or_no_progress_uses_growth() -> None:
     fixed = PollSchedule(PollPolicy(jitter=0, adaptive=False))
     assert fixed.next_delay(0.0, True, 10)[1] == "backoff"
     assert fixed.next_delay(10.0, True, 50)[1] == "backoff"
-    enqueued = PollSchedule(PollPolicy(jitter=0))
+    enqueued = PollSchedule(PollPolicy(jitter=0, max_lateness=None))
     assert enqueued.next_delay(0.0, False, None) == (0.6, "backoff")
     assert enqueued.next_delay(1.0, False, None) == (pytest.approx(0.9), "backoff")
+    # With the bound, silent gaps are at most half of it (a quarter of the wait, f = 0.5),
+    # counted from the first poll when the handle's start is not given.
+    silent = PollSchedule(PollPolicy(jitter=0))
+    assert silent.next_delay(0.0, False, None) == (0.6, "backoff")
+    assert silent.next_delay(1.0, False, None) == (0.6, "backoff")
+    assert silent.next_delay(10.0, False, None) == (pytest.approx(1.35), "backoff")
+    assert silent.next_delay(100.0, False, None) == (pytest.approx(2.025), "backoff")
+    assert silent.next_delay(200.0, False, None) == (pytest.approx(3.0375), "backoff")
 
 
 def test_progress_going_back_restarts_the_estimate() -> None:
-    """A progress that drops (a retried stage) discards the old rate."""
-    schedule = PollSchedule(PollPolicy(jitter=0))
+    """A progress that drops (a retried stage) discards the old run: the new one began
+    after the poll before it, and its pace counts from there (10 points in 1 s), not from
+    the old readings; its lateness bound counts from there too."""
+    schedule = PollSchedule(PollPolicy(jitter=0, max_lateness=None))
     schedule.next_delay(0.0, True, 50)
-    assert schedule.next_delay(1.0, True, 10)[1] == "backoff"
-    assert schedule.next_delay(2.0, True, 20)[1] == "adaptive"
+    schedule.next_delay(0.5, True, 60)
+    delay, reason = schedule.next_delay(1.5, True, 10)
+    assert reason == "adaptive"
+    # At least 10 points a second since the new run began (at 0.5 s at the earliest),
+    # taken DOUBT (15 %) faster: 90 points to go in at most 90 / 11.5 s.
+    assert 0 < delay <= 90 / (10 * 1.15)
+    bounded = PollSchedule(PollPolicy(jitter=0))
+    bounded.next_delay(0.0, True, 50)
+    bounded.next_delay(100.0, True, 60)
+    assert bounded.bound(100.0) == 50.0
+    bounded.next_delay(101.0, True, 10)
+    assert bounded.bound(101.0) == 0.6  # 1 s into the new run
 
 
 def test_fast_polling_caps_own_delays() -> None:

@@ -1,4 +1,5 @@
-"""Learned time left (voucherify_async._timeleft) and the schedule's use of it, on a fake clock."""
+"""Learned time left (voucherify_async._polling.timeleft): what handles teach it, its bounds,
+and saving and restoring it."""
 
 from __future__ import annotations
 
@@ -7,15 +8,12 @@ import math
 import random
 
 import pytest
-from _polling import PROPERTY, _job, poll
-from hypothesis import given
-from hypothesis import strategies as st
+from _polling import _job, poll
 
 from voucherify_async import AsyncActionFailed, PollPolicy, VoucherifyClient
-from voucherify_async._durations import DurationStats
-from voucherify_async._schedule import PollSchedule
-from voucherify_async._timeleft import MAX_TYPES, MIN_RATIOS, NEIGHBORS, PER_TYPE, TimeLeft
-from voucherify_async._timeleft import finish_window as window
+from voucherify_async._polling.durations import DurationStats
+from voucherify_async._polling.schedule import PollSchedule
+from voucherify_async._polling.timeleft import MAX_TYPES, PER_TYPE, TimeLeft
 from voucherify_async.testing import VoucherifyEmulator, fast_polling
 
 TYPE = "VOUCHERS.IMPORT"
@@ -47,8 +45,7 @@ def test_learn_keeps_only_readings_that_foretell_something() -> None:
     # A linear job read at 2 s of 10 s at 20 % foretold its end exactly: the ratio is 1.
     exact = TimeLeft()
     exact.learn(TYPE, [(2.0, 20)], 10.0)
-    exact.learn(TYPE, [(2.0, 20)] * (MIN_RATIOS - 1), 10.0)
-    assert exact.near(TYPE, 20) == pytest.approx([0.0] * MIN_RATIOS)
+    assert exact.to_dict() == {TYPE: [[20, pytest.approx(1.0)]]}
 
 
 def test_memory_is_bounded() -> None:
@@ -59,129 +56,20 @@ def test_memory_is_bounded() -> None:
     for i in range(MAX_TYPES + 10):
         learned.learn(f"TYPE.{i}", [(1.0, 50)], 3.0)
     assert len(learned._by_type) == MAX_TYPES  # types kept
-    assert learned.near(TYPE, 50) is None  # the least recently taught type was forgotten
-
-
-def test_near_reads_the_nearest_progress_and_needs_enough() -> None:
-    learned = TimeLeft()
-    for _ in range(MIN_RATIOS - 1):
-        learned.learn(TYPE, [(5.0, 50)], 10.0)
-    assert learned.near(TYPE, 50) is None
-    assert learned.near("OTHER.TYPE", 50) is None
-    learned.learn(TYPE, [(9.0, 90)] * NEIGHBORS, 10.0)  # ratio (10-9)/(9*10/90) = 1
-    learned.learn(TYPE, [(1.0, 10)] * NEIGHBORS, 20.0)  # ratio (20-1)/(1*90/10) = 19/9
-    near = learned.near(TYPE, 88)
-    assert near is not None and len(near) == NEIGHBORS
-    assert near == pytest.approx([0.0] * NEIGHBORS)  # the 90s, not the 10s or the 50s
-    low = learned.near(TYPE, 12)
-    assert low == pytest.approx([math.log(19 / 9)] * NEIGHBORS)
-
-
-def test_the_window_holds_a_linear_jobs_end_and_is_narrow() -> None:
-    ratios = _learned_linear().near(TYPE, 40)
-    assert ratios is not None
-    # A new linear job of 30 s first read at 40 % at 12 s.
-    lo_hi = window(ratios, 12.0, 40, 0.03)
-    assert lo_hi is not None
-    lo, hi = lo_hi
-    assert lo <= 30.0 <= hi
-    assert hi - lo < 0.25 * 18.0  # within a quarter of the 18 s left
-
-
-@PROPERTY
-@given(
-    duration=st.floats(15, 45),
-    fraction=st.floats(0.05, 0.95),
-)
-def test_the_window_holds_the_end_of_any_job_like_the_learned_ones(
-    duration: float, fraction: float
-) -> None:
-    """Learned from linear jobs of 15-45 s, the window of a new linear job's first reading
-    of a value holds its true end."""
-    learned = _learned_linear(jobs=60)
-    progress = math.floor(100 * fraction)
-    if progress == 0:
-        return
-    first = progress / 100 * duration  # where the value is first seen
-    ratios = learned.near(TYPE, progress)
-    assert ratios is not None
-    lo_hi = window(ratios, first, progress, 0.01)
-    assert lo_hi is not None
-    lo, hi = lo_hi
-    assert lo <= duration * 1.001 and duration <= hi * 1.001
-
-
-def test_knowing_it_had_not_ended_moves_the_window_and_can_rule_it_out() -> None:
-    ratios = _learned_linear().near(TYPE, 40)
-    assert ratios is not None
-    plain = window(ratios, 12.0, 40, 0.03)
-    later = window(ratios, 12.0, 40, 0.03, after=29.0)
-    assert plain is not None and later is not None
-    assert later[0] >= 29.0 and later[0] > plain[0] and later[1] >= plain[1] - 1e-6
-    # Long past every learned finish: the ratios did not foresee this, nothing is predicted.
-    assert window(ratios, 12.0, 40, 0.03, after=300.0) is None
-
-
-def test_the_prior_weighs_the_finishes() -> None:
-    rng = random.Random(8)
-    # Ratios spread wide: a job of this type may end anywhere from 15 to 60 s.
-    ratios = [math.log(rng.uniform(0.25, 2.5)) for _ in range(80)]
-    flat = window(ratios, 10.0, 50, 0.03)
-    only_late = window(ratios, 10.0, 50, 0.03, prior=lambda age: 1.0 if age > 25 else 0.0)
-    assert flat is not None and only_late is not None
-    assert only_late[0] > flat[0] + 5  # (each kernel is weighed at its centre)
-    assert window(ratios, 10.0, 50, 0.03, prior=lambda age: 0.0) is None
-    assert window([], 10.0, 50, 0.03) is None
-    assert window(ratios, 10.0, 0, 0.03) is None and window(ratios, 10.0, 100, 0.03) is None
-
-
-# The schedule: handles of a type whose time left was learned.
-
-
-def _run_many(
-    shape: str, stats: DurationStats, count: int, seed: int, *, progress: bool
-) -> list[tuple[int, float]]:
-    """Poll *count* jobs of *shape* (15-45 s) with a client whose *stats* learn each one's
-    duration, and, with *progress*, what its progress foretold; (GETs, lateness share)."""
-    rng = random.Random(seed)
-    runs = []
-    for _ in range(count):
-        duration = math.exp(rng.uniform(math.log(15), math.log(45)))
-        run = poll(
-            _job(shape, duration),
-            duration,
-            PollPolicy(),
-            stats=stats,
-            told_type=True,
-            learn=progress,
-            rng=random.Random(rng.random()),
-        )
-        if not progress:
-            stats.add(TYPE, duration)
-        runs.append((run.gets, run.lateness / duration))
-    return runs
-
-
-@pytest.mark.parametrize("shape", ["linear", "fast-then-slow", "s-curve"])
-def test_learned_time_left_makes_jobs_of_a_type_cheaper(shape: str) -> None:
-    """A client that learns what progress foretold polls jobs of the type with fewer GETs
-    than one that learns durations only, and still sees 95 % of them end within 5 % of
-    their duration."""
-    durations_only, learning = DurationStats(), DurationStats()
-    _run_many(shape, durations_only, 40, seed=1, progress=False)
-    _run_many(shape, learning, 40, seed=1, progress=True)
-    assert len(durations_only.time_left) == 0 and len(learning.time_left) > 0
-    plain = _run_many(shape, durations_only, 60, seed=2, progress=False)
-    learned = _run_many(shape, learning, 60, seed=2, progress=True)
-    mean_gets = [sum(g for g, _ in runs) / len(runs) for runs in (plain, learned)]
-    assert mean_gets[1] < mean_gets[0]
-    p95 = sorted(late for _, late in learned)[int(0.95 * len(learned))]
-    assert p95 < 0.05
+    assert TYPE not in learned.to_dict()  # the least recently taught type was forgotten
 
 
 def test_ended_teaches_only_with_a_type_an_origin_and_learning_on() -> None:
     stats = DurationStats()
-    run = poll(_job("linear", 20.0), 20.0, PollPolicy(), stats=stats, told_type=True, learn=True)
+    run = poll(
+        _job("linear", 20.0),
+        20.0,
+        PollPolicy(),
+        stats=stats,
+        told_type=True,
+        learn=True,
+        known_start=True,
+    )
     assert run.gets >= 2 and len(stats.time_left) > 0
     off = DurationStats()
     policy = PollPolicy(learn_durations=False)
@@ -222,14 +110,18 @@ def test_what_was_learned_can_be_saved_and_restored() -> None:
            ["50", 1.0], [50], 7]  # fmt: skip
     assert restored.update({TYPE: [*saved[TYPE], *bad], "": [[50, 1.0]]}) == len(saved[TYPE])
     assert len(restored) == len(learned)
-    assert restored.near(TYPE, 40) == pytest.approx(learned.near(TYPE, 40))
+    again, original = restored.to_dict()[TYPE], learned.to_dict()[TYPE]
+    assert [p for p, _ in again] == [p for p, _ in original]
+    assert [r for _, r in again] == pytest.approx([r for _, r in original])
 
 
 def test_a_job_whose_progress_went_back_teaches_nothing() -> None:
     """A second run's readings, set against the action's age, would mislead the type."""
     for values, taught in (((20, 40, 60), True), ((20, 40, 10, 60), False)):
         stats = DurationStats()
-        schedule = PollSchedule(PollPolicy(), random.Random(1), started=0.0, stats=stats)
+        schedule = PollSchedule(
+            PollPolicy(), random.Random(1), started=0.0, stats=stats, known_start=True
+        )
         for i, value in enumerate(values, 1):
             schedule.next_delay(5.0 * i, True, value, created=0.0, action_type=TYPE)
         schedule.ended(30.0, 29.0, TYPE)

@@ -7,7 +7,6 @@ from ._actions import AsyncActions
 from ._client import VoucherifyClient
 from ._config import PollPolicy
 from ._converter import converter, decode_async_action, decode_async_action_list
-from ._durations import DurationStats
 from ._errors import (
     APIError,
     AsyncActionFailed,
@@ -35,6 +34,7 @@ from ._models import (
     OperationStatus,
 )
 from ._pacing import Admission, Budget, RequestGate
+from ._polling.durations import DurationStats
 from ._registry import register_result_type, result_type_for
 from ._results import (
     AsyncActionResult,

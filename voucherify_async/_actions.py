@@ -6,14 +6,13 @@ import asyncio
 import builtins
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Final, Literal, overload
 
 from yarl import URL
 
 from ._config import PollPolicy
 from ._converter import decode_async_action, decode_async_action_list
-from ._durations import DurationStats
 from ._endpoints import StartActions
 from ._errors import (
     ClientClosedError,
@@ -21,9 +20,11 @@ from ._errors import (
     InvalidArgumentTypeError,
     PollTimeout,
     ResponseDecodeError,
+    VoucherifyError,
 )
 from ._handle import AsyncActionHandle
 from ._models import AsyncAction, AsyncActionList
+from ._polling.durations import DurationStats
 from ._shared import SharedPoller, SharedPolling
 from ._transport import Transport
 from ._validate import check_ids, check_timeout, path_segment
@@ -34,6 +35,9 @@ logger: Final = logging.getLogger("voucherify_async")
 
 _COLLECTION: Final = "/v1/async-actions"
 _MILLISECOND: Final = dt.timedelta(milliseconds=1)
+#: Items of the warm-start page (``PollPolicy.warm_start``): the API's largest, so one
+#: request teaches as many types' durations as it can.
+WARM_START_PAGE: Final = 100
 #: Pages in a row that bring no new action before :meth:`AsyncActions.iterate` gives up.
 #: An honest server needs at most two (re-asking a millisecond, then stepping past it).
 MAX_STALE_PAGES: Final = 3
@@ -93,6 +97,16 @@ class AsyncActions(StartActions):
             None if shared is None else shared.poller(get=self._poll_raw, account=account)
         )
         self._durations = DurationStats()
+        # Made once and shared by every handle (a bound method or closure per handle would
+        # cost a pending handle about 330 bytes more).
+        self._offset: Callable[[], float | None] = lambda: self._transport.server_offset
+        self._on_finish: Callable[[AsyncActionHandle], None] = self._forget
+        self._poll_fetch: Callable[[str], Awaitable[AsyncAction]] = (
+            self._poll if self._shared is None else self._shared.fetch
+        )
+        # The warm start's list() (PollPolicy.warm_start): at most one per client.
+        self._warming: asyncio.Task[None] | None = None
+        self._warm: Callable[[], Awaitable[None] | None] = self._warm_start
 
     @property
     def durations(self) -> DurationStats:
@@ -103,6 +117,29 @@ class AsyncActions(StartActions):
         ``durations.update(saved)`` where *saved* came from ``durations.to_dict()``.
         """
         return self._durations
+
+    def _warm_start(self) -> Awaitable[None] | None:
+        """The client's warm start, for a handle whose schedule wants one: the one
+        ``list()`` page it fetches (made now unless made before), to await; None when there
+        is none to wait for (made and over, state given by the user, closing, or the gate
+        has no room for a request nobody asked for)."""
+        task = self._warming
+        if task is None:
+            if self._closing or self._durations.given or not self._transport.gate.has_room():
+                return None
+            task = self._warming = asyncio.get_running_loop().create_task(
+                self._warm_page(), name="voucherify-async warm start"
+            )
+        return None if task.done() else asyncio.shield(task)
+
+    async def _warm_page(self) -> None:
+        """One ``list()`` page, for the durations it teaches; a failure only logs."""
+        try:
+            page = await self.list(limit=WARM_START_PAGE)
+        except (VoucherifyError, ValueError) as exc:  # ClientClosedError too: nothing to learn
+            logger.info("warm start: the list() page failed (%s); polling without it", exc)
+        else:
+            logger.debug("warm start: learned from %d listed actions", len(page.async_actions))
 
     # -- plain requests -----------------------------------------------------------------
 
@@ -247,11 +284,12 @@ class AsyncActions(StartActions):
         if handle is None or handle.done():
             handle = AsyncActionHandle(
                 action_id,
-                fetch=self._poll if self._shared is None else self._shared.fetch,
+                fetch=self._poll_fetch,
                 policy=policy if policy is not None else self._default_policy,
-                on_finish=self._forget,
+                on_finish=self._on_finish,
                 stats=self._durations,
-                server_offset=lambda: self._transport.server_offset,
+                server_offset=self._offset,
+                warm=self._warm,
             )
             self._handles[action_id] = handle
             handle._helper_owned = True
@@ -276,13 +314,14 @@ class AsyncActions(StartActions):
             handle = AsyncActionHandle(
                 action_id,
                 # The same patient poll as handle()'s: it waits out server pauses.
-                fetch=self._poll if self._shared is None else self._shared.fetch,
+                fetch=self._poll_fetch,
                 policy=policy if policy is not None else self._default_policy,
-                on_finish=self._forget,
+                on_finish=self._on_finish,
                 started_at=started_at,
                 stats=self._durations,
-                server_offset=lambda: self._transport.server_offset,
+                server_offset=self._offset,
                 action_type=action_type,
+                warm=self._warm,
             )
             self._handles[action_id] = handle
         handle._helper_owned = False
@@ -451,6 +490,11 @@ class AsyncActions(StartActions):
             if handle._loop is running:
                 await handle._stopped()
         self._handles.clear()
+        warming = self._warming
+        if warming is not None and not warming.done() and not warming.get_loop().is_closed():
+            warming.cancel()
+            if warming.get_loop() is running:
+                await asyncio.wait([warming])
         if self._shared is not None and running is not None:
             await self._shared.aclose()
 

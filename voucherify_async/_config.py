@@ -210,17 +210,23 @@ def _default_min_delay(max_delay: object) -> float:
 class PollPolicy:
     """How a handle polls: when, how often, and for how long.
 
-    The default schedule polls at once, then after 0.6 s, 0.9 s, 1.35 s... (x1.5, capped at
-    120 s, +/-10 % jitter): a job of the usual 0.1-1.3 s costs two or three GETs. Once a job
-    reports progress, the adaptive mode polls ahead of the finish that progress predicts,
-    closing in as the estimate firms up, so a twenty-minute import costs a dozen GETs, not a
-    thousand. Whatever progress does, no gap is longer than ``max_lateness`` times the
-    action's age (at least ``initial_delay``): the end of an action is seen at most that
-    late. Once the client has seen five actions of a type finish, it uses their durations
-    (``learn_durations=False`` turns this off): the first poll of a new one waits for their
-    median, the bound counts the age as at least their 5th percentile (a type that never
-    took less than 20 s is not polled every second in its first seconds), and while
-    progress says nothing the polls follow their deciles.
+    The default schedule polls an action this client started after 0.6 s (one met by id at
+    once), then on the growth schedule (x1.5, capped at 120 s; jitter only ever brings a
+    poll earlier): a job of the usual 0.1-1.3 s costs one or two GETs. Once a job reports
+    progress, the adaptive mode polls at the earliest finish the pace this client measured
+    allows, closing in on the end, so a twenty-minute import costs a few dozen GETs, not a
+    thousand. Whatever progress does, no
+    gap is longer than ``max_lateness`` times what the user has waited (since the handle met
+    the action, or since the last poll that saw it ENQUEUED once it runs; at least
+    ``initial_delay``): the end of an action is seen at most that late. Where progress says
+    nothing, gaps are at most half that. Once the client has seen five actions of a type
+    finish, it uses their durations (``learn_durations=False`` turns this off): the first
+    poll of a new one waits for their median, and for an action this client started the
+    bound counts the wait as at least their 5th percentile (less the time since its start);
+    a fresh client learns them from one ``list()`` page once a handle of an action it
+    started waits past a short job's time (``warm_start``). See
+    the polling reference page
+    of the documentation for the rule and its constants.
 
     All times are in seconds, finite real numbers (``bool`` is refused). A field out of range,
     NaN, infinite or of the wrong type raises :class:`ConfigurationError` (also a
@@ -229,7 +235,9 @@ class PollPolicy:
     ``max_delay`` is allowed: every delay is capped at ``max_delay``.
     """
 
-    #: Delay before the first GET (>= 0). Default 0: the first snapshot comes at once.
+    #: Delay before the first GET (>= 0). Default 0: the schedule decides (at once for an
+    #: action met by id; for one this client started, ``initial_delay``, or the learned median
+    #: of its type, at most ``2 * initial_delay``).
     first_poll_after: float = attrs.field(default=0.0, validator=_non_negative)
     #: Delay after the first GET; later delays grow from it (> 0, capped at max_delay).
     #: Default 0.6 s.
@@ -246,7 +254,8 @@ class PollPolicy:
         default=attrs.Factory(lambda self: _default_min_delay(self.max_delay), takes_self=True),
         validator=_positive,
     )
-    #: Each delay is multiplied by a random factor in ``[1 - jitter, 1 + jitter]``. Default 0.1.
+    #: Each delay is multiplied by a random factor in ``[1 - jitter, 1]`` (a poll only ever
+    #: comes earlier, so the lateness bound holds). Default 0.1.
     jitter: float = attrs.field(default=0.1)
     #: Overall deadline from the handle's start (monotonic clock), > 0; ``None`` (default) waits
     #: forever.
@@ -254,19 +263,32 @@ class PollPolicy:
     #: Give up when neither status nor progress changed for this long (> 0); ``None`` (default):
     #: never.
     stall_timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
-    #: Aim polls at the earliest finish the observed progress allows. Default True.
+    #: Aim polls at the earliest finish the pace this client measured allows. Default True.
     adaptive: bool = attrs.field(default=True, validator=_flag)
-    #: The lateness bound, as a fraction of the action's age (> 0): no gap between two polls
-    #: is longer than ``max(max_lateness * max(age, floor), initial_delay)``, so an action is
-    #: seen at most that long after its end, whatever its progress does. The floor is the 5th
-    #: percentile of the durations learned for the action's type (0 until five are learned,
-    #: or with ``learn_durations=False``). ``None`` turns the bound off. Default 0.5 (chosen
-    #: by measurement: see the benchmarks page).
+    #: The lateness bound, as a fraction of what the user has waited (> 0): no gap between two
+    #: polls is longer than ``max(max_lateness * max(wait, floor), initial_delay)``, the wait
+    #: counted from the handle's start, or from the last poll that saw the action ENQUEUED
+    #: once a poll saw it running; so an action is seen at most that long after its end,
+    #: whatever its progress does, however long it queued before the handle met it. The
+    #: floor is the 5th percentile of the durations learned for the action's type (they run
+    #: from the creation), less the time from the action's start to the wait's start, for
+    #: an action this client started (else 0, and 0 until five are learned, or with
+    #: ``learn_durations=False``). ``created_at`` plays no part.
+    #: ``None`` turns the bound off. Default 0.5.
     max_lateness: float | None = attrs.field(default=0.5, validator=_positive_or_none)
     #: Use the durations the client learned from finished actions of the same type: the
-    #: first poll waits for the type's median, the lateness bound's floor, and the polls
-    #: while progress says nothing. Default True.
+    #: first poll waits for the type's median, and the lateness bound's floor. Default True.
     learn_durations: bool = attrs.field(default=True, validator=_flag)
+    #: Let a client that has learned nothing of an action's type fetch one ``list()`` page
+    #: (100 items: the recent actions' durations per type) the first time a handle of an
+    #: action it started, of that type, is still unfinished ``2 * initial_delay`` after the
+    #: start (so short jobs, and
+    #: scripts that never wait, send no such request): at most once per client, through the
+    #: same gate, and never after the user gave the client learned state (``list()``,
+    #: ``durations.update()``/``learn_from_list()``), after ``close()``, while anything
+    #: waits in the gate, or while the budget is short. Its durations give the lateness
+    #: bound its learned floor at once. Needs ``learn_durations``. Default True.
+    warm_start: bool = attrs.field(default=True, validator=_flag)
 
     @multiplier.validator
     def _check_multiplier(self, attribute: attrs.Attribute[float], value: float) -> None:

@@ -12,9 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Final
 
 from . import instrumentation
-from ._admission import polling_due
 from ._config import PollPolicy
-from ._durations import duration_of
 from ._errors import (
     AsyncActionFailed,
     ClientClosedError,
@@ -27,12 +25,14 @@ from ._errors import (
     WrongEventLoopError,
 )
 from ._models import AsyncAction, AsyncActionStatus
-from ._schedule import PollSchedule
+from ._polling.admission import polling_due
+from ._polling.durations import duration_of
+from ._polling.schedule import PollSchedule
 from ._validate import check_timeout
 from .instrumentation import PollEvent, StatusChangeEvent, emit_poll, emit_status_change
 
 if TYPE_CHECKING:
-    from ._durations import DurationStats
+    from ._polling.durations import DurationStats
 
 __all__ = ["AsyncActionHandle"]
 
@@ -87,6 +87,7 @@ class AsyncActionHandle:
         "_timer",
         "_type_hint",
         "_waiters",
+        "_warm",
     )
 
     def __init__(
@@ -100,8 +101,11 @@ class AsyncActionHandle:
         stats: DurationStats | None = None,
         server_offset: Callable[[], float | None] | None = None,
         action_type: str | None = None,
+        warm: Callable[[], Awaitable[None] | None] | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
+        # The client's warm start (PollPolicy.warm_start): one list() page it fetches once.
+        self._warm = warm
         # The type the action is expected to have (a start helper knows it): its learned
         # durations plan the first poll; the first snapshot's type replaces it.
         self._type_hint = action_type
@@ -115,7 +119,8 @@ class AsyncActionHandle:
         self._future: asyncio.Future[AsyncAction] = loop.create_future()
         self._latest: AsyncAction | None = None
         # updates() subscribers: each a queue of snapshots, an event that wakes it, a pace.
-        self._subscribers: list[_Subscriber] = []
+        # (An empty tuple until the first subscriber: a pending handle holds no list.)
+        self._subscribers: list[_Subscriber] | tuple[()] = ()
         self._waiters = 0
         self._helper_owned = False  # started by wait()/wait_all()/as_completed(), not by the user
         # Between polls the handle holds only a timer; a task exists while a GET is in flight,
@@ -125,7 +130,9 @@ class AsyncActionHandle:
         started = loop.time()
         # The handle starts after its action exists (start() notes when its answer came).
         origin = started if started_at is None else min(started, started_at)
-        self._schedule = PollSchedule(policy, started=origin, stats=stats)
+        self._schedule = PollSchedule(
+            policy, started=origin, stats=stats, known_start=started_at is not None
+        )
         # A lower bound of (server Unix time - time.monotonic()), from the Date headers.
         self._server_offset = server_offset
         self._last_poll_at: float | None = None
@@ -324,6 +331,9 @@ class AsyncActionHandle:
             queue.append(self._latest)
         if self._future.done():
             queue.append(_END)
+        if not self._subscribers:
+            self._subscribers = []
+        assert isinstance(self._subscribers, list)
         self._subscribers.append(subscriber)
         self._waiters += 1
         if every is not None:
@@ -340,6 +350,7 @@ class AsyncActionHandle:
                 yield item
         finally:
             self._waiters -= 1
+            assert isinstance(self._subscribers, list)
             self._subscribers.remove(subscriber)
         future = self._future
         if not future.cancelled() and future.exception() is not None:
@@ -404,12 +415,24 @@ class AsyncActionHandle:
                 duration = duration_of(snapshot)
                 if duration is not None and not snapshot.is_failed:
                     # What its progress foretold, for the next actions of its type.
-                    self._schedule.ended(now, duration, snapshot.type)
+                    self._schedule.ended(
+                        now, duration, snapshot.type, self._created_on_loop_clock()
+                    )
                 if snapshot.is_failed:
                     self._settle(exception=AsyncActionFailed(snapshot))
                 else:
                     self._settle(result=snapshot)
                 return
+            if (
+                snapshot is not None
+                and self._warm is not None
+                and self._schedule.wants_warm_start(now, snapshot.type)
+            ):
+                # Unfinished past a short job's time, nothing learned of its type: the
+                # client's one warm-start list() teaches it before the next plan.
+                pending = self._warm()
+                if pending is not None:
+                    await pending
             self._plan_next(now, snapshot, error)
         except asyncio.CancelledError:
             if not self._future.done():
@@ -432,7 +455,6 @@ class AsyncActionHandle:
             now,
             in_progress,
             progress,
-            created=self._created_on_loop_clock(),
             every=self._watch_pace(),
             action_type=self._latest.type if self._latest is not None else self._type_hint,
             enqueued=snapshot is not None and snapshot.status == AsyncActionStatus.ENQUEUED,
@@ -442,15 +464,13 @@ class AsyncActionHandle:
             reason = "deadline"  # the deadline timer ends the handle before this poll
         status = snapshot.status if snapshot is not None else None
         emit_poll(PollEvent(self._id, self._attempt, status, progress, delay, reason, error))
-        self._timer = self._loop.call_later(delay, self._spawn)
+        # From the poll's answer (a warm start may have run since).
+        self._timer = self._loop.call_at(now + delay, self._spawn)
 
     def _created_on_loop_clock(self) -> float | None:
-        """The action's ``created_at`` on the loop's clock, never earlier than the truth.
-
-        The server's ``Date`` header (whole seconds, stamped before we read it) gives a lower
-        bound of the server's clock minus ours; with it, ``created_at`` maps to a moment no
-        earlier than the real one, so the age the lateness bound uses is never too high.
-        """
+        """The action's ``created_at`` on the loop's clock (through the transport's robust
+        server offset), for what the schedule learns when the action ends; None when
+        unknown. Plans never use it."""
         latest = self._latest
         offset = self._server_offset() if self._server_offset is not None else None
         if latest is None or latest.created_at is None or offset is None:

@@ -47,8 +47,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ._admission import HOLD_WHEN_FREE_BELOW, admission_key, deferrable, due
 from ._errors import ClientClosedError, ConfigurationError
+from ._polling.admission import HOLD_WHEN_FREE_BELOW, admission_key, deferrable, due
 from .instrumentation import BudgetUsage
 
 __all__ = ["Admission", "Budget", "GateFactory", "LocalGate", "RequestGate", "ServerPause"]
@@ -119,6 +119,12 @@ class RequestGate(abc.ABC):
     def usage(self) -> tuple[BudgetUsage, ...]:
         """How full the budgets this gate knows are, now (for instrumentation; default none)."""
         return ()
+
+    def has_room(self) -> bool:
+        """True when a request nobody asked for (the client's warm-start ``list()``) may go
+        now: it would be admitted at once, behind nobody, and the budget is not short. The
+        default: no server pause is in force."""
+        return self.paused_for <= 0
 
 
 class Budget(Protocol):
@@ -352,6 +358,14 @@ class LocalGate(RequestGate):
         if not finished:
             return None  # every slot is held by a request in flight
         return finished[0] + self._window - now
+
+    def has_room(self) -> bool:
+        """Not closed, nobody waiting, a request admitted at once, and the budget (if any)
+        not short by the admission's measure (:data:`HOLD_WHEN_FREE_BELOW` of its slots free)."""
+        now = self._clock()
+        if self._closed or self._queue or not self._admissible(now):
+            return False
+        return not self._budget_short(now)
 
     def _budget_short(self, now: float) -> bool:
         """True when the budget has fewer free slots than HOLD_WHEN_FREE_BELOW of its limit."""

@@ -14,6 +14,7 @@ every call has left the transport, so nothing of the client runs after ``close()
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import email.utils
 import errno
@@ -55,6 +56,11 @@ MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 MAX_ERROR_BODY_BYTES: Final = 64 * 1024
 #: ``X-Rate-Limit-Retry`` values above this many epoch seconds (year 2286) are milliseconds.
 _EPOCH_MS_THRESHOLD: Final = 1e10
+#: The server offset is the lower median of the offsets the last this many successful
+#: answers' Date headers gave: one skewed Date (or a few, up to half) cannot move it out
+#: of the range the sane ones span. More samples follow a clock step later; nine answers
+#: are a few seconds of polling.
+OFFSET_SAMPLES: Final = 9
 
 _REQUEST_ID = re.compile(rb'"request_id"\s*:\s*"([^"\\]{1,128})"')
 
@@ -146,19 +152,23 @@ class Transport:
         self._calls: dict[asyncio.Task[Any], int] = {}
         self._cancelled_by_close: set[asyncio.Task[Any]] = set()
         self._idle: asyncio.Event | None = None
-        # The highest lower bound yet of (server Unix time - time.monotonic()), from Date.
+        # (server Unix time - time.monotonic()) per recent successful answer, from Date.
+        self._offsets: collections.deque[float] = collections.deque(maxlen=OFFSET_SAMPLES)
         self._server_offset: float | None = None
         self._last_date: str | None = None  # the Date value last parsed
         self._dropping: asyncio.Task[None] | None = None  # see _drop_dead_session
 
     @property
     def server_offset(self) -> float | None:
-        """A lower bound of the server's Unix time minus ``time.monotonic()`` (seconds),
-        learned from the ``Date`` headers of the responses (None before the first).
+        """The server's Unix time minus ``time.monotonic()`` (seconds), from the ``Date``
+        headers of successful (2xx) answers only: the lower median of the last
+        :data:`OFFSET_SAMPLES` (None before the first).
 
-        ``Date`` is whole seconds, stamped before the response is read: the server's clock
-        is at least ``Date`` when the response arrives, so ``Date - arrival`` never overstates
-        it; the highest of those bounds is kept.
+        ``Date`` is whole seconds, stamped before the response is read, so each answer's
+        ``Date - arrival`` is a lower bound of the truth (to a second plus the request's
+        time) when the server's clock is right. The median of several keeps a single
+        skewed header (a proxy's, a clock that jumped) from moving the estimate out of the
+        range the others span; error pages, often from other machines, never count.
         """
         return self._server_offset
 
@@ -174,8 +184,12 @@ class Transport:
         except (TypeError, ValueError, IndexError, OverflowError):
             return
         offset = stamp - arrived
-        if self._server_offset is None or offset > self._server_offset:
-            self._server_offset = offset
+        if not math.isfinite(offset):
+            return
+        offsets = self._offsets
+        offsets.append(offset)
+        ordered = sorted(offsets)
+        self._server_offset = ordered[(len(ordered) - 1) // 2]
 
     @property
     def closed(self) -> bool:
@@ -452,7 +466,8 @@ class Transport:
                 async with context as response:
                     answered = True
                     status = response.status
-                    self._note_date(response.headers, time.monotonic())
+                    if 200 <= response.status < 300:
+                        self._note_date(response.headers, time.monotonic())
                     self._obey_rate_headers(response.headers, response.status)
                     body = await self._read(response)
                     return response.status, body, response.headers, time.monotonic() - sent
