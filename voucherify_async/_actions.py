@@ -90,7 +90,9 @@ class AsyncActions(StartActions):
         self._closing = False
         # Polls shared with other processes (opt-in): handles fetch through it instead.
         self._shared: SharedPoller | None = (
-            None if shared is None else shared.poller(get=self._poll_raw, account=account)
+            None
+            if shared is None
+            else shared.poller(get=self._poll_raw, account=account, wake=self._wake)
         )
         self._durations = DurationStats()
 
@@ -275,7 +277,7 @@ class AsyncActions(StartActions):
         if handle is None or handle.done():
             handle = AsyncActionHandle(
                 action_id,
-                fetch=self.get,
+                fetch=self.get if self._shared is None else self._shared.fetch,
                 policy=policy if policy is not None else self._default_policy,
                 on_finish=self._forget,
                 started_at=started_at,
@@ -286,6 +288,12 @@ class AsyncActions(StartActions):
             self._handles[action_id] = handle
         handle._helper_owned = False
         return handle
+
+    def _wake(self, action_id: str) -> None:
+        """Shared polls: another process's snapshot of *action_id* arrived; fetch it now."""
+        handle = self._handles.get(action_id)
+        if handle is not None and not handle.done():
+            handle._hurry(0.0)
 
     def _forget(self, handle: AsyncActionHandle) -> None:
         if self._handles.get(handle.id) is handle:

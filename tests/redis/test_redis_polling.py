@@ -231,3 +231,189 @@ async def test_budget_and_polling_together(r: Any, emulator: VoucherifyEmulator)
         action = await a.async_actions.wait(action_id, timeout=30)
     assert action.status == AsyncActionStatus.DONE
     assert await r.keys("voucherify-async:budget:*")
+
+
+# -- Redis losing state, sick leaders, start() and outages (issue 25, items 7-10) --------
+
+
+async def _restart_empty(server: RedisServer) -> None:
+    """kill -9 the server and start an empty one on the same port."""
+    server.stop()
+    await asyncio.to_thread(server.start)
+
+
+async def test_fence_grows_across_an_empty_restart(
+    own_redis_server: RedisServer, emulator: VoucherifyEmulator
+) -> None:
+    """A follower that took the second leader's token still follows the leader elected after
+    Redis restarted empty: the new token is above every one issued before (it comes from
+    Redis's clock), so no snapshot of the new leader is dropped."""
+    import redis.asyncio as aioredis
+
+    action_id = emulator.add_action(duration=None)
+    r = aioredis.Redis.from_url(own_redis_server.url)
+    polling = RedisPolling(r, lease=5.0)
+    try:
+        async with (
+            make_client(emulator, polling) as a,
+            make_client(emulator, polling) as b,
+            make_client(emulator, polling) as c,
+        ):
+            pa, pb, pc = poller(a), poller(b), poller(c)
+            await pa.fetch(action_id)  # a leads
+            lease = pa._keys(action_id)[0]
+            await r.delete(lease)  # its lease ran out
+            await pc.fetch(action_id)  # c returns a's snapshot,
+            await pc.fetch(action_id)  # then leads: the second leadership
+            before = pc._ids[action_id].fence
+            assert pc._ids[action_id].token is not None and before > pa._ids[action_id].fence
+            await pb.fetch(action_id)  # b follows c: it took c's token
+            assert pb._ids[action_id].fence == before
+
+            await _restart_empty(own_redis_server)
+            async with make_client(emulator, polling) as d:
+                pd = poller(d)
+                await pd.fetch(action_id)  # the first leader after the restart
+                assert pd._ids[action_id].token is not None
+                assert pd._ids[action_id].fence > before
+                # b takes d's snapshot at once (it would wait forever for a "newer" token).
+                await asyncio.wait_for(pb.fetch(action_id), 30)
+                assert pb._ids[action_id].fence == pd._ids[action_id].fence
+                for p in (pa, pb, pc, pd):
+                    p.done(action_id)
+    finally:
+        await r.aclose()
+
+
+async def test_a_lower_fence_resyncs(r: Any, emulator: VoucherifyEmulator) -> None:
+    """A snapshot newer in the stream but with a lower token than one taken (a failover to a
+    replica whose clock is behind) is followed, not dropped."""
+    action_id = emulator.add_action(duration=None)
+    polling = RedisPolling(r, lease=5.0)
+    async with make_client(emulator, polling) as a, make_client(emulator, polling) as b:
+        pa, pb = poller(a), poller(b)
+        await pa.fetch(action_id)  # a leads
+        await pb.fetch(action_id)  # b follows: it took a's token
+        lease, _, stream = pa._keys(action_id)
+        taken = pb._ids[action_id].fence
+        [(_, fields)] = await r.xrevrange(stream, "+", "-", count=1)
+        # The new leader (another process, another token) publishes a snapshot.
+        await r.set(lease, "the new leader", px=60_000)
+        await r.xadd(stream, {"fence": str(taken - 10**9), "body": fields[b"body"]})
+        await asyncio.wait_for(pb.fetch(action_id), 30)
+        assert pb._ids[action_id].fence == taken - 10**9
+        pa.done(action_id)
+        pb.done(action_id)
+
+
+class _SickEgress:
+    """A server of the test's own that answers every request with a 503: the only route
+    to the API of one process."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.hit = asyncio.Event()
+        self._runner: Any = None
+        self.url = ""
+
+    async def __aenter__(self) -> _SickEgress:
+        from aiohttp import web
+
+        async def fail(request: web.Request) -> web.Response:
+            self.hits += 1
+            self.hit.set()
+            return web.json_response({"code": 503, "message": "egress down"}, status=503)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", fail)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._runner.cleanup()
+
+
+async def test_a_sick_leader_hands_over(r: Any, emulator: VoucherifyEmulator) -> None:
+    """The leader's GETs all fail (a 503 only its process gets): it steps down, a healthy
+    process takes the poll over, and both handles see the action end."""
+    action_id = emulator.add_action(duration=0.5)
+    polling = RedisPolling(r, lease=1.0, key="account")
+    async with _SickEgress() as sick:
+        sick_client = VoucherifyClient(
+            APP_ID, APP_TOKEN, base_url=sick.url, shared_polling=polling, poll_policy=FAST,
+            max_retries=0,
+        )  # fmt: skip
+        async with sick_client as a, make_client(emulator, polling) as b:
+            ha = a.async_actions.handle(action_id)
+            await asyncio.wait_for(sick.hit.wait(), 30)  # a leads, and its GET failed
+            hb = b.async_actions.handle(action_id)
+            done_b = await hb.result(timeout=30)
+            done_a = await ha.result(timeout=30)
+    assert done_a.status == done_b.status == AsyncActionStatus.DONE
+    assert emulator.count(action_id) == polling.led >= 1  # only b's GETs reached the API
+
+
+async def test_started_handles_share_polls(r: Any, emulator: VoucherifyEmulator) -> None:
+    """A handle from start() joins shared polling: an action started by one worker and
+    awaited by another is polled once."""
+    polling = RedisPolling(r, lease=2.0)
+    async with make_client(emulator, polling) as a, make_client(emulator, polling) as b:
+        ha = await a.async_actions.start_vouchers_import([{"code": "A"}])
+        hb = b.async_actions.handle(ha.id)
+        done_a, done_b = await asyncio.gather(ha.result(timeout=30), hb.result(timeout=30))
+    assert done_a.status == done_b.status == AsyncActionStatus.DONE
+    assert emulator.count(ha.id) == polling.led  # the follower sent no GET
+
+
+async def test_a_leader_without_redis_gets_once_per_poll(
+    own_redis_server: RedisServer, emulator: VoucherifyEmulator
+) -> None:
+    """Redis goes down under a leader: each poll is one GET (the snapshot whose publish failed
+    is returned, not thrown away for a second GET)."""
+    import redis.asyncio as aioredis
+
+    action_id = emulator.add_action(duration=None)
+    r = aioredis.Redis.from_url(own_redis_server.url, socket_connect_timeout=1.0)
+    polling = RedisPolling(r, lease=5.0)
+    try:
+        async with make_client(emulator, polling) as a:
+            pa = poller(a)
+            await pa.fetch(action_id)  # a leads
+            own_redis_server.stop()
+            before = emulator.count(action_id)
+            for _ in range(3):
+                await pa.fetch(action_id)
+            assert emulator.count(action_id) == before + 3
+            pa.done(action_id)
+    finally:
+        await r.aclose()
+
+
+async def test_a_follower_sees_a_snapshot_when_it_comes(
+    r: Any, emulator: VoucherifyEmulator
+) -> None:
+    """A follower whose own schedule would poll again only in a minute sees the leader's
+    terminal snapshot as it is published: the stream wakes its handle."""
+    action_id = emulator.add_action(duration=None)
+    polling = RedisPolling(r, lease=5.0)
+    slow = PollPolicy(
+        first_poll_after=0.0, initial_delay=60.0, max_delay=60.0, min_delay=60.0, jitter=0.0,
+        adaptive=False, timeout=120.0,
+    )  # fmt: skip
+    async with make_client(emulator, polling) as a, make_client(emulator, polling) as b:
+        ha = a.async_actions.handle(action_id)
+        await emulator.wait_for_requests(1, timeout=30, action_id=action_id)
+        hb = b.async_actions.handle(action_id, policy=slow)
+        seen = hb.updates()
+        await anext(seen)  # b took a's first snapshot; its next poll is due in a minute
+        await seen.aclose()
+        emulator.finish(action_id)
+        done_b = await hb.result(timeout=30)
+        await ha
+    assert done_b.status == AsyncActionStatus.DONE
+    assert emulator.count(action_id) == polling.led
