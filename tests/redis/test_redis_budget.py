@@ -35,7 +35,7 @@ async def redis_ms(r: Any) -> int:
 
 async def slot_scores(r: Any) -> dict[str, float]:
     pairs = await r.zrange("voucherify-async:budget:{test}:slots", 0, -1, withscores=True)
-    return {member.decode(): score for member, score in pairs}
+    return {member.decode(): score for member, score in pairs if not member.startswith(b"~")}
 
 
 # -- one process ------------------------------------------------------------------------
@@ -50,8 +50,8 @@ async def test_gates_share_the_limit_and_wait_for_the_earliest_slot(r: Any) -> N
         await asyncio.sleep(0)
         assert not fourth.done()
         a.release(first[0], answered=True)
-        await asyncio.wait(a._tasks)  # the release reached Redis
-        frees = (await slot_scores(r))[first[0].token.member]
+        await a.flush_releases()  # the release reached Redis
+        frees = (await slot_scores(r))[first[0].token.member] + WINDOW * 1000
         admission = await asyncio.wait_for(fourth, 30)
         # Admitted no earlier than the released slot freed, on Redis's clock.
         assert admission.token.admitted_ms >= frees
@@ -69,20 +69,22 @@ async def test_unanswered_slot_is_held_past_the_hold(r: Any) -> None:
     try:
         adm = await g.acquire()
         g.release(adm, answered=False)
-        await asyncio.wait(g._tasks)
+        await g.flush_releases()
+        # The last instant it may reach the server: it counts a window after that.
         score = (await slot_scores(r))[adm.token.member]
-        assert score == adm.token.admitted_ms + 5000 + WINDOW * 1000
+        assert score == adm.token.admitted_ms + 5000
     finally:
         await g.aclose()
 
 
 async def test_lease_covers_a_request_that_is_never_released(r: Any) -> None:
-    """Until released, a slot's lease ends at admitted + hold + window."""
+    """Until released, a slot may reach the server until admitted + hold (and counts a
+    window after)."""
     g = gate(r, hold=5.0)
     try:
         adm = await g.acquire()
         score = (await slot_scores(r))[adm.token.member]
-        assert score == adm.token.admitted_ms + 5000 + WINDOW * 1000
+        assert score == adm.token.admitted_ms + 5000
         g.release(adm, answered=True)
     finally:
         await g.aclose()
@@ -154,7 +156,7 @@ async def test_scripts_survive_a_script_flush(r: Any) -> None:
 async def _use_then_lose(r: Any, g: Any) -> None:
     """*g* takes and answers one request (its bookkeeping done), then Redis loses every key."""
     g.release(await g.acquire(), answered=True)
-    await asyncio.wait(g._tasks)
+    await g.flush_releases()
     await r.flushdb()
 
 
@@ -180,7 +182,7 @@ async def test_lost_state_recreated_by_a_newcomer_still_holds_the_budget(r: Any)
     try:
         await _use_then_lose(r, old)
         newcomer.release(await asyncio.wait_for(newcomer.acquire(), 30), answered=True)
-        await asyncio.wait(newcomer._tasks)
+        await newcomer.flush_releases()
         noticed = await redis_ms(r)
         adm = await asyncio.wait_for(old.acquire(), 30)
         assert adm.token.admitted_ms >= noticed + 1000 + WINDOW * 1000
@@ -281,7 +283,7 @@ async def test_processes_share_one_budget(
     results = await run_workers([config] * 3)
     for result in results:
         assert result["errors"] == [] and result["done"] == 8
-        assert result["round_trips"] >= 2 * 8
+        assert result["round_trips"] >= 8
     assert len(emu.requests) == 24
     assert_budget_kept(emu)
 
@@ -326,7 +328,7 @@ async def test_kill_9_of_a_process_holding_slots(redis_server: RedisServer, r: A
         g = gate(r, hold=hold)
         try:
             adm = await asyncio.wait_for(g.acquire(), 30)
-            assert adm.token.admitted_ms >= min(leases.values())
+            assert adm.token.admitted_ms >= min(leases.values()) + WINDOW * 1000
             g.release(adm, answered=True)
         finally:
             await g.aclose()
