@@ -417,3 +417,27 @@ async def test_a_follower_sees_a_snapshot_when_it_comes(
         await ha
     assert done_b.status == AsyncActionStatus.DONE
     assert emulator.count(action_id) == polling.led
+
+
+# -- Redis Cluster ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_shared_polls_on_a_cluster(rc: Any, emulator: VoucherifyEmulator) -> None:
+    """Three masters: an account's keys share one hash tag, so the scripts (several keys) and
+    one blocking read over several streams work; two clients await six ids, the server sees
+    only the leaders' GETs, and the keys sit in one slot."""
+    from redis.cluster import key_slot
+
+    ids = [emulator.add_action(duration=0.5 + i / 10) for i in range(6)]
+    polling = RedisPolling(rc, lease=2.0)
+    async with make_client(emulator, polling) as a, make_client(emulator, polling) as b:
+        done = await asyncio.gather(
+            *(a.async_actions.wait(i, timeout=60) for i in ids),
+            *(b.async_actions.wait(i, timeout=60) for i in ids),
+        )
+        keys = [poller(a)._keys(i) for i in ids]
+    assert all(action.status == AsyncActionStatus.DONE for action in done)
+    assert sum(emulator.count(i) for i in ids) == polling.led
+    assert polling.followed >= 6
+    assert len({key_slot(key.encode()) for group in keys for key in group}) == 1
