@@ -23,6 +23,7 @@ from ._errors import (
     ResponseDecodeError,
 )
 from ._handle import AsyncActionHandle
+from ._learning import Learning, LearningSession
 from ._models import AsyncAction, AsyncActionList
 from ._shared import SharedPoller, SharedPolling
 from ._transport import Transport
@@ -83,6 +84,7 @@ class AsyncActions(StartActions):
         *,
         shared: SharedPolling | None = None,
         account: str | None = None,
+        learning: Learning | None = None,
     ) -> None:
         self._transport = transport
         self._default_policy = default_policy
@@ -95,6 +97,11 @@ class AsyncActions(StartActions):
             else shared.poller(get=self._poll_raw, account=account, wake=self._wake)
         )
         self._durations = DurationStats()
+        # Learned durations shared with other processes (opt-in): loaded once, merged as learned.
+        self._learning: LearningSession | None = (
+            None if learning is None else learning.session(self._durations, account=account)
+        )
+        self._loading: asyncio.Task[None] | None = None
 
     @property
     def durations(self) -> DurationStats:
@@ -139,7 +146,8 @@ class AsyncActions(StartActions):
                 body=body,
                 path="$.id",
             )
-        self._durations.learn(action)
+        if self._durations.learn(action) and self._learning is not None:
+            self._learning.learned()
         return action, body
 
     async def list(
@@ -245,6 +253,7 @@ class AsyncActions(StartActions):
         if self._closing:
             raise ClientClosedError("this VoucherifyClient is closed")
         self._transport.check_loop()
+        self._start_loading()
         handle = self._handles.get(action_id)
         if handle is None or handle.done():
             handle = AsyncActionHandle(
@@ -273,6 +282,7 @@ class AsyncActions(StartActions):
                 f"async action {action_id} was started, but the client was closed before its "
                 "handle was made: follow it with another client"
             )
+        self._start_loading()
         handle = self._handles.get(action_id)
         if handle is None or handle.done():
             handle = AsyncActionHandle(
@@ -289,6 +299,22 @@ class AsyncActions(StartActions):
         handle._helper_owned = False
         return handle
 
+    async def _load_learned(self) -> None:
+        """Load what the fleet learned (once; ``async with`` the client waits for it)."""
+        if self._learning is None:
+            return
+        self._start_loading()
+        assert self._loading is not None
+        await asyncio.shield(self._loading)
+
+    def _start_loading(self) -> None:
+        """A client used without ``async with`` loads in the background at its first handle
+        (that handle may start cold)."""
+        if self._learning is not None and self._loading is None:
+            self._loading = asyncio.get_running_loop().create_task(
+                self._learning.load(), name="voucherify-async load learned"
+            )
+
     def _wake(self, action_id: str) -> None:
         """Shared polls: another process's snapshot of *action_id* arrived; fetch it now."""
         handle = self._handles.get(action_id)
@@ -296,6 +322,8 @@ class AsyncActions(StartActions):
             handle._hurry(0.0)
 
     def _forget(self, handle: AsyncActionHandle) -> None:
+        if self._learning is not None:
+            self._learning.learned()  # its end taught the schedule something
         if self._handles.get(handle.id) is handle:
             del self._handles[handle.id]
             if self._shared is not None:
@@ -460,6 +488,10 @@ class AsyncActions(StartActions):
         self._handles.clear()
         if self._shared is not None and running is not None:
             await self._shared.aclose()
+        if self._learning is not None and running is not None:
+            if self._loading is not None and not self._loading.done():
+                self._loading.cancel()
+            await self._learning.aclose()
 
 
 def _enqueue_on_done(
