@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import multiprocessing
 import os
 import random
@@ -32,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -42,6 +43,7 @@ import attrs
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import redis_shared
 from benchmarks._common import (
     APP_ID,
     APP_TOKEN,
@@ -98,6 +100,8 @@ class Child:
     poll_trips: int
     led: int
     followed: int
+    lags: tuple[float, ...] = ()  # shared polls: publication -> a follower's handle, seconds
+    poll_kinds: tuple[tuple[str, int], ...] = ()  # shared polls' round trips by kind
 
 
 @attrs.frozen
@@ -111,6 +115,8 @@ class Result:
     budget_trips: int
     poll_trips: int
     led: int
+    lags: tuple[float, ...] = ()
+    poll_kinds: tuple[tuple[str, int], ...] = ()
 
 
 # -- a redis-server of the benchmark's own ----------------------------------------------
@@ -219,6 +225,8 @@ async def _child(
         polling.round_trips if polling is not None else 0,
         polling.led if polling is not None else 0,
         polling.followed if polling is not None else 0,
+        tuple(polling.lags) if polling is not None else (),
+        tuple(polling.trips.items()) if polling is not None else (),
     )
 
 
@@ -288,7 +296,18 @@ async def _measure(variant: Variant, config: Config, redis_url: str | None) -> R
             budget_trips=sum(kid.budget_trips for kid in children),
             poll_trips=sum(kid.poll_trips for kid in children),
             led=sum(kid.led for kid in children),
+            lags=tuple(lag for kid in children for lag in kid.lags),
+            poll_kinds=_sum_kinds(kid.poll_kinds for kid in children),
         )
+
+
+def _sum_kinds(
+    kinds: Iterable[tuple[tuple[str, int], ...]],
+) -> tuple[tuple[str, int], ...]:
+    total: collections.Counter[str] = collections.Counter()
+    for pairs in kinds:
+        total.update(dict(pairs))
+    return tuple(sorted(total.items()))
 
 
 def measure(variant: Variant, config: Config, redis_url: str | None) -> Result:
@@ -310,6 +329,21 @@ def run(config: Config) -> list[Table]:
             note = "redis-server is not installed (apt-get install redis-server): not measured."
             return [Table(title, columns, (), (note,))]
         results = {variant: measure(variant, config, redis_url) for variant in VARIANTS}
+        # The shared polls' own tables (benchmarks/redis_shared.py): cost, followers' lag,
+        # and what a new worker gains from a warm fleet's learning.
+        shared_tables = redis_shared.tables(
+            redis_shared.Inputs(
+                one_latencies=results["one"].latencies,
+                shared_latencies=results["shared"].latencies,
+                lags=results["shared"].lags,
+                led=results["shared"].led,
+                poll_trips=results["shared"].poll_trips,
+                gets=results["shared"].gets,
+                kinds=dict(results["shared"].poll_kinds),
+            ),
+            config.scale,
+            redis_url,
+        )
     base = results["one"]
     names = labels(config)
     rows = []
@@ -350,7 +384,7 @@ def run(config: Config) -> list[Table]:
         "one publish per GET, one read per follower per snapshot, and lease renewals (every "
         "third of a lease per led id; the lease is 3 s here, 10 s by default).",
     )
-    return [Table(title, columns, tuple(rows), notes)]
+    return [Table(title, columns, tuple(rows), notes), *shared_tables]
 
 
 def main(argv: list[str] | None = None) -> None:

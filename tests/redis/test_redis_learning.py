@@ -100,6 +100,7 @@ async def test_a_damaged_store_loads_what_is_valid(r: Any, emulator: VoucherifyE
     assert await r.hget(key, "A") == b"[1]"
 
 
+@pytest.mark.slow  # redis-py's own retries take seconds before the connection is given up
 async def test_redis_unreachable_starts_cold(
     emulator: VoucherifyEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:

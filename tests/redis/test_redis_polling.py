@@ -91,6 +91,7 @@ async def test_a_paused_ex_leader_cannot_publish(r: Any, emulator: VoucherifyEmu
         pb.done(action_id)
 
 
+@pytest.mark.slow  # redis-py's own retries take seconds before the connection is given up
 async def test_redis_unreachable_polls_for_itself(emulator: VoucherifyEmulator) -> None:
     """Without Redis, a handle still ends: its client polls for itself (with a WARNING)."""
     import redis.asyncio as aioredis
@@ -242,6 +243,19 @@ async def _restart_empty(server: RedisServer) -> None:
     await asyncio.to_thread(server.start)
 
 
+async def _subscribed_again(p: RedisPoller) -> None:
+    """Wait until *p*'s subscription, broken by a restart, is back (a readiness probe)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                await p._reader.ready()
+                return
+            except (RedisConnectionError, TimeoutError):
+                await asyncio.sleep(0.05)
+
+
 async def test_fence_grows_across_an_empty_restart(
     own_redis_server: RedisServer, emulator: VoucherifyEmulator
 ) -> None:
@@ -271,6 +285,7 @@ async def test_fence_grows_across_an_empty_restart(
             assert pb._ids[action_id].fence == before
 
             await _restart_empty(own_redis_server)
+            await _subscribed_again(pb)  # (until then, b would poll for itself)
             async with make_client(emulator, polling) as d:
                 pd = poller(d)
                 await pd.fetch(action_id)  # the first leader after the restart
@@ -299,7 +314,11 @@ async def test_a_lower_fence_resyncs(r: Any, emulator: VoucherifyEmulator) -> No
         [(_, fields)] = await r.xrevrange(stream, "+", "-", count=1)
         # The new leader (another process, another token) publishes a snapshot.
         await r.set(lease, "the new leader", px=60_000)
-        await r.xadd(stream, {"fence": str(taken - 10**9), "body": fields[b"body"]})
+        fence = str(taken - 10**9).encode()
+        entry_id = (await r.xadd(stream, {"fence": fence, "body": fields[b"body"]})).decode()
+        # ... and pushes it, as poll_publish.lua does.
+        message = f"{len(stream)}\n{stream}{entry_id}\n".encode() + fence + b"\n" + fields[b"body"]
+        await r.publish(pa._channel, message)
         await asyncio.wait_for(pb.fetch(action_id), 30)
         assert pb._ids[action_id].fence == taken - 10**9
         pa.done(action_id)

@@ -9,26 +9,29 @@ performs the GET, and appends the body to the id's Stream (``XADD ... MAXLEN ~``
 script that checks the lease atomically and stamps the entry with the leader's fencing token
 (Redis's clock in microseconds, so it grows with each new leader even across a Redis restarted
 empty). A leader paused past its lease can therefore never publish: its script finds another
-token. Followers never GET: a fetch returns the newest entry after the last one they returned,
-waiting for the next one with ``XREAD BLOCK`` (one blocking read per process for all the ids it
-follows); an entry that arrives while a follower's handle sleeps wakes that handle at once, so
-followers see a snapshot within milliseconds of its publication. When no entry comes for a
-lease's length, the follower asks for the lease; once a dead leader's lease has run out it gets
-it: a follower takes over within about two leases (plus its handle's own delay between polls).
+token. The same script pushes the snapshot on the account's Pub/Sub channel, to which every
+process subscribes once. Followers never GET: a fetch returns the newest snapshot after the
+last one they returned (its first look at an id reads the Stream, later ones wait for pushes);
+a snapshot that arrives while a follower's handle sleeps wakes that handle at once, so
+followers see a snapshot within milliseconds of its publication. A snapshot pushed while a
+process's subscription was down is read back from the Streams when it is up. When no entry
+comes for a lease's length, the follower asks for the lease; once a dead leader's lease has run
+out it gets it: a follower takes over within about two leases (plus its handle's own delay
+between polls).
 A leader whose own GETs fail (HANDOVER_AFTER polls in a row) steps down and tells the
 followers, so a healthy process takes over at once. A follower that sees a fencing token lower
 than one it took (Redis lost state) follows the new leader instead of ignoring it.
 
-Redis round trips: a leader's GET costs one script (the publish, which also extends its
-lease); each following process reads every id it follows with one blocking read; the leases of
-ids polled less often than every third of a lease are renewed all together, one script per
-process.
+Redis round trips: a leader's GET costs one script (the publish, which also extends its lease
+and pushes the snapshot); a process's first look at an id one more (it leads, or takes the
+newest snapshot); followers receive pushes without asking; the leases of ids polled less often
+than every third of a lease are renewed all together, one script per process.
 
 ``await handle``, ``updates()`` and ``result(timeout)`` behave as without sharing: the handle's
 schedule, deadlines and errors are its own; only where snapshots come from changes.
 
-Every key of an account shares one hash tag (Redis Cluster: one slot, so the scripts and the
-blocking read may name several keys). Keys expire: an id's keys live *ttl* seconds after its
+Every key of an account shares one hash tag (Redis Cluster: one slot, so a script or a
+pipeline may name several keys). Keys expire: an id's keys live *ttl* seconds after its
 last snapshot (default one hour) and *linger* seconds (default 60) after its terminal one. If
 Redis is unreachable, a fetch falls back to a plain GET of its own (still through the client's
 budget) and logs one WARNING; a leader whose publish fails keeps its snapshot (one GET per
@@ -38,10 +41,12 @@ poll).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -61,7 +66,7 @@ __all__ = ["RedisPolling"]
 logger: Final = logging.getLogger("voucherify_async")
 
 #: Redis calls one poller makes at once: thousands of handles must not take a connection each
-#: (redis-py's pool holds 100 by default; the budget and the blocking read need some too).
+#: (redis-py's pool holds 100 by default; the budget and the subscriptions need some too).
 MAX_CALLS: Final = 32
 
 
@@ -88,9 +93,8 @@ class RedisPolling:
     :param linger: Seconds they live after its terminal snapshot (default 60), for late
         followers.
     :param max_entries: Snapshots kept per id (approximately; default 16).
-    :param block: Seconds one blocking read waits when nothing comes (default 2, at most
-        half the connection's socket timeout): how often an idle process that follows ids
-        asks Redis.
+    :param block: Unused since snapshots are pushed (Pub/Sub) rather than read with a
+        blocking ``XREAD``; still accepted (and checked) so that existing code runs.
     :param operation_timeout: Seconds one Redis call may take (default 5).
     """
 
@@ -129,8 +133,19 @@ class RedisPolling:
         #: GETs performed as leader, and snapshots taken from another process, by all pollers.
         self.led = 0
         self.followed = 0
-        #: Redis round trips made by all pollers (scripts, reads): for benchmarks.
-        self.round_trips = 0
+        #: Redis round trips made by all pollers, by kind (each script's name, ``read``,
+        #: ``wake``, ``newest``): for benchmarks.
+        self.trips: collections.Counter[str] = collections.Counter()
+        #: Seconds from a snapshot's publication (its stream entry id: Redis's clock) to a
+        #: following handle taking it, for the newest 10,000 snapshots that arrived while
+        #: their handle followed the id: for benchmarks (meaningful where Redis and this
+        #: process share a clock, as on one machine).
+        self.lags: collections.deque[float] = collections.deque(maxlen=10_000)
+
+    @property
+    def round_trips(self) -> int:
+        """Redis round trips made by all pollers (scripts, reads): for benchmarks."""
+        return self.trips.total()
 
     def __repr__(self) -> str:
         return f"<RedisPolling lease={self.lease:g} key={self.key!r}>"
@@ -155,7 +170,7 @@ class RedisPolling:
 class _Id:
     """What one poller knows of one action id."""
 
-    __slots__ = ("failures", "fence", "last", "renewed", "token", "yielded")
+    __slots__ = ("ended", "failures", "fence", "last", "renewed", "token", "yielded")
 
     def __init__(self) -> None:
         self.last: str | None = None  # the newest stream entry returned or published here
@@ -164,6 +179,9 @@ class _Id:
         self.renewed = 0.0  # when the lease was last extended (loop time)
         self.failures = 0  # this process's GETs of the id that failed in a row, as leader
         self.yielded = -math.inf  # when this process last handed the id over (loop time)
+        # This process published the terminal snapshot: its lease now lasts as long as the
+        # keys (late followers read the end instead of polling again); nothing to release.
+        self.ended = False
 
 
 class _OwnGetFailed(Exception):
@@ -188,27 +206,16 @@ class RedisPoller:
         self._redis = polling.redis
         self._get = get
         # Every key of the account shares one hash tag: one slot on a Redis Cluster, so that
-        # one blocking read covers every followed id and one script renews every lease.
+        # one script renews every lease and one pipeline reads back every followed id.
         self._base = f"{polling.prefix}:poll:{{{_tag(name)}}}"
         self._scripts = Scripts(
-            self._redis, "poll_lead", "poll_publish", "poll_release", "poll_renew"
+            self._redis, "poll_join", "poll_lead", "poll_publish", "poll_release", "poll_renew"
         )
         self._lease_ms = round(polling.lease * 1000)
         self._ttl_ms = round(polling.ttl * 1000)
         self._ids: dict[str, _Id] = {}
-        # A blocking read must end before the connection's own socket timeout (redis-py's
-        # default is 5 s), or it would count as a failure of Redis.
-        block = polling.block
-        pool = getattr(self._redis, "connection_pool", None)
-        socket_timeout = getattr(pool, "connection_kwargs", {}).get("socket_timeout")
-        if isinstance(socket_timeout, int | float) and socket_timeout > 0:
-            block = min(block, socket_timeout / 2)
-        self._reader = Reader(
-            polling,
-            max(1, round(block * 1000)),
-            f"{self._base}:wake:{secrets.token_hex(8)}",
-            wake,
-        )
+        self._channel = f"{self._base}:snapshots"
+        self._reader = Reader(polling, self._channel, wake)
         self._renewer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._outage_logged = False
@@ -222,7 +229,7 @@ class RedisPoller:
 
     async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
         async with self._calls:
-            self._polling.round_trips += 1
+            self._polling.trips[script] += 1
             async with asyncio.timeout(self._polling.operation_timeout):
                 return await self._scripts[script](keys=keys, args=args)
 
@@ -258,8 +265,8 @@ class RedisPoller:
         state = self._ids.pop(action_id, None)
         if state is None:
             return
-        self._reader.forget(self._keys(action_id)[2])
-        if state.token is not None and not self._closed:
+        self._reader.drop(self._keys(action_id)[2])
+        if state.token is not None and not state.ended and not self._closed:
             self._spawn(self._release(action_id, state.token, handover=False))
 
     async def aclose(self) -> None:
@@ -273,7 +280,7 @@ class RedisPoller:
                 await self._renewer
         for action_id in list(self._ids):
             state = self._ids.pop(action_id)
-            if state.token is not None:
+            if state.token is not None and not state.ended:
                 self._spawn(self._release(action_id, state.token, handover=False))
         await self._reader.aclose()
         if self._tasks:
@@ -289,49 +296,64 @@ class RedisPoller:
         state = self._ids.setdefault(action_id, _Id())
         lease, fence, stream = self._keys(action_id)
         reader = self._reader
+        reader.expect(stream, action_id)  # a snapshot pushed from now on is kept
         loop = asyncio.get_running_loop()
         quiet = False  # no snapshot came for a whole lease (or a handover): the leader is gone
         while True:
             if state.token is not None:
                 return await self._lead(action_id, state)  # its publish checks the lease
-            try_lead = True
-            # A snapshot newer than the last one returned here comes first: the reader's (no
-            # round trip) while it follows the id, else the stream's newest.
+            # This process just stepped down: a healthy one goes first.
+            may_lead = loop.time() - state.yielded >= self._polling.lease
+            token = secrets.token_hex(16)
             if reader.follows(stream):
+                # A snapshot newer than the last one returned here comes first (no round trip).
                 entry = reader.latest(stream)
-                if entry is not None and not self._accept(state, entry):
-                    entry = None
-                try_lead = quiet  # a leader that publishes is alive: do not ask
-            else:
-                entry = await self._newest(stream, state)
-            if entry is not None:
-                if not is_handover(entry):
-                    # Follow the id from here on: the next snapshot wakes its handle.
-                    reader.watch(stream, action_id, entry[0])
-                    return self._follow(entry)
-                try_lead = True  # the leader stepped down: take it now
-            if loop.time() - state.yielded < self._polling.lease:
-                try_lead = False  # this process just stepped down: a healthy one goes first
-            if try_lead:
-                token = secrets.token_hex(16)
-                granted = as_int(
-                    await self._call(
-                        "poll_lead", [lease, fence], [token, self._lease_ms, self._ttl_ms]
+                if entry is not None and self._accept(state, entry):
+                    if not is_handover(entry):
+                        return self._follow(entry, live=True)
+                    quiet = True  # the leader stepped down: take it now
+                if quiet and may_lead:  # a leader that publishes is alive: do not ask
+                    granted = as_int(
+                        await self._call(
+                            "poll_lead", [lease, fence], [token, self._lease_ms, self._ttl_ms]
+                        )
                     )
+                    if granted > 0:
+                        return await self._take(action_id, state, token, granted)
+            else:
+                # First look: lead if nobody does, else take the newest snapshot (one call),
+                # once subscribed: every later snapshot is pushed.
+                await reader.ready()
+                low = "-" if state.last is None else f"({state.last}"
+                reply = await self._call(
+                    "poll_join",
+                    [lease, fence, stream],
+                    [token, self._lease_ms, self._ttl_ms, low, "1" if may_lead else "0"],
                 )
-                if granted > 0:  # a new leadership, with a new fencing token
-                    state.token, state.fence = token, granted
-                    state.renewed = loop.time()
-                    state.failures = 0
-                    self._start_renewer()
-                    reader.forget(stream)
-                    return await self._lead(action_id, state)
+                granted = as_int(reply[0])
+                if granted > 0:
+                    return await self._take(action_id, state, token, granted)
+                entry = _entry(reply)
+                if entry is not None and self._accept(state, entry) and not is_handover(entry):
+                    # Follow the id from here on: the next snapshot wakes its handle.
+                    reader.watch(stream, action_id)
+                    return self._follow(entry)
+                state.last = state.last or "0-0"
             entry = await reader.wait(stream, action_id, state.last or "0-0", self._polling.lease)
             quiet = entry is None
             if entry is not None and self._accept(state, entry):
                 if not is_handover(entry):
-                    return self._follow(entry)
+                    return self._follow(entry, live=True)
                 quiet = True
+
+    async def _take(self, action_id: str, state: _Id, token: str, fence: int) -> AsyncAction:
+        """This process leads *action_id* now, with fencing token *fence*: poll it."""
+        state.token, state.fence = token, fence
+        state.renewed = asyncio.get_running_loop().time()
+        state.failures = 0
+        self._start_renewer()
+        self._reader.forget(self._keys(action_id)[2])
+        return await self._lead(action_id, state)
 
     async def _lead(self, action_id: str, state: _Id) -> AsyncAction:
         try:
@@ -362,6 +384,7 @@ class RedisPoller:
                     "1" if action.is_terminal else "0",
                     round(self._polling.linger * 1000),
                     self._lease_ms,
+                    self._channel,
                 ],
             )
         except UNREACHABLE as exc:
@@ -371,6 +394,7 @@ class RedisPoller:
         if entry_id:
             state.last = as_text(entry_id)
             state.renewed = asyncio.get_running_loop().time()
+            state.ended = action.is_terminal
         else:
             # Our lease expired (a pause, a slow GET, a Redis that lost it): another process
             # leads now, or will. The snapshot is still good for our own handle.
@@ -390,8 +414,10 @@ class RedisPoller:
         if token is not None:
             self._spawn(self._release(action_id, token, handover=True))
 
-    def _follow(self, entry: Entry) -> AsyncAction:
+    def _follow(self, entry: Entry, *, live: bool = False) -> AsyncAction:
         self._polling.followed += 1
+        if live:
+            self._polling.lags.append(max(0.0, time.time() - entry_key(entry[0])[0] / 1000))
         body = field(entry[1], "body")
         if body is None:
             raise ResponseDecodeError(
@@ -423,20 +449,6 @@ class RedisPoller:
         state.fence = fence
         return True
 
-    async def _newest(self, stream: str, state: _Id) -> Entry | None:
-        low = "-" if state.last is None else f"({state.last}"
-        async with self._calls:
-            self._polling.round_trips += 1
-            async with asyncio.timeout(self._polling.operation_timeout):
-                entries: Any = await self._redis.xrevrange(stream, "+", low, count=1)
-        if not entries:
-            if state.last is None:
-                state.last = "0-0"
-            return None
-        entry_id, fields = entries[0]
-        entry = (as_text(entry_id), fields)
-        return entry if self._accept(state, entry) else None
-
     # -- the leases ---------------------------------------------------------------------
 
     def _start_renewer(self) -> None:
@@ -452,7 +464,7 @@ class RedisPoller:
         loop = asyncio.get_running_loop()
         third = self._polling.lease / 3
         while True:
-            led = [(i, s) for i, s in self._ids.items() if s.token is not None]
+            led = [(i, s) for i, s in self._ids.items() if s.token is not None and not s.ended]
             if not led:
                 return
             due = min(s.renewed for _, s in led) + third
@@ -480,7 +492,9 @@ class RedisPoller:
         lease, _, stream = self._keys(action_id)
         with contextlib.suppress(*UNREACHABLE):
             await self._call(
-                "poll_release", [lease, stream], [token, "1" if handover else "0", self._ttl_ms]
+                "poll_release",
+                [lease, stream],
+                [token, "1" if handover else "0", self._ttl_ms, self._channel],
             )
 
     def _spawn(self, work: Any) -> None:
@@ -496,6 +510,14 @@ class RedisPoller:
         task = loop.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _entry(reply: Any) -> Entry | None:
+    """The entry in a poll_join reply (``[0, id, [field, value, ...]]``), or None."""
+    if len(reply) < 3:
+        return None
+    flat = reply[2]
+    return as_text(reply[1]), {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
 
 
 def _tag(name: str) -> str:
