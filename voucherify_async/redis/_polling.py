@@ -340,7 +340,8 @@ class RedisPoller:
                     return self._follow(entry)
                 state.last = state.last or "0-0"
             entry = await reader.wait(stream, action_id, state.last or "0-0", self._polling.lease)
-            quiet = entry is None
+            # Quiet: neither a snapshot nor a renewal of the leader's lease for a lease's time.
+            quiet = entry is None and not reader.alive(stream, self._polling.lease)
             if entry is not None and self._accept(state, entry):
                 if not is_handover(entry):
                     return self._follow(entry, live=True)
@@ -477,10 +478,15 @@ class RedisPoller:
             for _, s in batch:
                 s.renewed = now
             try:
+                pairs = [
+                    x
+                    for (i, _), t in zip(batch, tokens, strict=True)
+                    for x in (t, self._keys(i)[2])
+                ]
                 kept = await self._call(
                     "poll_renew",
                     [self._keys(i)[0] for i, _ in batch],
-                    [self._lease_ms, *tokens],
+                    [self._lease_ms, self._channel, *pairs],
                 )
             except UNREACHABLE:
                 continue  # the publish script will tell whether we still lead

@@ -44,14 +44,17 @@ def is_handover(entry: Entry) -> bool:
     return field(entry[1], "handover") is not None
 
 
-def parse_message(data: Any) -> tuple[str, Entry] | None:
+def parse_message(data: Any) -> tuple[str, Entry | None] | None:
     """A channel message (``len(stream) \\n stream entry-id \\n fence \\n body``, as
-    poll_publish.lua writes it) as its stream and entry; None when it is not one."""
+    poll_publish.lua writes it) as its stream and entry; ``(stream, None)`` for a lease
+    renewal (``len(stream) \\n stream alive``, poll_renew.lua); None when it is not one."""
     raw = data if isinstance(data, bytes) else str(data).encode("utf-8")
     try:
         size, _, rest = raw.partition(b"\n")
         n = int(size)
         stream, rest = rest[:n].decode("utf-8"), rest[n:]
+        if rest == b"alive":
+            return stream, None
         entry_id, fence, body = rest.split(b"\n", 2)
         if fence == b"handover":
             return stream, (entry_id.decode("ascii"), {b"fence": b"0", b"handover": b"1"})
@@ -82,6 +85,7 @@ class Reader:
         self._expected: dict[str, str] = {}  # stream -> action id
         self._follow: set[str] = set()  # streams whose handles are woken by a new entry
         self._latest: dict[str, Entry] = {}  # stream -> newest entry
+        self._renewed: dict[str, float] = {}  # stream -> when its lease was last renewed
         self._waiting: dict[str, asyncio.Future[Entry]] = {}
         self._task: asyncio.Task[None] | None = None
         self._subscribed: asyncio.Future[None] | None = None
@@ -100,6 +104,12 @@ class Reader:
     def forget(self, stream: str) -> None:
         self._follow.discard(stream)
         self._latest.pop(stream, None)
+        self._renewed.pop(stream, None)
+
+    def alive(self, stream: str, within: float) -> bool:
+        """True if the leader of *stream* renewed its lease in the last *within* seconds."""
+        renewed = self._renewed.get(stream)
+        return renewed is not None and asyncio.get_running_loop().time() - renewed < within
 
     def drop(self, stream: str) -> None:
         """The id's handle ended: nothing of it is kept."""
@@ -172,8 +182,13 @@ class Reader:
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         parsed = parse_message(message.get("data"))
-                        if parsed is not None:
-                            self._deliver(*parsed)
+                        if parsed is None:
+                            continue
+                        stream, entry = parsed
+                        if entry is not None:
+                            self._deliver(stream, entry)
+                        elif stream in self._expected:
+                            self._renewed[stream] = asyncio.get_running_loop().time()
             except UNREACHABLE as exc:
                 self._failure = exc
                 if self._subscribed is not None and not self._subscribed.done():
