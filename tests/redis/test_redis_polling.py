@@ -460,3 +460,36 @@ async def test_shared_polls_on_a_cluster(rc: Any, emulator: VoucherifyEmulator) 
     assert sum(emulator.count(i) for i in ids) == polling.led
     assert polling.followed >= 6
     assert len({key_slot(key.encode()) for group in keys for key in group}) == 1
+
+
+@pytest.mark.slow
+async def test_followers_of_a_live_leader_do_not_ask_for_its_lease(
+    r: Any, emulator: VoucherifyEmulator
+) -> None:
+    """A leader that polls less often than its lease renews it, and each renewal reaches the
+    followers: for leases on end without a snapshot, a follower never asks for the lease (a
+    round trip per lease) and sends no GET."""
+    action_id = emulator.add_action(duration=None)
+    polling = RedisPolling(r, lease=0.6)
+    async with make_client(emulator, polling) as a, make_client(emulator, polling) as b:
+        pa, pb = poller(a), poller(b)
+        await pa.fetch(action_id)  # a leads, then polls no more: only its renewer runs
+        await pb.fetch(action_id)  # b takes a's snapshot
+        pubsub = r.pubsub()
+        await pubsub.subscribe(pa._channel)
+        waiting = asyncio.ensure_future(pb.fetch(action_id))  # b waits for the next one
+        renewals = 0
+        async with asyncio.timeout(30):
+            async for message in pubsub.listen():  # what the followers hear
+                if message["type"] == "message" and message["data"].endswith(b"alive"):
+                    renewals += 1
+                    if renewals == 8:  # one per third of a lease: over two leases
+                        break
+        await pubsub.aclose()
+        assert not waiting.done()
+        assert polling.trips["poll_lead"] == 0
+        assert emulator.count(action_id) == 1
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        pa.done(action_id)
+        pb.done(action_id)
