@@ -9,6 +9,9 @@ its result last (``{"result": ...}``). Modes:
   *lead_first*, it first takes one snapshot of each of those ids alone, says ``leading``,
   and waits for a line on stdin before it asks for the others.
 
+With *cluster*, ``redis_url`` names a node of a Redis Cluster (``RedisCluster``); with
+``"budget": false`` the client has no shared budget (the server's headers still pace it).
+
 *clock_offset* (seconds) shifts this process's monotonic clock, and *wall_offset* its wall
 clock: the budget must not care, as it counts on Redis's clock alone.
 """
@@ -60,11 +63,12 @@ def budget(r: aioredis.Redis) -> RedisBudget:
 
 
 def client(r: aioredis.Redis, **options: Any) -> VoucherifyClient:
+    if CONFIG.get("budget", True):
+        options["budget"] = budget(r)
     return VoucherifyClient(
         CONFIG["app_id"],
         CONFIG["app_token"],
         base_url=CONFIG["base_url"],
-        budget=budget(r),
         timeout=CONFIG.get("timeout", 5.0),
         max_concurrency=CONFIG.get("concurrency", 4),
         **options,
@@ -138,7 +142,10 @@ async def run_poll(r: aioredis.Redis) -> dict[str, Any]:
 async def main() -> None:
     logging.getLogger("voucherify_async").addHandler(_Events())
     logging.getLogger("voucherify_async").setLevel(logging.INFO)
-    r = aioredis.Redis.from_url(CONFIG["redis_url"])
+    if CONFIG.get("cluster"):
+        r: Any = aioredis.RedisCluster.from_url(CONFIG["redis_url"])
+    else:
+        r = aioredis.Redis.from_url(CONFIG["redis_url"])
     try:
         mode = CONFIG["mode"]
         work = {"budget": run_budget, "hold": run_hold, "poll": run_poll}[mode]

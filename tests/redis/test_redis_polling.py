@@ -493,3 +493,26 @@ async def test_followers_of_a_live_leader_do_not_ask_for_its_lease(
         await asyncio.gather(waiting, return_exceptions=True)
         pa.done(action_id)
         pb.done(action_id)
+
+
+@pytest.mark.slow
+async def test_processes_share_polls_on_a_cluster(
+    redis_cluster: Any, rc: Any, emulator: VoucherifyEmulator
+) -> None:
+    """Three processes on a three-master cluster await the same six ids: every one ends
+    everywhere, and the server saw only the leaders' GETs."""
+    ids = [emulator.add_action(duration=1.0 + i / 10) for i in range(6)]
+    workers = [
+        await Worker.spawn(
+            **poll_config(redis_cluster.url, emulator, ids[k:] + ids[:k], cluster=True,
+                          budget=False)
+        )
+        for k in (0, 2, 4)
+    ]  # fmt: skip
+    try:
+        results = [await w.result() for w in workers]
+    finally:
+        for w in workers:
+            await w.reap()
+    assert_every_id_ended_by_the_leaders_gets(emulator, ids, results)
+    assert sum(res["followed"] for res in results) >= 6
