@@ -7,7 +7,8 @@ its result last (``{"result": ...}``). Modes:
 - ``hold``: take *slots* slots of a RedisBudget's gate, say so, and wait to be killed.
 - ``poll``: await handles of *ids* on a client with RedisPolling (and a shared budget). With
   *lead_first*, it first takes one snapshot of each of those ids alone, says ``leading``,
-  and waits for a line on stdin before it asks for the others.
+  and waits for a line on stdin before it asks for the others. With *learning*, the client
+  has a RedisLearning too, and the result says how many durations it knew at start.
 
 With *cluster*, ``redis_url`` names a node of a Redis Cluster (``RedisCluster``); with
 ``"budget": false`` the client has no shared budget (the server's headers still pace it).
@@ -109,12 +110,18 @@ async def run_poll(r: aioredis.Redis) -> dict[str, Any]:
     from voucherify_async.redis import RedisPolling
 
     polling = RedisPolling(r, lease=CONFIG.get("lease", 1.0))
+    extra: dict[str, Any] = {}
+    if CONFIG.get("learning"):
+        from voucherify_async.redis import RedisLearning
+
+        extra["learning"] = RedisLearning(r)
     policy = PollPolicy(
         first_poll_after=0.0, initial_delay=CONFIG.get("delay", 0.2),
         max_delay=CONFIG.get("delay", 0.2), min_delay=0.05, jitter=0.0, adaptive=False,
         timeout=60.0,
     )  # fmt: skip
-    async with client(r, shared_polling=polling, poll_policy=policy) as c:
+    async with client(r, shared_polling=polling, poll_policy=policy, **extra) as c:
+        known_at_start = len(c.async_actions.durations)
         first = CONFIG.get("lead_first", [])
         handles = {i: c.async_actions.handle(i) for i in first}
         for handle in handles.values():
@@ -136,6 +143,7 @@ async def run_poll(r: aioredis.Redis) -> dict[str, Any]:
         ],
         "led": polling.led,
         "followed": polling.followed,
+        "known_at_start": known_at_start,
     }
 
 

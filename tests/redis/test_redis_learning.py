@@ -128,3 +128,36 @@ def test_bad_options_are_refused(r: Any) -> None:
         RedisLearning(r, flush_every=float("nan"))
     with pytest.raises(ValueError, match="key"):
         RedisLearning(r, key="")
+
+
+@pytest.mark.slow
+async def test_a_worker_started_later_knows_what_the_fleet_learned(
+    redis_server: Any, r: Any, emulator: VoucherifyEmulator
+) -> None:
+    """Real processes: two workers wait for four actions each and exit; a worker started
+    after them knows all eight durations before its first request."""
+    from _redis_server import Worker
+
+    def config(ids: list[str]) -> dict[str, Any]:
+        return {
+            "mode": "poll", "redis_url": redis_server.url, "base_url": emulator.base_url,
+            "app_id": APP_ID, "app_token": APP_TOKEN, "ids": ids, "limit": 1000,
+            "window": 2.0, "lease": 1.0, "delay": 0.1, "learning": True,
+        }  # fmt: skip
+
+    ids = [emulator.add_action(TYPE, duration=0.2 + i / 20) for i in range(8)]
+    fleet = [await Worker.spawn(**config(ids[:4])), await Worker.spawn(**config(ids[4:]))]
+    try:
+        done = [await w.result() for w in fleet]
+    finally:
+        for w in fleet:
+            await w.reap()
+    assert all(res["statuses"] == ["DONE"] * 4 for res in done)
+    later_id = emulator.add_action(TYPE, duration=0.2)
+    later = await Worker.spawn(**config([later_id]))
+    try:
+        result = await later.result()
+    finally:
+        await later.reap()
+    assert result["statuses"] == ["DONE"]
+    assert result["known_at_start"] == 8
