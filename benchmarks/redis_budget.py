@@ -380,9 +380,10 @@ def run(config: Config) -> list[Table]:
         f"{shared.led:,} of them by a leader (any other: a process polling for itself while "
         "Redis did not answer in time).",
         "Redis trips/request: budget scripts (acquire, release, waits, subscriptions) per "
-        "request the server saw; '+ polls' adds the shared polls' scripts and stream reads: "
-        "one publish per GET, one read per follower per snapshot, and lease renewals (every "
-        "third of a lease per led id; the lease is 3 s here, 10 s by default).",
+        "request the server saw; '+ polls' adds the shared polls' (benchmarks/redis_shared.py): "
+        "one publish per GET (which also extends the lease and pushes the snapshot), one first "
+        "look per id per process, lease renewals batched per process; followers receive the "
+        "pushes without asking (the lease is 3 s here, 10 s by default).",
     )
     return [Table(title, columns, tuple(rows), notes), *shared_tables]
 
