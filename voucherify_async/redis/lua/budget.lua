@@ -44,12 +44,14 @@ local function keep(key, ms)
 end
 
 -- The configurations in use: the strictest applies (smallest limit, longest window and hold).
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+-- This ZADD is the script's first write, always made: a server out of memory (maxmemory with
+-- noeviction) refuses the whole call here, before it changed anything, so OOM is an outage
+-- like any other (a script that wrote first would be let through).
 local conf = limit .. ':' .. window .. ':' .. hold
-local conf_until = now + hold + window
-if conf_until > tonumber(redis.call('ZSCORE', KEYS[5], conf) or '0') then
-  redis.call('ZADD', KEYS[5], conf_until, conf)
-end
+local conf_until = math.max(now + hold + window,
+  tonumber(redis.call('ZSCORE', KEYS[5], conf) or '0'))
+redis.call('ZADD', KEYS[5], conf_until, conf)
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local eff_limit, eff_window, max_hold = limit, window, hold
 for _, c in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
   local l, w, h = string.match(c, '^(%d+):(%d+):(%d+)$')
