@@ -9,6 +9,7 @@ its result last (``{"result": ...}``). Modes:
   *lead_first*, it first takes one snapshot of each of those ids alone, says ``leading``,
   and waits for a line on stdin before it asks for the others.
 
+With *cluster*, *redis_url* names a node of a Redis Cluster (``RedisCluster``).
 *clock_offset* (seconds) shifts this process's monotonic clock, and *wall_offset* its wall
 clock: the budget must not care, as it counts on Redis's clock alone.
 """
@@ -56,6 +57,7 @@ def budget(r: aioredis.Redis) -> RedisBudget:
         key=CONFIG.get("key"),
         heartbeat=CONFIG.get("heartbeat", 0.5),
         unavailable_timeout=CONFIG.get("unavailable_timeout", 60.0),
+        operation_timeout=CONFIG.get("operation_timeout", 5.0),
     )
 
 
@@ -83,6 +85,7 @@ async def run_budget(r: aioredis.Redis) -> dict[str, Any]:
                 done += 1
                 if done == 1:
                     say(event="first")  # this process has used the budget
+                say(event="done", n=done)
             except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
 
@@ -138,7 +141,10 @@ async def run_poll(r: aioredis.Redis) -> dict[str, Any]:
 async def main() -> None:
     logging.getLogger("voucherify_async").addHandler(_Events())
     logging.getLogger("voucherify_async").setLevel(logging.INFO)
-    r = aioredis.Redis.from_url(CONFIG["redis_url"])
+    if CONFIG.get("cluster"):
+        r: Any = aioredis.RedisCluster.from_url(CONFIG["redis_url"])
+    else:
+        r = aioredis.Redis.from_url(CONFIG["redis_url"])
     try:
         mode = CONFIG["mode"]
         work = {"budget": run_budget, "hold": run_hold, "poll": run_poll}[mode]
