@@ -79,6 +79,14 @@ async def progress(workers: list[Worker]) -> None:
         await w.event("done")
 
 
+async def admitted_since(emu: VoucherifyEmulator, seen: int, more: int = 2) -> None:
+    """The server has seen *more* requests after its first *seen*: admissions Redis made
+    after the moment *seen* was taken."""
+    async with asyncio.timeout(60):
+        while len(emu.requests) < seen + more:  # noqa: ASYNC110 (the emulator has no event)
+            await asyncio.sleep(0.01)
+
+
 async def run_through(
     url: str,
     emu: VoucherifyEmulator,
@@ -115,8 +123,10 @@ async def test_restart_from_a_snapshot_taken_mid_run(
     server = own_server(tmp_path, rdb=True)
 
     async def fault(workers: list[Worker]) -> None:
+        seen = len(counting_emulator.requests)
         await asyncio.to_thread(server.snapshot)
-        await progress(workers)  # admitted after the snapshot: the restart forgets them
+        # Admitted after the snapshot: the restart forgets them.
+        await admitted_since(counting_emulator, seen)
         await asyncio.to_thread(server.restart)
 
     try:
@@ -156,8 +166,9 @@ async def test_failover_to_a_lagging_replica(
         await front.start()
 
         async def fault(workers: list[Worker]) -> None:
+            seen = len(counting_emulator.requests)
             link.hold()
-            await progress(workers)  # admitted on the master only
+            await admitted_since(counting_emulator, seen)  # admitted on the master only
             replica.promote()
             front.retarget(replica.port)
             master.demote(replica)
