@@ -223,7 +223,7 @@ class RedisGate(RequestGate):
         self._hold_ms = math.ceil(unanswered_hold * 1000)
         self._heartbeat_ms = max(1, round(budget.heartbeat * 1000))
         self._alive_ms = 3 * self._heartbeat_ms
-        self._fold_delay = min(FOLD_DELAY, budget.window / 10)
+        self._fold_delay = min(FOLD_DELAY, budget.window / 4)
         self._me = f"{os.getpid()}-{secrets.token_hex(6)}-{next(_PROCESS_IDS)}"
         self._serial = itertools.count()
         self._epoch = ""
@@ -232,6 +232,9 @@ class RedisGate(RequestGate):
         self._in_flight: dict[str, _Slot] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._contend: asyncio.Lock | None = None
+        self._contenders = 0  # callers contending or waiting to, in this process
+        # The next contender's id, queued in Redis by the previous call, and its wait (s).
+        self._queued: tuple[str, float] | None = None
         self._wake: asyncio.Future[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -308,26 +311,46 @@ class RedisGate(RequestGate):
     async def _take_slot(self, local: Admission, deadline: float | None) -> _Slot:
         if self._contend is None:
             self._contend = asyncio.Lock()
-        async with self._contend:  # one contender per process; the rest wait here, FIFO
-            member = f"{self._me}:{next(self._serial)}"
-            try:
-                return await self._contend_for(member, local, deadline)
-            except BaseException:
-                # Leave the queue (and give back a slot the script may have granted as the
-                # call was cancelled): nothing was sent.
-                self._spawn(self._leave(member))
-                raise
+        self._contenders += 1
+        try:
+            async with self._contend:  # one contender per process; the rest wait here, FIFO
+                # The previous contender may have queued this one in Redis already, and said
+                # when its turn comes.
+                member, turn = self._queued or (f"{self._me}:{next(self._serial)}", None)
+                self._queued = None
+                try:
+                    return await self._contend_for(member, local, deadline, turn)
+                except BaseException:
+                    # Leave the queue (and give back a slot the script may have granted as
+                    # the call was cancelled): nothing was sent.
+                    self._spawn(self._leave(member))
+                    raise
+        finally:
+            self._contenders -= 1
+            if self._queued is not None and not self._contenders:
+                # Queued for a caller that went away meanwhile: leave, blocking nobody.
+                self._spawn(self._leave(self._queued[0]))
+                self._queued = None
 
-    async def _contend_for(self, member: str, local: Admission, deadline: float | None) -> _Slot:
+    async def _contend_for(
+        self, member: str, local: Admission, deadline: float | None, turn: float | None
+    ) -> _Slot:
         failing_since: float | None = None
         backoff = 0.05
+        if turn:
+            # Queued by the previous contender, whose call said when this one's turn comes:
+            # sleep until then (or a notification) rather than ask now and be told to wait.
+            self._ensure_listener()
+            await self._sleep(self._wake_future(), turn)
         while True:
             if self._closed:
                 raise ClientClosedError("the VoucherifyClient was closed")
             self._ensure_listener()
             wake = self._wake_future()  # taken before asking, so no notification slips by
+            # A caller waits behind this one: queue it in the same call.
+            follower = f"{self._me}:{next(self._serial)}" if self._contenders > 1 else ""
             try:
-                reply = await self._script_call(member)
+                reply = await self._script_call(member, follower)
             except UNREACHABLE as exc:
                 now = self._clock()
                 if failing_since is None:
@@ -357,6 +380,9 @@ class RedisGate(RequestGate):
             pause_until_ms = as_int(reply[4])
             if admitted:
                 slot = _Slot(member, now_ms, local, self._clock() + RENEW_AT * self._hold)
+                next_wait = as_int(reply[8])
+                if follower and next_wait >= 0:
+                    self._queued = (follower, next_wait / 1000)
                 if self._closed:  # closed during the call: give the slot back, send nothing
                     raise ClientClosedError("the VoucherifyClient was closed")
                 self._in_flight[member] = slot
@@ -380,16 +406,17 @@ class RedisGate(RequestGate):
 
     # -- the script call ----------------------------------------------------------------
 
-    async def _script_call(self, member: str) -> Any:
+    async def _script_call(self, member: str, follower: str = "") -> Any:
         """One call of the budget script: the releases and renewals due, and an admission
-        for *member* ('' for none). Releases that could not be sent are kept for the next."""
+        for *member* ('' for none), queueing *follower* (this process's next contender, ''
+        for none) if it is admitted. Releases that could not be sent are kept for the next."""
         now = self._clock()
         ended, self._ended = self._ended, []
         renew = [s for s in self._in_flight.values() if s.renew_at <= now + self._hold / 3]
         budget = self._budget
         args: list[Any] = [
             budget.limit, self._window_ms, self._hold_ms, member, self._alive_ms, self._epoch,
-            secrets.token_hex(8), self._channel, self._heartbeat_ms, len(ended),
+            secrets.token_hex(8), self._channel, self._heartbeat_ms, follower, len(ended),
         ]  # fmt: skip
         for slot, answered, at in ended:
             ago_ms = max(0, math.floor((now - at) * 1000))
