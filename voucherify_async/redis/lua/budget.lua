@@ -155,9 +155,8 @@ end
 
 if me == '' then
   expire_slots()
-  if n > 0 and redis.call('ZCARD', KEYS[2]) > 0 then
-    redis.call('PUBLISH', ARGV[8], 'r')  -- a waiter may be able to go sooner
-  end
+  -- No notification: a release only moves its slot's end earlier, and a waiter whose turn
+  -- was computed from the slot's lease asks again within a heartbeat anyway.
   return {0, 0, now, epoch, 0, eff_limit, eff_window, lost and 1 or 0, -1}
 end
 
