@@ -28,7 +28,7 @@
 -- A waiting contender is told its own turn: when enough slots will have freed for every
 -- contender ahead of it and itself, so that N waiting processes do not all ask at each free.
 -- Every instant is Redis's own (TIME); a caller's clock only measures how long ago its
--- releases ended (under a second or so), with a margin for the clocks' rates.
+-- releases ended (about a window at most), allowing it to run 0.1 % fast.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
