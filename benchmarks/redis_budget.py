@@ -483,7 +483,7 @@ def run_trips(config: TripsConfig) -> list[Table]:
         }
     names = {
         "alone": "each sent alone at once (baseline)",
-        "folded": "riding on the next call (at most a quarter window late)",
+        "folded": "riding on the next call (at most 3/4 window late)",
     }
     base = results["alone"][0]
     rows = tuple(
