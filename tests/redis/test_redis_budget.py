@@ -421,3 +421,26 @@ async def test_a_budget_on_a_redis_cluster(rc: Any) -> None:
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_a_queued_next_caller_that_is_cancelled_leaves_the_queue(r: Any) -> None:
+    """An admitted caller queues its process's next one in the same call; if that one is
+    cancelled while it sleeps for its turn, its place in Redis's queue goes too."""
+    g = gate(r, limit=1)
+    try:
+        held = await g.acquire()
+        first = asyncio.ensure_future(g.acquire())
+        second = asyncio.ensure_future(g.acquire())
+        await asyncio.sleep(0)
+        g.release(held, answered=True)
+        admitted = await asyncio.wait_for(first, 30)  # a window later; it queued `second`
+        assert g._queued is not None or g._turn_at is not None
+        assert await r.zcard("voucherify-async:budget:{test}:queue") == 1
+        second.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        await asyncio.wait(g._tasks)
+        assert await r.zcard("voucherify-async:budget:{test}:queue") == 0
+        g.release(admitted, answered=True)
+    finally:
+        await g.aclose()
