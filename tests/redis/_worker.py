@@ -13,6 +13,7 @@ its result last (``{"result": ...}``). Modes:
 With *cluster*, ``redis_url`` names a node of a Redis Cluster (``RedisCluster``); with
 ``"budget": false`` the client has no shared budget (the server's headers still pace it).
 
+With *cluster*, *redis_url* names a node of a Redis Cluster (``RedisCluster``).
 *clock_offset* (seconds) shifts this process's monotonic clock, and *wall_offset* its wall
 clock: the budget must not care, as it counts on Redis's clock alone.
 """
@@ -60,6 +61,7 @@ def budget(r: aioredis.Redis) -> RedisBudget:
         key=CONFIG.get("key"),
         heartbeat=CONFIG.get("heartbeat", 0.5),
         unavailable_timeout=CONFIG.get("unavailable_timeout", 60.0),
+        operation_timeout=CONFIG.get("operation_timeout", 5.0),
     )
 
 
@@ -88,6 +90,7 @@ async def run_budget(r: aioredis.Redis) -> dict[str, Any]:
                 done += 1
                 if done == 1:
                     say(event="first")  # this process has used the budget
+                say(event="done", n=done)
             except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
 

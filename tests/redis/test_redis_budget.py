@@ -377,3 +377,70 @@ def test_the_core_never_imports_redis() -> None:
         "assert 'redis' not in sys.modules, sorted(m for m in sys.modules if 'redis' in m)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_a_release_rides_on_the_next_call(r: Any) -> None:
+    """One script call per request: each release goes with the next admission (plus one
+    subscription and one call for the last release). Before, every release was a call."""
+    g = gate(r, limit=100)
+    try:
+        for _ in range(10):
+            g.release(await g.acquire(), answered=True)
+        await g.flush_releases()
+        assert g.round_trips <= 10 + 2
+        scores = await slot_scores(r)
+        assert len(scores) == 10
+        # Every slot was released: each counts from its answer, not from its lease (a second
+        # after its admission).
+        now = await redis_ms(r)
+        assert all(score <= now + 5 for score in scores.values())
+    finally:
+        await g.aclose()
+
+
+@pytest.mark.slow
+async def test_a_budget_on_a_redis_cluster(rc: Any) -> None:
+    """On a three-master cluster: every key of the budget in one hash slot, and the gate
+    works (admission, a wait for the earliest slot, a release, a pause)."""
+    a, b = gate(rc, limit=2), gate(rc, limit=2)
+    try:
+        slots = {await rc.cluster_keyslot(key) for key in a._keys}
+        assert len(slots) == 1
+        first = [await a.acquire(), await b.acquire()]
+        third = asyncio.ensure_future(a.acquire())
+        b.release(first[1], answered=True)
+        await b.flush_releases()
+        adm = await asyncio.wait_for(third, 30)
+        assert adm.token.admitted_ms >= first[1].token.admitted_ms + WINDOW * 1000
+        b.pause(5.0)
+        await asyncio.wait(b._tasks)
+        with pytest.raises(ServerPause):
+            await a.acquire(max_wait=1.0)
+        for adm_ in (first[0], adm):
+            a.release(adm_, answered=True)
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_a_queued_next_caller_that_is_cancelled_leaves_the_queue(r: Any) -> None:
+    """An admitted caller queues its process's next one in the same call; if that one is
+    cancelled while it sleeps for its turn, its place in Redis's queue goes too."""
+    g = gate(r, limit=1)
+    try:
+        held = await g.acquire()
+        first = asyncio.ensure_future(g.acquire())
+        second = asyncio.ensure_future(g.acquire())
+        await asyncio.sleep(0)
+        g.release(held, answered=True)
+        admitted = await asyncio.wait_for(first, 30)  # a window later; it queued `second`
+        assert g._queued is not None or g._turn_at is not None
+        assert await r.zcard("voucherify-async:budget:{test}:queue") == 1
+        second.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        await asyncio.wait(g._tasks)
+        assert await r.zcard("voucherify-async:budget:{test}:queue") == 0
+        g.release(admitted, answered=True)
+    finally:
+        await g.aclose()

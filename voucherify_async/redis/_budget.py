@@ -15,7 +15,8 @@ renews nothing, and its slots free a window after their last lease.
 One script call per request
 ---------------------------
 A request's release rides on the next call its process makes to Redis (the next admission,
-usually); when none comes within :data:`FOLD_DELAY`, the releases go alone, in one call. The
+usually, or that of the contender sleeping for its turn); when none comes within three
+quarters of the window (:data:`FOLD_DELAY`), the releases go alone, in one call. The
 release says how long ago (by the process's clock, allowing it to run 0.1 % fast) the request
 ended, so a late release frees its slot as early as a prompt one would.
 
@@ -94,12 +95,17 @@ logger: Final = logging.getLogger("voucherify_async")
 #: only a lost connection: none of them may reach the caller raw.
 UNREACHABLE: Final = (RedisError, RedisClusterException, OSError, TimeoutError)
 
-#: The longest (seconds) a release waits for the next Redis call of its process before it is
-#: sent alone. It trades round trips (a process sending a request at least this often sends
-#: none for releases) against how late other processes' waiters hear of it (never later than
-#: this; the slot itself frees as early as with a prompt release). Chosen as the largest value
-#: that stays well under a heartbeat (2 s), so a waiter sleeping a heartbeat is not delayed.
-FOLD_DELAY: Final = 1.0
+#: The longest a release waits for the next Redis call of its process before it is sent
+#: alone, as a fraction of the window (the call of a contender sleeping for its turn carries
+#: it when that turn comes before the slot would free). A late release frees its slot as early
+#: as a prompt one (it says when its request ended), so it costs no capacity while it arrives
+#: before that slot would free, a window after the request's end; three quarters leave a
+#: quarter window for it to get there. What it trades: a process sending a request at least
+#: this often sends no call for releases; other processes compute their turns from the slot's
+#: lease until it arrives (so they ask again a heartbeat later at worst). Chosen on the
+#: saturated setup of benchmarks/redis_budget.py (in-sample, 4 gates x 30 requests): 0.1, 0.25
+#: and 0.5 of the window sent 15-20 % of the releases alone, 0.75 with the turn rule 8 %.
+FOLD_DELAY: Final = 0.75
 
 #: A request still unanswered this far into its hold (a fraction of it) renews its lease,
 #: leaving a third of the hold for the renewal to reach Redis.
@@ -223,7 +229,7 @@ class RedisGate(RequestGate):
         self._hold_ms = math.ceil(unanswered_hold * 1000)
         self._heartbeat_ms = max(1, round(budget.heartbeat * 1000))
         self._alive_ms = 3 * self._heartbeat_ms
-        self._fold_delay = min(FOLD_DELAY, budget.window / 10)
+        self._fold_delay = FOLD_DELAY * budget.window
         self._me = f"{os.getpid()}-{secrets.token_hex(6)}-{next(_PROCESS_IDS)}"
         self._serial = itertools.count()
         self._epoch = ""
@@ -232,6 +238,12 @@ class RedisGate(RequestGate):
         self._in_flight: dict[str, _Slot] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._contend: asyncio.Lock | None = None
+        self._contenders = 0  # callers contending or waiting to, in this process
+        # The next contender's id, queued in Redis by the previous call, and its turn (local
+        # clock); unclaimed at its turn, it leaves the queue (_unclaimed).
+        self._queued: tuple[str, float] | None = None
+        self._queued_timer: asyncio.TimerHandle | None = None
+        self._turn_at: float | None = None  # when the contender sleeping for its turn wakes
         self._wake: asyncio.Future[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -289,6 +301,9 @@ class RedisGate(RequestGate):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._queued_timer is not None:
+            self._queued_timer.cancel()
+            self._unclaimed()
         if self._ended:
             self._spawn(self._bookkeep())  # the releases go now, not a fold delay later
 
@@ -308,26 +323,60 @@ class RedisGate(RequestGate):
     async def _take_slot(self, local: Admission, deadline: float | None) -> _Slot:
         if self._contend is None:
             self._contend = asyncio.Lock()
-        async with self._contend:  # one contender per process; the rest wait here, FIFO
-            member = f"{self._me}:{next(self._serial)}"
-            try:
-                return await self._contend_for(member, local, deadline)
-            except BaseException:
-                # Leave the queue (and give back a slot the script may have granted as the
-                # call was cancelled): nothing was sent.
-                self._spawn(self._leave(member))
-                raise
+        self._contenders += 1
+        try:
+            async with self._contend:  # one contender per process; the rest wait here, FIFO
+                # The previous contender may have queued this one in Redis already, and said
+                # when its turn comes.
+                member, turn = self._queued or (f"{self._me}:{next(self._serial)}", None)
+                self._queued = None
+                if self._queued_timer is not None:
+                    self._queued_timer.cancel()
+                    self._queued_timer = None
+                try:
+                    return await self._contend_for(member, local, deadline, turn)
+                except BaseException:
+                    # Leave the queue (and give back a slot the script may have granted as
+                    # the call was cancelled): nothing was sent.
+                    self._spawn(self._leave(member))
+                    raise
+        finally:
+            self._contenders -= 1
 
-    async def _contend_for(self, member: str, local: Admission, deadline: float | None) -> _Slot:
+    def _unclaimed(self) -> None:
+        """The queued next contender's turn came and no caller took it: leave the queue
+        (blocking nobody with a place no one uses)."""
+        self._queued_timer = None
+        if self._queued is not None:
+            self._spawn(self._leave(self._queued[0]))
+            self._queued = None
+            self._schedule()  # the releases it would have carried
+
+    async def _contend_for(
+        self, member: str, local: Admission, deadline: float | None, turn: float | None
+    ) -> _Slot:
         failing_since: float | None = None
         backoff = 0.05
+        if turn is not None and turn > self._clock():
+            # Queued by the previous contender, whose call said when this one's turn comes:
+            # sleep until then (or a notification) rather than ask now and be told to wait.
+            self._ensure_listener()
+            self._turn_at = turn
+            try:
+                await self._sleep(self._wake_future(), turn - self._clock())
+            finally:
+                self._turn_at = None
         while True:
             if self._closed:
                 raise ClientClosedError("the VoucherifyClient was closed")
             self._ensure_listener()
             wake = self._wake_future()  # taken before asking, so no notification slips by
+            # A caller waits behind this one (for it, or for a request in flight here to end):
+            # queue it in the same call.
+            waiting = self._contenders > 1 or self._local.waiting > 0
+            follower = f"{self._me}:{next(self._serial)}" if waiting else ""
             try:
-                reply = await self._script_call(member)
+                reply = await self._script_call(member, follower)
             except UNREACHABLE as exc:
                 now = self._clock()
                 if failing_since is None:
@@ -357,6 +406,13 @@ class RedisGate(RequestGate):
             pause_until_ms = as_int(reply[4])
             if admitted:
                 slot = _Slot(member, now_ms, local, self._clock() + RENEW_AT * self._hold)
+                next_wait = as_int(reply[8])
+                if follower and next_wait >= 0:
+                    turn_at = self._clock() + next_wait / 1000
+                    self._queued = (follower, turn_at)
+                    self._queued_timer = asyncio.get_running_loop().call_later(
+                        next_wait / 1000 + self._budget.heartbeat, self._unclaimed
+                    )
                 if self._closed:  # closed during the call: give the slot back, send nothing
                     raise ClientClosedError("the VoucherifyClient was closed")
                 self._in_flight[member] = slot
@@ -380,16 +436,17 @@ class RedisGate(RequestGate):
 
     # -- the script call ----------------------------------------------------------------
 
-    async def _script_call(self, member: str) -> Any:
+    async def _script_call(self, member: str, follower: str = "") -> Any:
         """One call of the budget script: the releases and renewals due, and an admission
-        for *member* ('' for none). Releases that could not be sent are kept for the next."""
+        for *member* ('' for none), queueing *follower* (this process's next contender, ''
+        for none) if it is admitted. Releases that could not be sent are kept for the next."""
         now = self._clock()
         ended, self._ended = self._ended, []
         renew = [s for s in self._in_flight.values() if s.renew_at <= now + self._hold / 3]
         budget = self._budget
         args: list[Any] = [
             budget.limit, self._window_ms, self._hold_ms, member, self._alive_ms, self._epoch,
-            secrets.token_hex(8), self._channel, self._heartbeat_ms, len(ended),
+            secrets.token_hex(8), self._channel, self._heartbeat_ms, follower, len(ended),
         ]  # fmt: skip
         for slot, answered, at in ended:
             ago_ms = max(0, math.floor((now - at) * 1000))
@@ -445,13 +502,26 @@ class RedisGate(RequestGate):
         if not self._closed:
             self._schedule()
 
+    def _release_due(self) -> float | None:
+        """When the pending releases must go alone (local clock), or None: none pending, or
+        this process's queued next contender will carry them, as its turn comes before the
+        first of their slots would free."""
+        if not self._ended:
+            return None
+        first = self._ended[0][2]
+        next_call = self._queued[1] if self._queued is not None else self._turn_at
+        if next_call is not None and next_call <= first + self._budget.window:
+            return None  # if it is never claimed, _unclaimed reschedules
+        return first + self._fold_delay
+
     def _schedule(self) -> None:
         """Set the timer for the next releases to send alone, or the next lease renewal."""
         if self._closed:
             return
         due: list[float] = [s.renew_at for s in self._in_flight.values()]
-        if self._ended:
-            due.append(self._ended[0][2] + self._fold_delay)
+        release = self._release_due()
+        if release is not None:
+            due.append(release)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -467,7 +537,8 @@ class RedisGate(RequestGate):
     def _fire(self) -> None:
         self._timer = None
         now = self._clock()
-        if (self._ended and self._ended[0][2] + self._fold_delay <= now) or any(
+        release = self._release_due()
+        if (release is not None and release <= now) or any(
             s.renew_at <= now for s in self._in_flight.values()
         ):
             self._spawn(self._bookkeep())

@@ -15,14 +15,20 @@
 -- ARGV[1] limit, ARGV[2] window ms, ARGV[3] unanswered hold ms, ARGV[4] contender id ('': no
 -- admission wanted), ARGV[5] alive ms, ARGV[6] the epoch the caller knew ('' for none),
 -- ARGV[7] a new epoch in case one is needed, ARGV[8] channel, ARGV[9] heartbeat ms,
--- ARGV[10] n releases, then n quadruples (slot id, '1' answered / '0' not, ms since it ended
+-- ARGV[10] the id of this process's next contender ('' for none): when the caller is
+-- admitted, it joins the queue at once and the reply says how long it should sleep before
+-- it asks (its turn), instead of asking at once and being told to wait,
+-- ARGV[11] n releases, then n quadruples (slot id, '1' answered / '0' not, ms since it ended
 -- by the caller's clock, measured when the call was sent, when it was admitted in ms on
 -- Redis's clock); then m renewals, then m slot ids.
 --
 -- Returns {admitted (1/0), wait ms, now ms, epoch, pause until ms, limit in force,
--- window ms in force, 1 when a loss of state was found (the budget is held) else 0}.
+-- window ms in force, 1 when a loss of state was found (the budget is held) else 0, the
+-- next contender's wait ms (-1: not queued)}.
+-- A waiting contender is told its own turn: when enough slots will have freed for every
+-- contender ahead of it and itself, so that N waiting processes do not all ask at each free.
 -- Every instant is Redis's own (TIME); a caller's clock only measures how long ago its
--- releases ended (under a second or so), with a margin for the clocks' rates.
+-- releases ended (about a window at most), allowing it to run 0.1 % fast.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -44,12 +50,14 @@ local function keep(key, ms)
 end
 
 -- The configurations in use: the strictest applies (smallest limit, longest window and hold).
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+-- This ZADD is the script's first write, always made: a server out of memory (maxmemory with
+-- noeviction) refuses the whole call here, before it changed anything, so OOM is an outage
+-- like any other (a script that wrote first would be let through).
 local conf = limit .. ':' .. window .. ':' .. hold
-local conf_until = now + hold + window
-if conf_until > tonumber(redis.call('ZSCORE', KEYS[5], conf) or '0') then
-  redis.call('ZADD', KEYS[5], conf_until, conf)
-end
+local conf_until = math.max(now + hold + window,
+  tonumber(redis.call('ZSCORE', KEYS[5], conf) or '0'))
+redis.call('ZADD', KEYS[5], conf_until, conf)
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local eff_limit, eff_window, max_hold = limit, window, hold
 for _, c in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
   local l, w, h = string.match(c, '^(%d+):(%d+):(%d+)$')
@@ -112,8 +120,8 @@ end
 
 -- Releases: a slot counts until a window after its request ended (answered), or after
 -- admitted + hold if that is later (no answer: it may still reach the server until then).
-local n = tonumber(ARGV[10])
-local base = 11
+local n = tonumber(ARGV[11])
+local base = 12
 for i = 0, n - 1 do
   local j = base + 4 * i
   local ago = tonumber(ARGV[j + 2])
@@ -147,10 +155,24 @@ end
 
 if me == '' then
   expire_slots()
-  if n > 0 and redis.call('ZCARD', KEYS[2]) > 0 then
-    redis.call('PUBLISH', ARGV[8], 'r')  -- a waiter may be able to go sooner
+  -- No notification: a release only moves its slot's end earlier, and a waiter whose turn
+  -- was computed from the slot's lease asks again within a heartbeat anyway.
+  return {0, 0, now, epoch, 0, eff_limit, eff_window, lost and 1 or 0, -1}
+end
+
+-- How long until the contender of 0-based rank in the queue can go, with used slots taken:
+-- when the (rank - free + 1)-th earliest slot has freed (never longer than a heartbeat).
+local function turn(rank, used)
+  local free = eff_limit - used
+  if free > rank then
+    return 0
   end
-  return {0, 0, now, epoch, 0, eff_limit, eff_window, lost and 1 or 0}
+  local slot = redis.call('ZRANGE', KEYS[1], rank - free, rank - free, 'WITHSCORES')
+  local frees = tonumber(slot[2] or '')
+  if frees == nil or frees == math.huge then
+    return heartbeat
+  end
+  return math.max(1, math.min(heartbeat, frees + eff_window - now))
 end
 
 -- Contenders that stopped asking (their process died) leave the queue.
@@ -168,7 +190,7 @@ local pause = tonumber(redis.call('GET', KEYS[4]) or '0')
 if pause > now then
   expire_slots()
   return {0, math.min(pause - now, heartbeat), now, epoch, pause, eff_limit, eff_window,
-    lost and 1 or 0}
+    lost and 1 or 0, -1}
 end
 
 local used = redis.call('ZCARD', KEYS[1]) - 1  -- the state's name is no slot
@@ -177,22 +199,20 @@ if eff_limit - used > rank then
   redis.call('ZADD', KEYS[1], now + hold, me)
   redis.call('ZREM', KEYS[2], me)
   redis.call('ZREM', KEYS[3], me)
-  expire_slots()
-  if redis.call('ZCARD', KEYS[2]) > 0 then
-    -- The next contender in line may be able to go now.
-    redis.call('PUBLISH', ARGV[8], 'a')
+  used = used + 1
+  local next_wait = -1
+  if ARGV[10] ~= '' then
+    redis.call('ZADD', KEYS[2], 'NX', now, ARGV[10])
+    redis.call('ZADD', KEYS[3], now + alive, ARGV[10])
+    next_wait = turn(redis.call('ZRANK', KEYS[2], ARGV[10]), used)
   end
-  return {1, 0, now, epoch, 0, eff_limit, eff_window, lost and 1 or 0}
+  expire_slots()
+  -- No notification: a contender told to wait was told its own turn, which this admission
+  -- does not move (it took a free slot, and one contender from ahead of the rest).
+  return {1, 0, now, epoch, 0, eff_limit, eff_window, lost and 1 or 0, next_wait}
 end
 
 expire_slots()
-if n > 0 and redis.call('ZCARD', KEYS[2]) > 1 then
-  redis.call('PUBLISH', ARGV[8], 'r')  -- another waiter may be able to go sooner
-end
-local wait = heartbeat
-if used >= eff_limit then
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  wait = math.min(wait, tonumber(first[2]) + eff_window - now)
-end
--- Otherwise slots are free but earlier contenders come first: their admission publishes.
-return {0, math.max(wait, 1), now, epoch, 0, eff_limit, eff_window, lost and 1 or 0}
+-- Slots may be free while earlier contenders come first: then its turn is when enough more
+-- slots free for them and for it.
+return {0, turn(rank, used), now, epoch, 0, eff_limit, eff_window, lost and 1 or 0, -1}
