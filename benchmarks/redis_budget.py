@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import multiprocessing
 import os
 import random
@@ -32,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -42,6 +43,7 @@ import attrs
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import redis_shared
 from benchmarks._common import (
     APP_ID,
     APP_TOKEN,
@@ -98,6 +100,8 @@ class Child:
     poll_trips: int
     led: int
     followed: int
+    lags: tuple[float, ...] = ()  # shared polls: publication -> a follower's handle, seconds
+    poll_kinds: tuple[tuple[str, int], ...] = ()  # shared polls' round trips by kind
 
 
 @attrs.frozen
@@ -111,6 +115,8 @@ class Result:
     budget_trips: int
     poll_trips: int
     led: int
+    lags: tuple[float, ...] = ()
+    poll_kinds: tuple[tuple[str, int], ...] = ()
 
 
 # -- a redis-server of the benchmark's own ----------------------------------------------
@@ -219,6 +225,8 @@ async def _child(
         polling.round_trips if polling is not None else 0,
         polling.led if polling is not None else 0,
         polling.followed if polling is not None else 0,
+        tuple(polling.lags) if polling is not None else (),
+        tuple(polling.trips.items()) if polling is not None else (),
     )
 
 
@@ -288,7 +296,18 @@ async def _measure(variant: Variant, config: Config, redis_url: str | None) -> R
             budget_trips=sum(kid.budget_trips for kid in children),
             poll_trips=sum(kid.poll_trips for kid in children),
             led=sum(kid.led for kid in children),
+            lags=tuple(lag for kid in children for lag in kid.lags),
+            poll_kinds=_sum_kinds(kid.poll_kinds for kid in children),
         )
+
+
+def _sum_kinds(
+    kinds: Iterable[tuple[tuple[str, int], ...]],
+) -> tuple[tuple[str, int], ...]:
+    total: collections.Counter[str] = collections.Counter()
+    for pairs in kinds:
+        total.update(dict(pairs))
+    return tuple(sorted(total.items()))
 
 
 def measure(variant: Variant, config: Config, redis_url: str | None) -> Result:
@@ -310,6 +329,21 @@ def run(config: Config) -> list[Table]:
             note = "redis-server is not installed (apt-get install redis-server): not measured."
             return [Table(title, columns, (), (note,))]
         results = {variant: measure(variant, config, redis_url) for variant in VARIANTS}
+        # The shared polls' own tables (benchmarks/redis_shared.py): cost, followers' lag,
+        # and what a new worker gains from a warm fleet's learning.
+        shared_tables = redis_shared.tables(
+            redis_shared.Inputs(
+                one_latencies=results["one"].latencies,
+                shared_latencies=results["shared"].latencies,
+                lags=results["shared"].lags,
+                led=results["shared"].led,
+                poll_trips=results["shared"].poll_trips,
+                gets=results["shared"].gets,
+                kinds=dict(results["shared"].poll_kinds),
+            ),
+            config.scale,
+            redis_url,
+        )
     base = results["one"]
     names = labels(config)
     rows = []
@@ -346,11 +380,170 @@ def run(config: Config) -> list[Table]:
         f"{shared.led:,} of them by a leader (any other: a process polling for itself while "
         "Redis did not answer in time).",
         "Redis trips/request: budget scripts (acquire, release, waits, subscriptions) per "
-        "request the server saw; '+ polls' adds the shared polls' scripts and stream reads: "
-        "one publish per GET, one read per follower per snapshot, and lease renewals (every "
-        "third of a lease per led id; the lease is 3 s here, 10 s by default).",
+        "request the server saw; '+ polls' adds the shared polls' (benchmarks/redis_shared.py): "
+        "one publish per GET (which also extends the lease and pushes the snapshot), one first "
+        "look per id per process, lease renewals batched per process; followers receive the "
+        "pushes without asking (the lease is 3 s here, 10 s by default).",
     )
-    return [Table(title, columns, tuple(rows), notes)]
+    return [Table(title, columns, tuple(rows), notes), *shared_tables]
+
+
+# -- the budget's own cost: Redis round trips per request under a saturated budget ------
+#
+# Separate from the polling table above: worker processes send GETs as fast as the shared
+# budget admits them (every request goes through RedisBudget; no polling), and each variant
+# counts the budget's Redis round trips (script calls and pub/sub subscriptions) per request
+# the server saw. The baseline, in the same run, sends every release alone at once (one call
+# to acquire, one to release, as before #25; the rest of the design as now). The budget as it
+# was before #25 (da98f0a) measured 3.02 trips per request on this table's full setup,
+# in a separate run of the same code with that commit's package on the path.
+
+BudgetVariant = Literal["alone", "folded"]
+
+
+@attrs.frozen
+class TripsConfig:
+    """Processes, GETs per process, the limit per window, the window (real seconds), and
+    requests in flight per process."""
+
+    processes: int = 4
+    requests: int = 60
+    limit: int = 20
+    window: float = 2.0
+    concurrency: int = 4
+
+
+TRIPS_FULL: Final = TripsConfig()
+TRIPS_QUICK: Final = TripsConfig(requests=30)
+
+
+@attrs.frozen
+class TripsChild:
+    sent: int
+    trips: int
+    errors: int
+
+
+async def _trips_child(
+    variant: BudgetVariant, config: TripsConfig, base_url: str, action_id: str, redis_url: str
+) -> TripsChild:
+    import redis.asyncio as aioredis
+
+    from voucherify_async.redis import RedisBudget
+
+    r: Any = aioredis.Redis.from_url(redis_url)
+    budget = RedisBudget(r, limit=config.limit, window=config.window, key="trips")
+    client = VoucherifyClient(
+        APP_ID, APP_TOKEN, base_url=base_url, budget=budget, max_concurrency=config.concurrency
+    )
+    gate: Any = client._gate
+    if variant == "alone":
+        gate._fold_delay = 0.0  # every release in a call of its own, at once
+    errors = 0
+
+    async def one() -> None:
+        nonlocal errors
+        try:
+            await client.async_actions.get(action_id)
+        except Exception:
+            errors += 1
+
+    try:
+        await asyncio.gather(*(one() for _ in range(config.requests)))
+    finally:
+        await client.close()
+        await r.aclose()
+    return TripsChild(config.requests - errors, gate.round_trips, errors)
+
+
+def trips_child(
+    variant: BudgetVariant, config: TripsConfig, base_url: str, action_id: str, redis_url: str
+) -> TripsChild:
+    _BARRIER.wait()
+    with quiet_library():
+        return asyncio.run(_trips_child(variant, config, base_url, action_id, redis_url))
+
+
+async def _measure_trips(
+    variant: BudgetVariant, config: TripsConfig, redis_url: str
+) -> tuple[float, int, int, float, int]:
+    """(trips per request, 429s, most requests in a window, utilisation, errors)."""
+    async with VoucherifyEmulator(
+        requests_per_minute=config.limit, rate_limit_window=config.window
+    ) as emu:
+        action_id = emu.add_action(duration=0.0)
+        context = multiprocessing.get_context("spawn")
+        barrier = context.Barrier(config.processes + 1)
+        with context.Pool(config.processes, initializer=_init, initargs=(barrier,)) as pool:
+            work = asyncio.ensure_future(
+                asyncio.to_thread(
+                    pool.starmap,
+                    trips_child,
+                    [(variant, config, emu.base_url, action_id, redis_url)] * config.processes,
+                )
+            )
+            await asyncio.to_thread(barrier.wait)
+            children: list[TripsChild] = await work
+        times = sorted(req.time for req in emu.requests)
+        sent = len(times)
+        span = times[-1] - times[0] if sent > 1 else 0.0
+        # Requests per full window the run lasted, as a share of the limit.
+        windows = max(1.0, span / config.window + 1)
+        return (
+            sum(kid.trips for kid in children) / max(1, sent),
+            sum(1 for req in emu.requests if req.status == 429),
+            _worst_window(times, config.window),
+            sent / (windows * config.limit),
+            sum(kid.errors for kid in children),
+        )
+
+
+def run_trips(config: TripsConfig) -> list[Table]:
+    """The budget's Redis round trips per request: releases alone vs riding on the next call."""
+    title = (
+        f"RedisBudget round trips: {config.processes} processes x {config.requests} GETs, "
+        f"{config.limit} per {config.window:g} s"
+    )
+    columns = (
+        "releases", "Redis trips/request", "x alone", "429s", "max/window", "utilisation",
+        "errors",
+    )  # fmt: skip
+    with redis_server() as redis_url:
+        if redis_url is None:
+            note = "redis-server is not installed (apt-get install redis-server): not measured."
+            return [Table(title, columns, (), (note,))]
+        results = {
+            variant: asyncio.run(_measure_trips(variant, config, redis_url))
+            for variant in ("alone", "folded")
+        }
+    names = {
+        "alone": "each sent alone at once (baseline)",
+        "folded": "riding on the next call (at most 3/4 window late)",
+    }
+    base = results["alone"][0]
+    rows = tuple(
+        (
+            names[variant],
+            num(trips, 2),
+            ratio(trips, base),
+            f"{too_many}",
+            f"{worst}",
+            f"{util:.0%}",
+            f"{errors}",
+        )
+        for variant, (trips, too_many, worst, util, errors) in results.items()
+    )
+    folded = results["folded"][0]
+    notes = (
+        f"Every process sends {config.requests} GETs, {config.concurrency} in flight, as fast "
+        f"as the shared budget admits them; the emulator answers at once and enforces "
+        f"{config.limit} per sliding {config.window:g} s.",
+        "Trips: the budget's script calls and pub/sub subscriptions, per request the server "
+        "saw (waiting contenders' calls included).",
+        f"Target <= 1.2 trips per request: {verdict(folded <= 1.2)} ({num(folded, 2)}). "
+        "Before #25 (da98f0a), the budget took 3.02 on the full setup (a separate run).",
+    )
+    return [Table(title, columns, rows, notes)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -358,6 +551,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer handles, a faster clock")
     args = parser.parse_args(argv)
     for table in run(QUICK if args.quick else FULL):
+        print(table.text())
+    for table in run_trips(TRIPS_QUICK if args.quick else TRIPS_FULL):
         print(table.text())
 
 

@@ -102,9 +102,10 @@ def _registry(
         "polling": lambda: polling.run(polling.QUICK if quick else polling.FULL),
         "budget": lambda: budget.run(budget.QUICK if quick else budget.FULL),
         "scale": lambda: scale.run(scale.QUICK if quick else scale.FULL),
-        "redis_budget": lambda: redis_budget.run(
-            redis_budget.QUICK if quick else redis_budget.FULL
-        ),
+        "redis_budget": lambda: [
+            *redis_budget.run(redis_budget.QUICK if quick else redis_budget.FULL),
+            *redis_budget.run_trips(redis_budget.TRIPS_QUICK if quick else redis_budget.TRIPS_FULL),
+        ],
         "yardstick": lambda: yardstick.run(yardstick.QUICK if quick else yardstick.FULL),
         "outofsample": lambda: outofsample.run(
             outofsample.QUICK if quick else outofsample.FULL, outofsample.PLOT if plots else None

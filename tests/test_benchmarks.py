@@ -270,13 +270,17 @@ def test_percentile_interpolates() -> None:
     assert percentile([0, 10], 95) == pytest.approx(9.5)
 
 
+@pytest.mark.slow  # spawns worker processes and redis-server: about half a minute
 def test_redis_budget_table() -> None:
     """Every Redis setup resolves every handle in every process and keeps the budget."""
     from _redis_server import redis_server_binary
 
     redis_server_binary()  # skips (fails in CI) without a redis-server
-    (table,) = redis_budget.run(redis_budget.SMOKE)
+    table, cost, warm = redis_budget.run(redis_budget.SMOKE)
     config = redis_budget.SMOKE
+    # The shared polls' tables (benchmarks/redis_shared.py) have a figure in every row.
+    assert len(cost.rows) == 3 and all(row[1] not in ("-", "") for row in cost.rows)
+    assert len(warm.rows) == 2 and all(row[1] != "-" for row in warm.rows)
     assert len(table.rows) == len(redis_budget.VARIANTS)
     assert _figures(table, "429s") == ["0"] * len(redis_budget.VARIANTS)
     expected = [f"{config.handles}/{config.handles}"] + [

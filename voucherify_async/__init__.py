@@ -26,6 +26,7 @@ from ._errors import (
     WrongEventLoopError,
 )
 from ._handle import AsyncActionHandle
+from ._learning import Learning, LearningSession
 from ._models import (
     AsyncAction,
     AsyncActionList,
@@ -108,6 +109,8 @@ __all__ = [
     "DurationStats",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
+    "Learning",
+    "LearningSession",
     "MetadataKeyPurgeResult",
     "MetadataUpdateError",
     "MetadataUpdateResult",

@@ -23,6 +23,7 @@ from ._errors import (
     VoucherifyError,
 )
 from ._handle import AsyncActionHandle
+from ._learning import Learning, LearningSession
 from ._models import AsyncAction, AsyncActionList
 from ._polling.durations import DurationStats
 from ._shared import SharedPoller, SharedPolling
@@ -87,6 +88,7 @@ class AsyncActions(StartActions):
         *,
         shared: SharedPolling | None = None,
         account: str | None = None,
+        learning: Learning | None = None,
     ) -> None:
         self._transport = transport
         self._default_policy = default_policy
@@ -94,7 +96,9 @@ class AsyncActions(StartActions):
         self._closing = False
         # Polls shared with other processes (opt-in): handles fetch through it instead.
         self._shared: SharedPoller | None = (
-            None if shared is None else shared.poller(get=self._poll_raw, account=account)
+            None
+            if shared is None
+            else shared.poller(get=self._poll_raw, account=account, wake=self._wake)
         )
         self._durations = DurationStats()
         # Made once and shared by every handle (a bound method or closure per handle would
@@ -107,6 +111,11 @@ class AsyncActions(StartActions):
         # The warm start's list() (PollPolicy.warm_start): at most one per client.
         self._warming: asyncio.Task[None] | None = None
         self._warm: Callable[[], Awaitable[None] | None] = self._warm_start
+        # Learned durations shared with other processes (opt-in): loaded once, merged as learned.
+        self._learning: LearningSession | None = (
+            None if learning is None else learning.session(self._durations, account=account)
+        )
+        self._loading: asyncio.Task[None] | None = None
 
     @property
     def durations(self) -> DurationStats:
@@ -174,7 +183,8 @@ class AsyncActions(StartActions):
                 body=body,
                 path="$.id",
             )
-        self._durations.learn(action)
+        if self._durations.learn(action) and self._learning is not None:
+            self._learning.learned()
         return action, body
 
     async def list(
@@ -280,6 +290,7 @@ class AsyncActions(StartActions):
         if self._closing:
             raise ClientClosedError("this VoucherifyClient is closed")
         self._transport.check_loop()
+        self._start_loading()
         handle = self._handles.get(action_id)
         if handle is None or handle.done():
             handle = AsyncActionHandle(
@@ -309,6 +320,7 @@ class AsyncActions(StartActions):
                 f"async action {action_id} was started, but the client was closed before its "
                 "handle was made: follow it with another client"
             )
+        self._start_loading()
         handle = self._handles.get(action_id)
         if handle is None or handle.done():
             handle = AsyncActionHandle(
@@ -327,7 +339,31 @@ class AsyncActions(StartActions):
         handle._helper_owned = False
         return handle
 
+    async def _load_learned(self) -> None:
+        """Load what the fleet learned (once; ``async with`` the client waits for it)."""
+        if self._learning is None:
+            return
+        self._start_loading()
+        assert self._loading is not None
+        await asyncio.shield(self._loading)
+
+    def _start_loading(self) -> None:
+        """A client used without ``async with`` loads in the background at its first handle
+        (that handle may start cold)."""
+        if self._learning is not None and self._loading is None:
+            self._loading = asyncio.get_running_loop().create_task(
+                self._learning.load(), name="voucherify-async load learned"
+            )
+
+    def _wake(self, action_id: str) -> None:
+        """Shared polls: another process's snapshot of *action_id* arrived; fetch it now."""
+        handle = self._handles.get(action_id)
+        if handle is not None and not handle.done():
+            handle._hurry(0.0)
+
     def _forget(self, handle: AsyncActionHandle) -> None:
+        if self._learning is not None:
+            self._learning.learned()  # its end taught the schedule something
         if self._handles.get(handle.id) is handle:
             del self._handles[handle.id]
             if self._shared is not None:
@@ -497,6 +533,10 @@ class AsyncActions(StartActions):
                 await asyncio.wait([warming])
         if self._shared is not None and running is not None:
             await self._shared.aclose()
+        if self._learning is not None and running is not None:
+            if self._loading is not None and not self._loading.done():
+                self._loading.cancel()
+            await self._learning.aclose()
 
 
 def _enqueue_on_done(

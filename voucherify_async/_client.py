@@ -23,6 +23,7 @@ from ._config import (
     resolve_base_url,
 )
 from ._errors import ConfigurationError, InvalidArgumentTypeError
+from ._learning import Learning
 from ._pacing import Budget, LocalGate
 from ._shared import SharedPolling
 from ._transport import Transport
@@ -79,6 +80,9 @@ class VoucherifyClient:
     :param shared_polling: Polls shared with other processes
         (``voucherify_async.redis.RedisPolling``): one process polls each action id and the
         others follow its snapshots. Default ``None``: every client polls for itself.
+    :param learning: Learned durations shared with other processes
+        (``voucherify_async.redis.RedisLearning``): loaded when the client starts (``async
+        with``, or its first handle), merged as it learns. Default ``None``: per process.
     :param poll_policy: The default :class:`PollPolicy` of handles.
     :param api_version: Sent as ``X-Voucherify-API-Version`` when set.
     :param allow_insecure_http: Allow credentials over plain http to hosts other than loopback.
@@ -104,6 +108,7 @@ class VoucherifyClient:
         budget: Budget | None = None,
         budget_window: float = DEFAULT_BUDGET_WINDOW,
         shared_polling: SharedPolling | None = None,
+        learning: Learning | None = None,
         poll_policy: PollPolicy = _DEFAULT_POLICY,
         requests_per_hour: int | None = None,
         api_version: str | None = None,
@@ -187,7 +192,11 @@ class VoucherifyClient:
         #: The async actions resource: get, list, iterate, handle, wait, wait_all, as_completed.
         try:
             self.async_actions = AsyncActions(
-                self._transport, poll_policy, shared=shared_polling, account=account
+                self._transport,
+                poll_policy,
+                shared=shared_polling,
+                account=account,
+                learning=learning,
             )
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
@@ -212,6 +221,7 @@ class VoucherifyClient:
         return f"<VoucherifyClient {self._base_url} auth={self._auth_kind}{closed}>"
 
     async def __aenter__(self) -> Self:
+        await self.async_actions._load_learned()
         return self
 
     def __enter__(self) -> NoReturn:

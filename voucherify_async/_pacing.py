@@ -18,9 +18,10 @@ The guarantees every implementation keeps:
 - **Closing ends every wait.** After :meth:`RequestGate.close`, every caller still waiting
   and every later one gets :class:`ClientClosedError`.
 - **The server's allowance is respected** (``LocalGate``, with or without a budget of its
-  own): after a response saying ``X-Rate-Limit-Remaining: R``, no more than ``R`` requests
-  are in flight or sent until the next response says otherwise (requests in flight when it
-  came are counted against it, as the server may not have counted them yet); ``R = 0``
+  own, and the Redis gate through a ``LocalGate`` of its own): after a response saying
+  ``X-Rate-Limit-Remaining: R``, no more than ``R`` requests are in flight or sent until the
+  next response says otherwise (requests in flight when it came are counted against it, as
+  the server may not have counted them yet); ``R = 0``
   pauses until ``X-Rate-Limit-Retry``, after which one request goes alone and its answer
   says how many may follow. Before the first answer nothing is known of the server's
   allowance: with ``probe_first`` (the client's gate when it has no budget of its own) the

@@ -37,9 +37,14 @@ class SharedPolling(Protocol):
     """What ``VoucherifyClient(shared_polling=...)`` takes: it builds a client's poller."""
 
     def poller(
-        self, *, get: Callable[[str], Awaitable[tuple[AsyncAction, bytes]]], account: str | None
+        self,
+        *,
+        get: Callable[[str], Awaitable[tuple[AsyncAction, bytes]]],
+        account: str | None,
+        wake: Callable[[str], None] | None = None,
     ) -> SharedPoller:
         """The poller of one client: ``await get(action_id)`` performs one GET (through the
         client's budget) and gives the snapshot and the body it came from; *account* is
-        ``host:app_id`` (None with an OAuth token)."""
+        ``host:app_id`` (None with an OAuth token). ``wake(action_id)`` asks the id's handle to
+        fetch now (a snapshot from another process arrived while it waited between polls)."""
         ...

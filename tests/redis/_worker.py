@@ -7,8 +7,13 @@ its result last (``{"result": ...}``). Modes:
 - ``hold``: take *slots* slots of a RedisBudget's gate, say so, and wait to be killed.
 - ``poll``: await handles of *ids* on a client with RedisPolling (and a shared budget). With
   *lead_first*, it first takes one snapshot of each of those ids alone, says ``leading``,
-  and waits for a line on stdin before it asks for the others.
+  and waits for a line on stdin before it asks for the others. With *learning*, the client
+  has a RedisLearning too, and the result says how many durations it knew at start.
 
+With *cluster*, ``redis_url`` names a node of a Redis Cluster (``RedisCluster``); with
+``"budget": false`` the client has no shared budget (the server's headers still pace it).
+
+With *cluster*, *redis_url* names a node of a Redis Cluster (``RedisCluster``).
 *clock_offset* (seconds) shifts this process's monotonic clock, and *wall_offset* its wall
 clock: the budget must not care, as it counts on Redis's clock alone.
 """
@@ -56,15 +61,17 @@ def budget(r: aioredis.Redis) -> RedisBudget:
         key=CONFIG.get("key"),
         heartbeat=CONFIG.get("heartbeat", 0.5),
         unavailable_timeout=CONFIG.get("unavailable_timeout", 60.0),
+        operation_timeout=CONFIG.get("operation_timeout", 5.0),
     )
 
 
 def client(r: aioredis.Redis, **options: Any) -> VoucherifyClient:
+    if CONFIG.get("budget", True):
+        options["budget"] = budget(r)
     return VoucherifyClient(
         CONFIG["app_id"],
         CONFIG["app_token"],
         base_url=CONFIG["base_url"],
-        budget=budget(r),
         timeout=CONFIG.get("timeout", 5.0),
         max_concurrency=CONFIG.get("concurrency", 4),
         **options,
@@ -83,6 +90,7 @@ async def run_budget(r: aioredis.Redis) -> dict[str, Any]:
                 done += 1
                 if done == 1:
                     say(event="first")  # this process has used the budget
+                say(event="done", n=done)
             except Exception as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
 
@@ -105,12 +113,18 @@ async def run_poll(r: aioredis.Redis) -> dict[str, Any]:
     from voucherify_async.redis import RedisPolling
 
     polling = RedisPolling(r, lease=CONFIG.get("lease", 1.0))
+    extra: dict[str, Any] = {}
+    if CONFIG.get("learning"):
+        from voucherify_async.redis import RedisLearning
+
+        extra["learning"] = RedisLearning(r)
     policy = PollPolicy(
         first_poll_after=0.0, initial_delay=CONFIG.get("delay", 0.2),
         max_delay=CONFIG.get("delay", 0.2), min_delay=0.05, jitter=0.0, adaptive=False,
         timeout=60.0,
     )  # fmt: skip
-    async with client(r, shared_polling=polling, poll_policy=policy) as c:
+    async with client(r, shared_polling=polling, poll_policy=policy, **extra) as c:
+        known_at_start = len(c.async_actions.durations)
         first = CONFIG.get("lead_first", [])
         handles = {i: c.async_actions.handle(i) for i in first}
         for handle in handles.values():
@@ -132,13 +146,17 @@ async def run_poll(r: aioredis.Redis) -> dict[str, Any]:
         ],
         "led": polling.led,
         "followed": polling.followed,
+        "known_at_start": known_at_start,
     }
 
 
 async def main() -> None:
     logging.getLogger("voucherify_async").addHandler(_Events())
     logging.getLogger("voucherify_async").setLevel(logging.INFO)
-    r = aioredis.Redis.from_url(CONFIG["redis_url"])
+    if CONFIG.get("cluster"):
+        r: Any = aioredis.RedisCluster.from_url(CONFIG["redis_url"])
+    else:
+        r = aioredis.Redis.from_url(CONFIG["redis_url"])
     try:
         mode = CONFIG["mode"]
         work = {"budget": run_budget, "hold": run_hold, "poll": run_poll}[mode]

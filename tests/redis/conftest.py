@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from _redis_server import RedisServer, redis_server_binary
+from _redis_server import RedisCluster, RedisServer, redis_server_binary
 
 
 @pytest.fixture(scope="session")
@@ -39,5 +39,29 @@ async def r(redis_server: RedisServer) -> AsyncIterator[object]:
 
     client = aioredis.Redis.from_url(redis_server.url)
     await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A three-master Redis Cluster on loopback for the whole session."""
+    cluster = RedisCluster(redis_server_binary(), tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def rc(redis_cluster: RedisCluster) -> AsyncIterator[object]:
+    """An asyncio RedisCluster client on emptied masters."""
+    import redis.asyncio as aioredis
+
+    for node in redis_cluster.nodes:
+        node.call("FLUSHALL")
+    client = aioredis.RedisCluster.from_url(redis_cluster.url)
+    await client.initialize()
     yield client
     await client.aclose()

@@ -2,14 +2,23 @@
 
 How it keeps the budget exact
 -----------------------------
-Redis holds a sorted set of slots, each scored with the instant (Redis's clock, ``TIME``
-inside the scripts; the hosts' clocks never enter the count) at which it frees. A request
-takes a slot before it is sent, scored ``admitted + lease`` (``lease = unanswered_hold +
-window``). When its response arrives the slot is re-scored to free ``window`` seconds later;
-a request that ended without a response frees ``window`` after ``max(now, admitted +
-unanswered_hold)``, the rule of :class:`~voucherify_async._pacing.LocalGate`. A process that
-dies mid-request never re-scores its slot, and the lease frees it exactly when the unanswered
-rule would have: the server cannot see that request after ``admitted + unanswered_hold``.
+Redis holds a sorted set of slots, each scored with the last instant (Redis's clock, ``TIME``
+inside the script) at which its request may reach the server; a slot counts until a window
+after that. A request takes a slot before it is sent, scored ``admitted + unanswered_hold``.
+When its response arrives the slot is re-scored with that instant; a request that ended
+without a response with ``max(end, admitted + unanswered_hold)``, the rule of
+:class:`~voucherify_async._pacing.LocalGate`. A request still unanswered near the end of its
+hold (a timeout without a total, ``ClientTimeout(total=None)``) has its lease renewed while
+it runs, so a slot never frees under a request in flight; a process that dies mid-request
+renews nothing, and its slots free a window after their last lease.
+
+One script call per request
+---------------------------
+A request's release rides on the next call its process makes to Redis (the next admission,
+usually, or that of the contender sleeping for its turn); when none comes within three
+quarters of the window (:data:`FOLD_DELAY`), the releases go alone, in one call. The
+release says how long ago (by the process's clock, allowing it to run 0.1 % fast) the request
+ended, so a late release frees its slot as early as a prompt one would.
 
 Waiting
 -------
@@ -17,31 +26,43 @@ Inside a process, callers queue first come, first served for the local concurren
 then for the right to contend in Redis; one caller per process contends at a time. When no
 slot is free the script answers how long until the earliest one frees; the contender sleeps
 that long (at most a heartbeat, default 2 s), or until a notification on the budget's pub/sub
-channel (a release or an admission while someone waits) wakes it. No busy polling: a waiting
-process asks Redis once per heartbeat at most, plus once per notification.
+channel wakes it. No busy polling: a waiting process asks Redis once per heartbeat at most,
+plus once per notification.
 
 Fairness across processes
 -------------------------
 Contenders queue in Redis by the instant they first asked (a sorted set), and a free slot goes
 to the first in that queue: a contender is admitted only when fewer contenders are ahead of it
 than slots are free. A process's next contender joins at the back, so busy processes take
-turns with the others and none starves: a contender waits at most for the ones ahead of it,
-each of which is admitted at the next free slot or, if its process died, leaves the queue when
-it stops asking (three heartbeats). It is not a strict FIFO of requests across processes:
-inside a process requests are FIFO, and across processes the heads of the processes are.
+turns and none starves; a contender whose process died leaves the queue when it stops asking
+(three heartbeats).
 
-When Redis is unreachable
--------------------------
-Fail safe: nothing is sent without a slot. A caller keeps trying, logs one WARNING per outage,
-and gets :class:`BudgetUnavailableError` once *unavailable_timeout* seconds (default 30) pass
-without Redis. A slot already taken keeps its lease, so it is never counted short. When Redis
-comes back, callers carry on. When its state is lost (a restart without persistence, a flush),
-the first process that notices holds the whole budget for one lease before admitting again,
-since requests admitted before the loss may still count on the server. A process that had
-never called Redis before cannot tell a lost state from a new budget: if it is the first to
-call after the loss, the requests it is admitted before a process that knew the old state
-calls again are not held (that process's next call holds the budget from then on). Use
-persistence (an AOF) where processes join while Redis may restart.
+Processes that disagree
+-----------------------
+Processes sharing a key with different *limit*, *window* or hold (a rolling deploy that
+changes them) are all held to the strictest configuration in use: the smallest limit, the
+longest window, the longest hold; each logs one WARNING naming what applies. A configuration
+stops counting a lease after its process's last call.
+
+When Redis is unreachable or refuses writes
+-------------------------------------------
+Fail safe: nothing is sent without a slot. A caller keeps trying (a refused write, such as
+``READONLY`` after a failover or ``OOM`` under ``maxmemory``, is an outage like a lost
+connection), logs one WARNING per outage, and gets :class:`BudgetUnavailableError` once
+*unavailable_timeout* seconds (default 30) pass without Redis. A slot already taken keeps its
+lease, so it is never counted short. When Redis comes back, callers carry on.
+
+When Redis loses state
+----------------------
+The state is named by a member of the slot set that records the server's ``run_id``. A
+restart (from an RDB snapshot or an AOF, which may miss the last writes) or a failover (to a
+replica that may lag) changes the run id; a flush or an eviction removes the name. Whoever
+calls first after either, newcomer or not, holds the whole budget for one lease (the longest
+hold in use plus the window) before admitting again, since requests admitted before may
+still count on the server. One case is invisible to a process new to the budget: a server
+that lost every key of the budget (a restart without persistence); there the first process
+that had used the budget before holds it at its next call. A restart that lost nothing
+(``appendfsync always``) still holds the budget once: the script cannot tell.
 """
 
 from __future__ import annotations
@@ -58,8 +79,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
 import redis.asyncio
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisClusterException, RedisError
 
 from voucherify_async._errors import ClientClosedError, TransportError
 from voucherify_async._pacing import Admission, LocalGate, RequestGate, ServerPause
@@ -71,8 +91,26 @@ __all__ = ["BudgetUnavailableError", "RedisBudget"]
 
 logger: Final = logging.getLogger("voucherify_async")
 
-#: Failures that mean "Redis cannot be reached now": retried until the caller's bound.
-UNREACHABLE: Final = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+#: Failures that mean "Redis cannot serve the budget now": retried until the caller's bound.
+#: Every error Redis answers counts (READONLY, OOM, NOREPLICAS, CLUSTERDOWN, LOADING...), not
+#: only a lost connection: none of them may reach the caller raw.
+UNREACHABLE: Final = (RedisError, RedisClusterException, OSError, TimeoutError)
+
+#: The longest a release waits for the next Redis call of its process before it is sent
+#: alone, as a fraction of the window (the call of a contender sleeping for its turn carries
+#: it when that turn comes before the slot would free). A late release frees its slot as early
+#: as a prompt one (it says when its request ended), so it costs no capacity while it arrives
+#: before that slot would free, a window after the request's end; three quarters leave a
+#: quarter window for it to get there. What it trades: a process sending a request at least
+#: this often sends no call for releases; other processes compute their turns from the slot's
+#: lease until it arrives (so they ask again a heartbeat later at worst). Chosen on the
+#: saturated setup of benchmarks/redis_budget.py (in-sample, 4 gates x 30 requests): 0.1, 0.25
+#: and 0.5 of the window sent 15-20 % of the releases alone, 0.75 with the turn rule 8 %.
+FOLD_DELAY: Final = 0.75
+
+#: A request still unanswered this far into its hold (a fraction of it) renews its lease,
+#: leaving a third of the hold for the renewal to reach Redis.
+RENEW_AT: Final = 2 / 3
 
 
 class BudgetUnavailableError(TransportError):
@@ -97,14 +135,16 @@ class RedisBudget:
     *limit* requests of all those clients together reach the server in any *window* seconds,
     as the server sees them, and a pause the server demands of one pauses all.
 
-    :param r: A ``redis.asyncio.Redis`` client (Redis or Valkey 5 or later).
-    :param limit: Requests per *window* for the whole account (default 100).
+    :param r: A ``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster`` client (Redis or
+        Valkey 5 or later). Every key of one budget shares a hash slot.
+    :param limit: Requests per *window* for the whole account (default 100). Processes that
+        share a key with different limits or windows all keep to the strictest.
     :param window: The window in seconds (default 60; shorten it only to time-scale tests).
     :param key: Names the budget in Redis. Default: the client's account, ``host:app_id``
         (never a token). With an OAuth token there is no such name: pass one.
     :param prefix: The start of every Redis key and channel (default ``"voucherify-async"``).
-    :param unavailable_timeout: Seconds a caller keeps trying an unreachable Redis before
-        :class:`BudgetUnavailableError` (default 30).
+    :param unavailable_timeout: Seconds a caller keeps trying an unreachable Redis (or one
+        refusing writes) before :class:`BudgetUnavailableError` (default 30).
     :param heartbeat: The longest a waiting process sleeps before asking Redis again, in
         seconds (default 2); a process that stops asking for three heartbeats leaves the queue.
     :param operation_timeout: Seconds one Redis call may take before it counts as a failure
@@ -113,7 +153,7 @@ class RedisBudget:
 
     def __init__(
         self,
-        r: redis.asyncio.Redis,
+        r: redis.asyncio.Redis | redis.asyncio.RedisCluster,
         limit: int = 100,
         window: float = 60.0,
         key: str | None = None,
@@ -155,12 +195,13 @@ class RedisBudget:
 
 
 class _Slot:
-    __slots__ = ("admitted_ms", "local", "member")
+    __slots__ = ("admitted_ms", "local", "member", "renew_at")
 
-    def __init__(self, member: str, admitted_ms: int, local: Admission) -> None:
+    def __init__(self, member: str, admitted_ms: int, local: Admission, renew_at: float) -> None:
         self.member = member
         self.admitted_ms = admitted_ms
         self.local = local
+        self.renew_at = renew_at  # local clock: when its lease is renewed if still in flight
 
 
 _PROCESS_IDS = itertools.count()
@@ -175,35 +216,44 @@ class RedisGate(RequestGate):
         self._budget = budget
         self._redis = budget.redis
         self._clock = budget._clock
-        # The concurrency cap, local pauses and local FIFO order: the in-process gate, unlimited.
+        # The concurrency cap, local pauses, the server's allowance and local FIFO order: the
+        # in-process gate without a budget of its own.
         self._local = LocalGate(
             concurrency=concurrency, limit=None, unanswered_hold=unanswered_hold, clock=self._clock
         )
         base = f"{budget.prefix}:budget:{{{name}}}"
-        self._keys = {
-            part: f"{base}:{part}" for part in ("slots", "queue", "alive", "pause", "epoch")
-        }
+        self._keys = [f"{base}:{part}" for part in ("slots", "queue", "alive", "pause", "confs")]
         self._channel = f"{base}:freed"
-        self._scripts = Scripts(
-            self._redis, "budget_acquire", "budget_release", "budget_leave", "budget_pause"
-        )
+        self._scripts = Scripts(self._redis, "budget", "budget_leave", "budget_pause")
         self._window_ms = round(budget.window * 1000)
+        self._hold = unanswered_hold
         self._hold_ms = math.ceil(unanswered_hold * 1000)
-        self._lease_ms = self._hold_ms + self._window_ms
         self._heartbeat_ms = max(1, round(budget.heartbeat * 1000))
         self._alive_ms = 3 * self._heartbeat_ms
+        self._fold_delay = FOLD_DELAY * budget.window
         self._me = f"{os.getpid()}-{secrets.token_hex(6)}-{next(_PROCESS_IDS)}"
         self._serial = itertools.count()
         self._epoch = ""
+        # Releases not yet in Redis: (slot, answered, when it ended by the local clock).
+        self._ended: list[tuple[_Slot, bool, float]] = []
+        self._in_flight: dict[str, _Slot] = {}
+        self._timer: asyncio.TimerHandle | None = None
         self._contend: asyncio.Lock | None = None
+        self._contenders = 0  # callers contending or waiting to, in this process
+        # The next contender's id, queued in Redis by the previous call, and its turn (local
+        # clock); unclaimed at its turn, it leaves the queue (_unclaimed).
+        self._queued: tuple[str, float] | None = None
+        self._queued_timer: asyncio.TimerHandle | None = None
+        self._turn_at: float | None = None  # when the contender sleeping for its turn wakes
         self._wake: asyncio.Future[None] | None = None
         self._listener: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._outage_logged = False
+        self._mismatch_logged = False
         self._closed = False
         # Slots of the whole fleet in use as of this gate's last acquire (None before it).
         self._fleet_used: int | None = None
-        #: Redis round trips made by this gate (scripts and pub/sub subscriptions): for benchmarks.
+        #: Redis round trips made by this gate (script calls and pub/sub subscriptions).
         self.round_trips = 0
 
     # -- the RequestGate interface ------------------------------------------------------
@@ -218,6 +268,10 @@ class RedisGate(RequestGate):
         self._local.pause(seconds)
         if not self._closed:
             self._spawn(self._push_pause(seconds))
+
+    def observe_allowance(self, remaining: int, limit: int | None) -> None:
+        # The server's X-Rate-Limit-Remaining paces this process as it does LocalGate's.
+        self._local.observe_allowance(remaining, limit)
 
     async def acquire(self, *, max_wait: float | None = None) -> Admission:
         if self._closed:
@@ -235,7 +289,9 @@ class RedisGate(RequestGate):
         slot = admission.token
         assert isinstance(slot, _Slot)
         self._local.release(slot.local, answered=answered)
-        self._spawn(self._release(slot, answered))
+        self._in_flight.pop(slot.member, None)
+        self._ended.append((slot, answered, self._clock()))
+        self._schedule()
 
     def close(self) -> None:
         if self._closed:
@@ -245,6 +301,14 @@ class RedisGate(RequestGate):
         self._notify()
         if self._listener is not None:
             self._listener.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._queued_timer is not None:
+            self._queued_timer.cancel()
+            self._unclaimed()
+        if self._ended:
+            self._spawn(self._bookkeep())  # the releases go now, not a fold delay later
 
     async def aclose(self) -> None:
         """Close; wait for the slots' releases to reach Redis (bounded) and the listener."""
@@ -268,41 +332,60 @@ class RedisGate(RequestGate):
     async def _take_slot(self, local: Admission, deadline: float | None) -> _Slot:
         if self._contend is None:
             self._contend = asyncio.Lock()
-        async with self._contend:  # one contender per process; the rest wait here, FIFO
-            member = f"{self._me}:{next(self._serial)}"
-            try:
-                return await self._contend_for(member, local, deadline)
-            except BaseException:
-                # Leave the queue (and give back a slot the script may have granted as the
-                # call was cancelled): nothing was sent.
-                self._spawn(self._leave(member))
-                raise
+        self._contenders += 1
+        try:
+            async with self._contend:  # one contender per process; the rest wait here, FIFO
+                # The previous contender may have queued this one in Redis already, and said
+                # when its turn comes.
+                member, turn = self._queued or (f"{self._me}:{next(self._serial)}", None)
+                self._queued = None
+                if self._queued_timer is not None:
+                    self._queued_timer.cancel()
+                    self._queued_timer = None
+                try:
+                    return await self._contend_for(member, local, deadline, turn)
+                except BaseException:
+                    # Leave the queue (and give back a slot the script may have granted as
+                    # the call was cancelled): nothing was sent.
+                    self._spawn(self._leave(member))
+                    raise
+        finally:
+            self._contenders -= 1
 
-    async def _contend_for(self, member: str, local: Admission, deadline: float | None) -> _Slot:
+    def _unclaimed(self) -> None:
+        """The queued next contender's turn came and no caller took it: leave the queue
+        (blocking nobody with a place no one uses)."""
+        self._queued_timer = None
+        if self._queued is not None:
+            self._spawn(self._leave(self._queued[0]))
+            self._queued = None
+            self._schedule()  # the releases it would have carried
+
+    async def _contend_for(
+        self, member: str, local: Admission, deadline: float | None, turn: float | None
+    ) -> _Slot:
         failing_since: float | None = None
         backoff = 0.05
-        keys = self._keys
+        if turn is not None and turn > self._clock():
+            # Queued by the previous contender, whose call said when this one's turn comes:
+            # sleep until then (or a notification) rather than ask now and be told to wait.
+            self._ensure_listener()
+            self._turn_at = turn
+            try:
+                await self._sleep(self._wake_future(), turn - self._clock())
+            finally:
+                self._turn_at = None
         while True:
             if self._closed:
                 raise ClientClosedError("the VoucherifyClient was closed")
             self._ensure_listener()
             wake = self._wake_future()  # taken before asking, so no notification slips by
+            # A caller waits behind this one (for it, or for a request in flight here to end):
+            # queue it in the same call.
+            waiting = self._contenders > 1 or self._local.waiting > 0
+            follower = f"{self._me}:{next(self._serial)}" if waiting else ""
             try:
-                reply = await self._call(
-                    "budget_acquire",
-                    [keys["slots"], keys["queue"], keys["alive"], keys["pause"], keys["epoch"]],
-                    [
-                        self._budget.limit,
-                        self._window_ms,
-                        self._lease_ms,
-                        member,
-                        self._alive_ms,
-                        self._epoch,
-                        secrets.token_hex(8),
-                        self._channel,
-                        self._heartbeat_ms,
-                    ],
-                )
+                reply = await self._script_call(member, follower)
             except UNREACHABLE as exc:
                 now = self._clock()
                 if failing_since is None:
@@ -310,16 +393,16 @@ class RedisGate(RequestGate):
                 waited = now - failing_since
                 if waited >= self._budget.unavailable_timeout:
                     raise BudgetUnavailableError(
-                        f"the shared request budget in Redis was unreachable for {waited:.1f} s "
+                        f"the shared request budget in Redis was unavailable for {waited:.1f} s "
                         f"({type(exc).__name__}: {exc}); the request was not sent, as it could "
                         "not be counted"
                     ) from exc
                 if not self._outage_logged:
                     self._outage_logged = True
                     logger.warning(
-                        "the shared request budget in Redis is unreachable (%s); requests wait "
-                        "for it, up to %.0f s each",
-                        type(exc).__name__, self._budget.unavailable_timeout,
+                        "the shared request budget in Redis is unreachable or refuses writes "
+                        "(%s: %s); requests wait for it, up to %.0f s each",
+                        type(exc).__name__, exc, self._budget.unavailable_timeout,
                     )  # fmt: skip
                 await self._sleep(wake, backoff)
                 backoff = min(backoff * 2, 1.0)
@@ -329,14 +412,23 @@ class RedisGate(RequestGate):
                 logger.warning("the shared request budget in Redis is reachable again")
             failing_since, backoff = None, 0.05
             admitted, wait_ms, now_ms = as_int(reply[0]), as_int(reply[1]), as_int(reply[2])
-            self._epoch = as_text(reply[3])
             pause_until_ms = as_int(reply[4])
-            if len(reply) > 5:
-                self._fleet_used = as_int(reply[5])
+            if len(reply) > 9:
+                self._fleet_used = as_int(reply[9])
             if admitted:
+                slot = _Slot(member, now_ms, local, self._clock() + RENEW_AT * self._hold)
+                next_wait = as_int(reply[8])
+                if follower and next_wait >= 0:
+                    turn_at = self._clock() + next_wait / 1000
+                    self._queued = (follower, turn_at)
+                    self._queued_timer = asyncio.get_running_loop().call_later(
+                        next_wait / 1000 + self._budget.heartbeat, self._unclaimed
+                    )
                 if self._closed:  # closed during the call: give the slot back, send nothing
                     raise ClientClosedError("the VoucherifyClient was closed")
-                return _Slot(member, now_ms, local)
+                self._in_flight[member] = slot
+                self._schedule()
+                return slot
             if pause_until_ms > now_ms:
                 # Another process was told to pause: so is this one (locally too, so that
                 # paused_for and callers with a max_wait see it).
@@ -353,42 +445,124 @@ class RedisGate(RequestGate):
             async with asyncio.timeout(seconds):
                 await asyncio.shield(wake)
 
-    # -- Redis calls --------------------------------------------------------------------
+    # -- the script call ----------------------------------------------------------------
 
-    async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
+    async def _script_call(self, member: str, follower: str = "") -> Any:
+        """One call of the budget script: the releases and renewals due, and an admission
+        for *member* ('' for none), queueing *follower* (this process's next contender, ''
+        for none) if it is admitted. Releases that could not be sent are kept for the next."""
+        now = self._clock()
+        ended, self._ended = self._ended, []
+        renew = [s for s in self._in_flight.values() if s.renew_at <= now + self._hold / 3]
+        budget = self._budget
+        args: list[Any] = [
+            budget.limit, self._window_ms, self._hold_ms, member, self._alive_ms, self._epoch,
+            secrets.token_hex(8), self._channel, self._heartbeat_ms, follower, len(ended),
+        ]  # fmt: skip
+        for slot, answered, at in ended:
+            ago_ms = max(0, math.floor((now - at) * 1000))
+            args += [slot.member, "1" if answered else "0", ago_ms, slot.admitted_ms]
+        args += [len(renew), *(s.member for s in renew)]
+        try:
+            reply = await self._call("budget", args)
+        except BaseException:
+            self._ended[:0] = ended  # they keep their leases meanwhile, which is safe
+            raise
+        for slot in renew:
+            slot.renew_at = self._clock() + RENEW_AT * self._hold
+        self._epoch = as_text(reply[3])
+        self._note_reply(as_int(reply[5]), as_int(reply[6]), as_int(reply[7]))
+        return reply
+
+    def _note_reply(self, limit: int, window_ms: int, lost: int) -> None:
+        if lost:
+            logger.warning(
+                "the shared request budget's state in Redis was lost or rolled back (a restart, "
+                "a failover or a flush): no request of the account is admitted for one lease "
+                "(the longest hold in use plus the window)"
+            )
+        if (limit, window_ms) != (self._budget.limit, self._window_ms):
+            if not self._mismatch_logged:
+                self._mismatch_logged = True
+                logger.warning(
+                    "processes share this Redis budget with different limits or windows: the "
+                    "strictest in use applies to all (%d requests per %.3g s; this process "
+                    "was given %d per %.3g s)",
+                    limit, window_ms / 1000, self._budget.limit, self._budget.window,
+                )  # fmt: skip
+        else:
+            self._mismatch_logged = False
+
+    async def _call(self, script: str, args: list[Any]) -> Any:
         self.round_trips += 1
         async with asyncio.timeout(self._budget.operation_timeout):
-            return await self._scripts[script](keys=keys, args=args)
+            return await self._scripts[script](keys=self._keys, args=args)
 
-    async def _release(self, slot: _Slot, answered: bool) -> None:
-        keys = self._keys
-        args = [
-            slot.member,
-            self._window_ms,
-            "1" if answered else "0",
-            slot.admitted_ms,
-            self._hold_ms,
-            self._budget.limit,
-            self._channel,
-            self._lease_ms,
-        ]
-        # Unreachable: the slot keeps its lease (admitted + hold + window), never shorter
-        # than the release would have set, so giving up is safe.
+    async def flush_releases(self) -> None:
+        """Send the releases not yet in Redis now, rather than with the next call (one
+        round trip; an unreachable Redis leaves them for later, their slots on lease)."""
+        if self._ended:
+            await self._bookkeep()
+
+    async def _bookkeep(self) -> None:
+        """Send the releases and renewals due, alone (no admission)."""
+        if not self._ended and not self._in_flight:
+            return
         with contextlib.suppress(*UNREACHABLE):
-            await self._call("budget_release", [keys["slots"]], args)
+            await self._script_call("")
+        if not self._closed:
+            self._schedule()
+
+    def _release_due(self) -> float | None:
+        """When the pending releases must go alone (local clock), or None: none pending, or
+        this process's queued next contender will carry them, as its turn comes before the
+        first of their slots would free."""
+        if not self._ended:
+            return None
+        first = self._ended[0][2]
+        next_call = self._queued[1] if self._queued is not None else self._turn_at
+        if next_call is not None and next_call <= first + self._budget.window:
+            return None  # if it is never claimed, _unclaimed reschedules
+        return first + self._fold_delay
+
+    def _schedule(self) -> None:
+        """Set the timer for the next releases to send alone, or the next lease renewal."""
+        if self._closed:
+            return
+        due: list[float] = [s.renew_at for s in self._in_flight.values()]
+        release = self._release_due()
+        if release is not None:
+            due.append(release)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not due:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: the slots keep their leases, which is safe
+        delay = max(0.0, min(due) - self._clock())
+        self._timer = loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        now = self._clock()
+        release = self._release_due()
+        if (release is not None and release <= now) or any(
+            s.renew_at <= now for s in self._in_flight.values()
+        ):
+            self._spawn(self._bookkeep())
+        else:
+            self._schedule()
 
     async def _leave(self, member: str) -> None:
-        keys = self._keys
         with contextlib.suppress(*UNREACHABLE):
-            await self._call(
-                "budget_leave",
-                [keys["slots"], keys["queue"], keys["alive"]],
-                [member, self._channel],
-            )
+            await self._call("budget_leave", [member, self._channel])
 
     async def _push_pause(self, seconds: float) -> None:
         with contextlib.suppress(*UNREACHABLE):
-            await self._call("budget_pause", [self._keys["pause"]], [math.ceil(seconds * 1000)])
+            await self._call("budget_pause", [math.ceil(seconds * 1000)])
 
     # -- notifications ------------------------------------------------------------------
 

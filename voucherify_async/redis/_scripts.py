@@ -24,7 +24,7 @@ def _source(name: str) -> str:
 class Scripts:
     """The scripts named *names*, registered with the client *r*: ``scripts["name"](...)``."""
 
-    def __init__(self, r: redis.asyncio.Redis, *names: str) -> None:
+    def __init__(self, r: redis.asyncio.Redis | redis.asyncio.RedisCluster, *names: str) -> None:
         self._scripts = {name: r.register_script(_source(name)) for name in names}
 
     def __getitem__(self, name: str) -> AsyncScript:

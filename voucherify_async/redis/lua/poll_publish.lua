@@ -5,7 +5,9 @@
 -- ARGV[1] token, ARGV[2] fencing token, ARGV[3] body, ARGV[4] max entries kept,
 -- ARGV[5] ttl ms of the id's keys, ARGV[6] '1' when the snapshot is terminal,
 -- ARGV[7] how long a terminal snapshot stays for late followers (ms), ARGV[8] lease ms
--- (publishing extends the lease, so a leader that polls often needs no other renewal)
+-- (publishing extends the lease, so a leader that polls often needs no other renewal),
+-- ARGV[9] the account's channel: the snapshot is pushed to every subscribed process as
+-- ``len(stream) \n stream entry-id \n fence \n body`` (see _stream.parse_message)
 --
 -- Returns the entry id, or false when the caller no longer leads.
 
@@ -24,4 +26,6 @@ else
 end
 redis.call('PEXPIRE', KEYS[3], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('PUBLISH', ARGV[9],
+  string.len(KEYS[3]) .. '\n' .. KEYS[3] .. id .. '\n' .. ARGV[2] .. '\n' .. ARGV[3])
 return id
