@@ -267,6 +267,14 @@ class RedisCluster:
         return self.nodes[0].url
 
     def start(self, timeout: float = 60.0) -> None:
+        """Start the nodes and join them; on any failure, stop them all and raise."""
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> None:
         for node in self.nodes:
             node.start()
         cli = shutil.which("redis-cli") or str(Path(self.nodes[0].binary).with_name("redis-cli"))

@@ -192,6 +192,7 @@ async def test_lost_state_recreated_by_a_newcomer_still_holds_the_budget(r: Any)
         await newcomer.aclose()
 
 
+@pytest.mark.slow
 async def test_unreachable_redis_is_a_typed_error_after_the_bound(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

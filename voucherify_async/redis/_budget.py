@@ -380,6 +380,15 @@ class RedisGate(RequestGate):
                 raise ClientClosedError("the VoucherifyClient was closed")
             self._ensure_listener()
             wake = self._wake_future()  # taken before asking, so no notification slips by
+            paused = self._local.paused_for
+            if paused > 0:
+                # A pause the server demanded (seen here, or by another process): Redis would
+                # only say to wait it out.
+                until = self._clock() + paused
+                if deadline is not None and until > deadline:
+                    raise ServerPause(until)
+                await self._sleep(wake, paused)
+                continue
             # A caller waits behind this one (for it, or for a request in flight here to end):
             # queue it in the same call.
             waiting = self._contenders > 1 or self._local.waiting > 0

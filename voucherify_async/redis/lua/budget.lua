@@ -187,15 +187,16 @@ redis.call('ZADD', KEYS[3], now + alive, me)
 keep(KEYS[2], alive)
 keep(KEYS[3], alive)
 
-local pause = tonumber(redis.call('GET', KEYS[4]) or '0')
-if pause > now then
-  expire_slots()
-  return {0, math.min(pause - now, heartbeat), now, epoch, pause, eff_limit, eff_window,
-    lost and 1 or 0, -1}
-end
-
 local used = redis.call('ZCARD', KEYS[1]) - 1  -- the state's name is no slot
 local rank = redis.call('ZRANK', KEYS[2], me)
+
+local pause = tonumber(redis.call('GET', KEYS[4]) or '0')
+if pause > now then
+  -- Sleep until the pause ends, or until this contender's turn if that comes later.
+  expire_slots()
+  return {0, math.min(math.max(pause - now, turn(rank, used)), heartbeat), now, epoch, pause,
+    eff_limit, eff_window, lost and 1 or 0, -1}
+end
 if eff_limit - used > rank then
   redis.call('ZADD', KEYS[1], now + hold, me)
   redis.call('ZREM', KEYS[2], me)
