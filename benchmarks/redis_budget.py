@@ -185,7 +185,9 @@ async def _child(
         import redis.asyncio as aioredis
 
         r = aioredis.Redis.from_url(redis_url)
-        options["budget"] = RedisBudget(r, limit=config.rpm, window=window, key="bench")
+        options["budget"] = RedisBudget(
+            r, limit=config.rpm, window=window, key="bench", hold_after_restart=False
+        )  # the benchmark's redis-server is new
         if variant == "shared":
             polling = RedisPolling(r, key="bench", lease=3.0)
             options["shared_polling"] = polling
@@ -432,7 +434,9 @@ async def _trips_child(
     from voucherify_async.redis import RedisBudget
 
     r: Any = aioredis.Redis.from_url(redis_url)
-    budget = RedisBudget(r, limit=config.limit, window=config.window, key="trips")
+    budget = RedisBudget(  # the benchmark's redis-server is new, not restarted
+        r, limit=config.limit, window=config.window, key="trips", hold_after_restart=False
+    )
     client = VoucherifyClient(
         APP_ID, APP_TOKEN, base_url=base_url, budget=budget, max_concurrency=config.concurrency
     )

@@ -768,7 +768,11 @@ async def test_workers_pipeline(voucherify_env: VoucherifyEmulator, docs_redis: 
     ids = [voucherify_env.add_action(duration=0.0) for _ in range(5)]
     failed = voucherify_env.add_action("ORDERS.IMPORT", duration=0.0, status="FAILED")
     report = await asyncio.to_thread(
-        workers.main, [*ids, failed, "aa_not_there"], workers=2, redis_url=docs_redis.url
+        workers.main,
+        [*ids, failed, "aa_not_there"],
+        workers=2,
+        redis_url=docs_redis.url,
+        hold_after_restart=False,  # the test's redis-server is new, not restarted
     )
     assert report == {
         **dict.fromkeys(ids, "DONE"),
@@ -785,6 +789,7 @@ async def test_workers_lifespan(
     from docs_examples import workers
 
     monkeypatch.setattr(workers, "REDIS_URL", docs_redis.url)
+    monkeypatch.setattr(workers, "HOLD_AFTER_RESTART", False)  # a new redis-server
     action_id = voucherify_env.add_action(duration=0.0)
     app = types.SimpleNamespace(state=types.SimpleNamespace())
     async with workers.lifespan(app):

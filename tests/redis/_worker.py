@@ -62,6 +62,8 @@ def budget(r: aioredis.Redis) -> RedisBudget:
         heartbeat=CONFIG.get("heartbeat", 0.5),
         unavailable_timeout=CONFIG.get("unavailable_timeout", 60.0),
         operation_timeout=CONFIG.get("operation_timeout", 5.0),
+        # The tests start their redis-servers fresh: new, not restarted, unless they say.
+        hold_after_restart=CONFIG.get("hold_after_restart", False),
     )
 
 

@@ -22,6 +22,7 @@ WINDOW = 2.0
 
 
 def gate(r: Any, limit: int = 3, *, hold: float = 1.0, **options: Any) -> RedisGate:
+    options.setdefault("hold_after_restart", False)  # the session's redis-server is new
     budget = RedisBudget(r, limit=limit, window=WINDOW, key="test", heartbeat=0.5, **options)
     made = budget.make_gate(concurrency=8, unanswered_hold=hold, account=None)
     assert isinstance(made, RedisGate)
@@ -219,7 +220,10 @@ async def test_oauth_needs_a_key(r: Any) -> None:
 async def test_keys_name_the_account_never_the_token(r: Any, emulator: VoucherifyEmulator) -> None:
     action_id = emulator.add_action(duration=0.0)
     async with VoucherifyClient(
-        APP_ID, APP_TOKEN, base_url=emulator.base_url, budget=RedisBudget(r, window=WINDOW)
+        APP_ID,
+        APP_TOKEN,
+        base_url=emulator.base_url,
+        budget=RedisBudget(r, window=WINDOW, hold_after_restart=False),
     ) as client:
         await client.async_actions.get(action_id)
     keys = [k.decode() for k in await r.keys("*")]

@@ -30,6 +30,7 @@ SLOTS = "voucherify-async:budget:{test}:slots"
 
 
 def gate(r: Any, limit: int = 3, *, hold: float = 1.0, **options: Any) -> RedisGate:
+    options.setdefault("hold_after_restart", False)  # the session's redis-server is new
     budget = RedisBudget(r, limit=limit, window=WINDOW, key="test", heartbeat=0.5, **options)
     made = budget.make_gate(concurrency=8, unanswered_hold=hold, account=None)
     assert isinstance(made, RedisGate)
@@ -127,6 +128,39 @@ async def test_restart_from_an_older_snapshot_holds_the_budget(tmp_path: Path) -
         await old.aclose()
         await r.aclose()
         server.stop()
+
+
+@pytest.mark.slow
+async def test_an_empty_restart_holds_the_budget_for_a_newcomer(tmp_path: Path) -> None:
+    """Item 1: Redis restarts empty (no persistence) and a process new to the budget asks
+    first, so no caller knew the lost state. The server has been up for less than a lease:
+    the newcomer waits until a lease after the restart (hold_after_restart, the default)."""
+    server = RedisServer(redis_server_binary(), tmp_path)
+    server.start()
+    r = aioredis.Redis.from_url(server.url)
+    old = gate(r, limit=3)
+    try:
+        await use(old, 3)  # three requests that still count at the API after the restart
+        server.restart()
+        restarted = server_ms(server)
+        assert server.call("ZCARD", SLOTS) == 0  # everything was forgotten
+        newcomer = gate(r, limit=3, hold_after_restart=True)
+        try:
+            adm = await asyncio.wait_for(newcomer.acquire(), 30)
+            assert adm.token.admitted_ms >= restarted + (1.0 + WINDOW) * 1000
+            newcomer.release(adm, answered=True)
+        finally:
+            await newcomer.aclose()
+    finally:
+        await old.aclose()
+        await r.aclose()
+        server.stop()
+
+
+def test_hold_after_restart_must_be_a_bool() -> None:
+    """A non-bool is a typed error, not a truthy surprise."""
+    with pytest.raises(TypeError, match="hold_after_restart"):
+        RedisBudget(object(), hold_after_restart="no")  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
@@ -232,7 +266,7 @@ async def test_the_servers_allowance_paces_a_redis_budget(r: Any, budget: str) -
     app = web.Application()
     app.router.add_get("/v1/async-actions/{id}", action)
     options: dict[str, Any] = (
-        {"budget": RedisBudget(r, limit=100, window=60.0, key="test")}
+        {"budget": RedisBudget(r, limit=100, window=60.0, key="test", hold_after_restart=False)}
         if budget == "redis"
         else {"requests_per_minute": 100}
     )
@@ -274,9 +308,9 @@ async def test_the_strictest_configuration_in_use_applies(r: Any, logged: Any) -
 async def test_the_longest_window_in_use_applies(r: Any) -> None:
     """Item 5: limits agree, windows differ (2 s and 4 s): a slot counts for 4 s."""
     short = gate(r, limit=1)
-    long = RedisBudget(r, limit=1, window=2 * WINDOW, key="test", heartbeat=0.5).make_gate(
-        concurrency=8, unanswered_hold=1.0, account=None
-    )
+    long = RedisBudget(
+        r, limit=1, window=2 * WINDOW, key="test", heartbeat=0.5, hold_after_restart=False
+    ).make_gate(concurrency=8, unanswered_hold=1.0, account=None)
     try:
         await use(long, 0)
         first = await long.acquire()
@@ -377,7 +411,9 @@ async def test_a_handle_survives_a_redis_that_refuses_writes(
             APP_ID,
             APP_TOKEN,
             base_url=emulator.base_url,
-            budget=RedisBudget(r, window=WINDOW, unavailable_timeout=60.0, heartbeat=0.5),
+            budget=RedisBudget(
+                r, window=WINDOW, unavailable_timeout=60.0, heartbeat=0.5, hold_after_restart=False
+            ),
         ) as client:
             refuse()
             waiting = asyncio.ensure_future(client.async_actions.wait(action_id))

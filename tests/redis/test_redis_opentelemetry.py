@@ -22,7 +22,7 @@ async def test_fleet_budget_gauge(r: object, emulator: VoucherifyEmulator) -> No
     instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
     try:
         action_id = emulator.add_action(duration=0)
-        budget = RedisBudget(r, limit=10, key="otel-fleet")  # type: ignore[arg-type]
+        budget = RedisBudget(r, limit=10, key="otel-fleet", hold_after_restart=False)  # type: ignore[arg-type]
         async with (
             VoucherifyClient(APP_ID, APP_TOKEN, base_url=emulator.base_url, budget=budget) as a,
             VoucherifyClient(APP_ID, APP_TOKEN, base_url=emulator.base_url, budget=budget) as b,

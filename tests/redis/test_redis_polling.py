@@ -228,7 +228,9 @@ async def test_budget_and_polling_together(r: Any, emulator: VoucherifyEmulator)
     """Both backends on one client: polls pass the shared budget."""
     action_id = emulator.add_action(duration=0.3)
     polling = RedisPolling(r)
-    async with make_client(emulator, polling, budget=RedisBudget(r, window=2.0)) as a:
+    async with make_client(
+        emulator, polling, budget=RedisBudget(r, window=2.0, hold_after_restart=False)
+    ) as a:
         action = await a.async_actions.wait(action_id, timeout=30)
     assert action.status == AsyncActionStatus.DONE
     assert await r.keys("voucherify-async:budget:*")

@@ -81,7 +81,7 @@ from typing import Any, Final
 import redis.asyncio
 from redis.exceptions import RedisClusterException, RedisError
 
-from voucherify_async._errors import ClientClosedError, TransportError
+from voucherify_async._errors import ClientClosedError, InvalidArgumentTypeError, TransportError
 from voucherify_async._pacing import Admission, LocalGate, RequestGate, ServerPause
 from voucherify_async.instrumentation import BudgetUsage
 
@@ -149,6 +149,13 @@ class RedisBudget:
         seconds (default 2); a process that stops asking for three heartbeats leaves the queue.
     :param operation_timeout: Seconds one Redis call may take before it counts as a failure
         (default 5).
+    :param hold_after_restart: When the budget has no state in Redis and the server has been
+        up for less than one lease (the longest request timeout in use plus the window), hold
+        the budget until a lease after the server started (default ``True``): an empty restart
+        forgets the requests that still count at the API, and a process new to the budget
+        cannot tell it from a new budget. ``False`` trusts a new server (tests that start a
+        fresh ``redis-server``); a restart is then caught only by processes that knew the
+        state.
     """
 
     def __init__(
@@ -162,6 +169,7 @@ class RedisBudget:
         unavailable_timeout: float = 30.0,
         heartbeat: float = 2.0,
         operation_timeout: float = 5.0,
+        hold_after_restart: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -176,6 +184,11 @@ class RedisBudget:
         self.unavailable_timeout = _check_positive("unavailable_timeout", unavailable_timeout)
         self.heartbeat = _check_positive("heartbeat", heartbeat)
         self.operation_timeout = _check_positive("operation_timeout", operation_timeout)
+        if not isinstance(hold_after_restart, bool):
+            raise InvalidArgumentTypeError(
+                f"hold_after_restart must be a bool, got {hold_after_restart!r}"
+            )
+        self.hold_after_restart = hold_after_restart
         self._clock = clock
 
     def __repr__(self) -> str:
@@ -466,7 +479,8 @@ class RedisGate(RequestGate):
         budget = self._budget
         args: list[Any] = [
             budget.limit, self._window_ms, self._hold_ms, member, self._alive_ms, self._epoch,
-            secrets.token_hex(8), self._channel, self._heartbeat_ms, follower, len(ended),
+            secrets.token_hex(8), self._channel, self._heartbeat_ms, follower,
+            "1" if budget.hold_after_restart else "0", len(ended),
         ]  # fmt: skip
         for slot, answered, at in ended:
             ago_ms = max(0, math.floor((now - at) * 1000))

@@ -18,7 +18,9 @@
 -- ARGV[10] the id of this process's next contender ('' for none): when the caller is
 -- admitted, it joins the queue at once and the reply says how long it should sleep before
 -- it asks (its turn), instead of asking at once and being told to wait,
--- ARGV[11] n releases, then n quadruples (slot id, '1' answered / '0' not, ms since it ended
+-- ARGV[11] '1' to treat a server up for less than one lease as one that may have restarted
+-- empty (RedisBudget's hold_after_restart), '0' not,
+-- ARGV[12] n releases, then n quadruples (slot id, '1' answered / '0' not, ms since it ended
 -- by the caller's clock, measured when the call was sent, when it was admitted in ms on
 -- Redis's clock); then m renewals, then m slot ids.
 --
@@ -73,9 +75,14 @@ keep(KEYS[5], max_hold + eff_window)
 -- Which server holds the state: a restart or a failover changes the run id, and with it the
 -- state may have lost what came after its last snapshot (or the replica's lag).
 local run_id = ''
+local uptime_ms = nil
 local info = redis.pcall('INFO', 'server')
 if type(info) == 'string' then
   run_id = string.match(info, 'run_id:(%x+)') or ''
+  local seconds = string.match(info, 'uptime_in_seconds:(%d+)')
+  if seconds then
+    uptime_ms = tonumber(seconds) * 1000
+  end
 end
 
 local sentinel = redis.call('ZRANGEBYSCORE', KEYS[1], '+inf', '+inf', 'LIMIT', 0, 1)[1]
@@ -85,10 +92,18 @@ if sentinel then
 end
 local lost = false
 local renew = false
+local restarted_at = nil
 if not epoch then
   -- No state: new, or gone (a restart without persistence, a flush, an eviction) under a
-  -- caller that knew it.
+  -- caller that knew it. A caller new to the budget cannot tell an empty restart from a new
+  -- budget, but the server can: one up for less than a lease may have forgotten requests
+  -- that still count at the API (they count until a lease after the restart at most).
   lost = known ~= ''
+  if not lost and ARGV[11] == '1' and uptime_ms and uptime_ms < max_hold + eff_window then
+    lost = true
+    -- INFO counts whole seconds: the restart came at most uptime_ms before now.
+    restarted_at = now - uptime_ms
+  end
   renew = true
 elseif held_by ~= run_id then
   -- Restarted (from a snapshot or an AOF) or failed over: recent writes may be missing.
@@ -114,15 +129,16 @@ end
 if lost then
   -- Requests admitted before the loss may reach the server until now + hold and count a
   -- window after: hold the whole budget that long rather than risk exceeding it.
+  local until_ms = (restarted_at or now) + max_hold
   for i = 1, eff_limit do
-    redis.call('ZADD', KEYS[1], now + max_hold, 'lost:' .. i)
+    redis.call('ZADD', KEYS[1], until_ms, 'lost:' .. i)
   end
 end
 
 -- Releases: a slot counts until a window after its request ended (answered), or after
 -- admitted + hold if that is later (no answer: it may still reach the server until then).
-local n = tonumber(ARGV[11])
-local base = 12
+local n = tonumber(ARGV[12])
+local base = 13
 for i = 0, n - 1 do
   local j = base + 4 * i
   local ago = tonumber(ARGV[j + 2])
