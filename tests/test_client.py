@@ -506,3 +506,17 @@ async def test_a_host_never_reached_is_named_in_the_error() -> None:
         assert "no response from" not in str(info.value)
     finally:
         await client.close()
+
+
+async def test_two_concurrent_closes_end_calls_in_flight_with_client_closed_error(
+    emulator: VoucherifyEmulator, make_client: MakeClient
+) -> None:
+    """close() twice at once: each call in flight still gets ClientClosedError, never a bare
+    CancelledError (a second cancel that one uncancel() could not undo)."""
+    client = make_client(requests_per_minute=600)  # a budget: no probe, all three go at once
+    emulator.inject(Delay(60.0), times=3)
+    calls = [asyncio.create_task(client.async_actions.get(f"aa_{i}")) for i in range(3)]
+    await emulator.wait_for_requests(3)
+    await asyncio.gather(client.close(), client.close())
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["ClientClosedError"] * 3

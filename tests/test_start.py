@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import math
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -161,6 +162,18 @@ async def test_json_and_file_together_are_refused(
         )
     with pytest.raises(InvalidArgumentTypeError, match="JSON"):
         await client.async_actions.start("POST", "/v1/vouchers/import", json=[object()])
+    assert emulator.count() == 0
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+async def test_non_finite_numbers_in_a_start_payload_are_refused_before_any_request(
+    emulator: VoucherifyEmulator, client: VoucherifyClient, number: float
+) -> None:
+    """NaN and +-inf are not JSON: orjson would send them as null, silently changing the data."""
+    with pytest.raises(InvalidArgumentError, match="valid JSON"):
+        await client.async_actions.start_customers_metadata_update(["c1"], {"k": number})
+    with pytest.raises(InvalidArgumentError, match="valid JSON"):
+        await client.async_actions.start_vouchers_import([{"code": "A", "value": number}])
     assert emulator.count() == 0
 
 
@@ -588,14 +601,16 @@ async def test_an_answer_without_an_id_is_a_decode_error(
 async def test_close_during_a_start_says_it_may_have_started(
     emulator: VoucherifyEmulator, client: VoucherifyClient
 ) -> None:
-    """Closing the client while a start is in flight ends it with ClientClosedError, which says
-    the action may exist; a start after close sends nothing."""
+    """Closing the client while a start is in flight ends it with OutcomeUnknownError (the
+    server got the POST), caused by ClientClosedError; a start after close sends nothing."""
     emulator.inject(Delay(60.0))
     start = asyncio.create_task(client.async_actions.start_vouchers_import([{"code": "A"}]))
     await emulator.wait_for_requests(1)
     await client.close()
-    with pytest.raises(ClientClosedError, match="may have reached the server"):
+    with pytest.raises(OutcomeUnknownError, match="may have reached the server") as caught:
         await start
+    assert isinstance(caught.value.__cause__, ClientClosedError)
+    assert caught.value.method == "POST"
     with pytest.raises(ClientClosedError):
         await client.async_actions.start_vouchers_import([{"code": "B"}])
     assert emulator.count() == 1

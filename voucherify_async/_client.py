@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Final, NoReturn, Self
 
@@ -249,14 +250,56 @@ class VoucherifyClient:
         if owner is not None and owner is not running and not owner.is_closed():
             if owner.is_running():
                 done = asyncio.run_coroutine_threadsafe(self.close(), owner)
-                await asyncio.wrap_future(done)
+                if await _finished_on(owner, done):
+                    return
+                # The owner loop was closed before running the close to its end.
             else:
                 await asyncio.to_thread(owner.run_until_complete, self.close())
-            return
+                return
         await self.async_actions._close()
         await self._transport.close()
         # Let aiohttp finish closing its transports before the loop moves on.
         await asyncio.sleep(0)
+
+
+# How often a close() sent to another loop checks that this loop still runs: a loop has no
+# "stopped" callback, and ``run_until_complete()`` stops it as soon as its own coroutine ends,
+# maybe before the close sent to it ran to its end. Longer delays a close() that finds its
+# owner loop stopped by that much; shorter costs wake-ups of the closing loop while it waits.
+_OWNER_CHECK_S: Final = 0.05
+
+
+async def _finished_on(owner: asyncio.AbstractEventLoop, done: Future[None]) -> bool:
+    """Wait for *done*, a close sent to the *owner* loop; True once it finished there.
+
+    When the owner stops before finishing it (``run_until_complete()`` returned), run the
+    owner in a worker thread until it does; False when the owner was closed meanwhile
+    (nothing of it can run again).
+    """
+    waiter = asyncio.wrap_future(done)
+    while True:
+        finished, _ = await asyncio.wait({waiter}, timeout=_OWNER_CHECK_S)
+        if finished:
+            waiter.result()
+            return True
+        if owner.is_closed():
+            waiter.cancel()
+            return False
+        if owner.is_running():
+            continue
+        try:
+            await asyncio.to_thread(_run_until, owner, done)
+        except RuntimeError:  # its thread started it again (or closed it) meanwhile
+            continue
+
+
+def _run_until(owner: asyncio.AbstractEventLoop, done: Future[None]) -> None:
+    """Run the stopped *owner* loop until *done* (a future of another thread) is set."""
+
+    async def wait() -> None:
+        await asyncio.wrap_future(done)
+
+    owner.run_until_complete(wait())
 
 
 def _auth_headers(

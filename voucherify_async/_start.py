@@ -207,10 +207,17 @@ def _quoted(text: str) -> str:
 
 
 def _json_body(payload: object) -> Callable[[], bytes]:
+    # The stdlib encoder, whatever the backend: orjson writes NaN and +-inf as null (a
+    # silent change of the caller's data) and takes datetimes and dataclasses the stdlib
+    # refuses; a start body is built once per action, so its speed does not matter.
     try:
-        data = _json.dumps(payload)
-    except (TypeError, ValueError) as exc:
+        data = _json.stdlib_dumps(payload)
+    except ValueError as exc:  # NaN, +-inf, a circular reference
+        raise InvalidArgumentError(f"json must be valid JSON: {exc}") from None
+    except TypeError as exc:
         raise InvalidArgumentTypeError(f"json must be JSON-serializable: {exc}") from None
+    except RecursionError:
+        raise InvalidArgumentError("json is nested too deeply to send") from None
     return lambda: data
 
 

@@ -151,6 +151,9 @@ class Transport:
         # Tasks inside a call -> how many cancellations they had on entry (for uncancel()).
         self._calls: dict[asyncio.Task[Any], int] = {}
         self._cancelled_by_close: set[asyncio.Task[Any]] = set()
+        # Calls cancelled after their gate admission (monotonic send time): close() makes
+        # those of a start OutcomeUnknownError, as the server may have read them.
+        self._cut_in_flight: dict[asyncio.Task[Any], float] = {}
         self._idle: asyncio.Event | None = None
         # (server Unix time - time.monotonic()) per recent successful answer, from Date.
         self._offsets: collections.deque[float] = collections.deque(maxlen=OFFSET_SAMPLES)
@@ -277,7 +280,8 @@ class Transport:
         if own_loop:
             current = asyncio.current_task()
             for task in list(self._calls):
-                if task is not current and not task.done():
+                # A second close() must not cancel again: one uncancel() could not undo it.
+                if task is not current and not task.done() and task not in self._cancelled_by_close:
                     self._cancelled_by_close.add(task)
                     task.cancel()
             if self._calls and current not in self._calls:
@@ -326,14 +330,23 @@ class Transport:
             return await self._retrying(method, url, path, retry, data, headers, patient)
         except asyncio.CancelledError:
             if task in self._cancelled_by_close and task.uncancel() <= self._calls[task]:
-                raise ClientClosedError(
+                closed = ClientClosedError(
                     f"{method} {path}: the VoucherifyClient was closed while the request was "
                     "waiting or in flight" + _UNKNOWN_HINT.get(retry, "")
-                ) from None
+                )
+                sent = self._cut_in_flight.get(task)
+                if retry == "unsent" and sent is not None:
+                    # Cut while in flight: the server may have read it (start's own rule).
+                    raise _outcome_unknown(
+                        f"{method} {path}", method, path, sent, closed
+                    ) from closed
+                raise closed from None
             raise
         finally:
             del self._calls[task]
             self._cancelled_by_close.discard(task)
+            if self._cut_in_flight:
+                self._cut_in_flight.pop(task, None)
             if self._idle is not None and not self._calls:
                 self._idle.set()
 
@@ -483,6 +496,8 @@ class Transport:
                 raise
         except BaseException as exc:
             error = exc.error if isinstance(exc, _Abort) else exc
+            if isinstance(exc, asyncio.CancelledError) and (task := asyncio.current_task()):
+                self._cut_in_flight[task] = sent  # admitted, so it may be on the wire
             raise
         finally:
             gate.release(admission, answered=answered)
