@@ -9,7 +9,9 @@ from collections.abc import Callable
 
 import aiohttp
 import pytest
+from _servers import serve
 from _support import APP_ID, APP_TOKEN
+from aiohttp import web
 
 from voucherify_async import (
     APIError,
@@ -520,3 +522,30 @@ async def test_two_concurrent_closes_end_calls_in_flight_with_client_closed_erro
     await asyncio.gather(client.close(), client.close())
     results = await asyncio.gather(*calls, return_exceptions=True)
     assert [type(r).__name__ for r in results] == ["ClientClosedError"] * 3
+
+
+async def test_an_error_page_echoing_the_request_headers_does_not_leak_the_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A proxy's error page that echoes the request's headers: the client's token shows in no
+    error text, repr, body or log line (a 503 is retried and logged first, then a 400)."""
+    answers = iter([503, 400])
+
+    async def echo(request: web.Request) -> web.Response:
+        body = {"message": "bad request", "details": f"headers: {dict(request.headers)}"}
+        return web.json_response(body, status=next(answers))
+
+    app = web.Application()
+    app.router.add_get("/v1/async-actions/{id}", echo)
+    async with serve(app) as url:
+        client = VoucherifyClient(APP_ID, APP_TOKEN, base_url=url, max_retries=1)
+        async with client:
+            with (
+                caplog.at_level(logging.DEBUG, logger="voucherify_async"),
+                pytest.raises(APIError) as caught,
+            ):
+                await client.async_actions.get("aa_1")
+    error = caught.value
+    assert error.status == 400 and "[token]" in str(error)
+    for text in (str(error), repr(error), error.body or "", caplog.text):
+        assert APP_TOKEN not in text

@@ -140,6 +140,7 @@ class Transport:
     ) -> None:
         self.root = str(URL(base_url))  # encoded once, so paths can be appended as text
         self._headers = {**headers, "Accept-Encoding": ACCEPT_ENCODING}
+        self._secrets = _secrets_of(headers)
         self._timeout = timeout
         self._max_retries = max_retries
         self._gate = gate
@@ -399,7 +400,7 @@ class Transport:
                 if 200 <= status < 300:
                     return status, body
                 retry_after = _retry_after(response_headers)
-                error = _api_error(status, body, retry_after, response_headers)
+                error = _api_error(status, self._scrub(body), retry_after, response_headers)
                 if status not in RETRYABLE_STATUSES:
                     raise error
                 if status == 429:
@@ -426,6 +427,12 @@ class Transport:
                 text = f"{label}: {text}"
             logger.warning("%s; retry %d of %d in %.2f s", text, attempt, self._max_retries, wait)
             await asyncio.sleep(wait)
+
+    def _scrub(self, body: bytes) -> bytes:
+        """An error page without this client's tokens (a proxy may echo request headers)."""
+        for secret in self._secrets:
+            body = body.replace(secret, b"[token]")
+        return body
 
     def _never_answered_hint(self) -> str:
         """For a failed connection: a note when no response ever came from this host."""
@@ -659,6 +666,25 @@ def _seconds_until_retry(headers: CIMultiDictProxy[str]) -> float | None:
         epoch /= 1000.0
     seconds = epoch - time.time()
     return seconds if seconds > 0 else None
+
+
+# A token shorter than this is not scrubbed from error pages: replacing every "ab" of a page
+# would garble it for a secret that weak (the API's tokens are 36 characters).
+_MIN_SCRUBBED: Final = 6
+
+
+def _secrets_of(headers: Mapping[str, str]) -> tuple[bytes, ...]:
+    """The tokens among the client's own *headers*, as an error page may echo them."""
+    secrets = []
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "authorization":
+            value = value.partition(" ")[2] or value
+        elif lowered != "x-app-token":
+            continue
+        if len(value) >= _MIN_SCRUBBED:
+            secrets.append(value.encode("utf-8", "replace"))
+    return tuple(secrets)
 
 
 def _request_id(body: bytes) -> str | None:
