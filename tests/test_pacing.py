@@ -19,7 +19,7 @@ from voucherify_async import (
     TransportError,
     VoucherifyClient,
 )
-from voucherify_async._pacing import LocalGate, ServerPause
+from voucherify_async._pacing import ABANDONED_HOLD, LocalGate, ServerPause
 from voucherify_async.testing import VoucherifyEmulator, fast_polling
 
 
@@ -393,3 +393,35 @@ async def test_a_request_the_client_abandoned_keeps_the_long_hold() -> None:
         gate = budget.gate
         assert gate is not None
         assert gate._next_admission_in(clock.now) == pytest.approx(30.0 + 2.0)
+
+
+@pytest.mark.parametrize("timeout", [0.05, 120.0])
+async def test_a_request_abandoned_on_a_short_timeout_keeps_the_long_hold(timeout: float) -> None:
+    """A short request timeout does not shorten the hold of an abandoned request: a stalled
+    server may read it from its socket later, so its slot is held a window after admitted +
+    max(timeout, ABANDONED_HOLD); a longer timeout holds longer."""
+    clock = FakeClock()
+    budget = _BudgetOnClock(clock, limit=1)
+    requests: list[int] = []
+    read = asyncio.Event()
+    async with (
+        asyncio.timeout(20),
+        _dropping_server("hang", requests, read) as url,
+        VoucherifyClient(
+            "a", "b", base_url=url, budget=budget, timeout=timeout, max_retries=0
+        ) as client,
+    ):
+        call = asyncio.ensure_future(client.async_actions.get("aa_1"))
+        await read.wait()
+        if timeout < 1:  # the client's timeout gives up on it
+            with pytest.raises(TransportError, match="timed out"):
+                await call
+        else:
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+        gate = budget.gate
+        assert gate is not None
+        hold = max(timeout, ABANDONED_HOLD)
+        assert gate._next_admission_in(clock.now) == pytest.approx(hold + 2.0)
+    assert ABANDONED_HOLD >= 30.0

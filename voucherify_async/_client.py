@@ -24,7 +24,7 @@ from ._config import (
     resolve_base_url,
 )
 from ._errors import ConfigurationError, InvalidArgumentTypeError
-from ._pacing import Budget, LocalGate
+from ._pacing import ABANDONED_HOLD, Budget, LocalGate
 from ._shared import SharedPolling
 from ._transport import Transport
 
@@ -143,8 +143,9 @@ class VoucherifyClient:
         for name, value in headers.items():
             _check_header(name, value)
         client_timeout = _client_timeout(timeout)
-        # A request without an answer may reach the server as late as its timeout allows.
-        hold = client_timeout.total or DEFAULT_TIMEOUT
+        # A request without an answer may reach the server as late as its timeout allows,
+        # and a stalled server may read one the client gave up on even later.
+        hold = max(client_timeout.total or DEFAULT_TIMEOUT, ABANDONED_HOLD)
         account = _account_key(headers, self._base_url)
         try:
             given = [requests_per_minute, requests_per_hour, budget]

@@ -45,13 +45,21 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 from ._errors import ClientClosedError, ConfigurationError
 from ._polling.admission import HOLD_WHEN_FREE_BELOW, admission_key, deferrable, due
 from .instrumentation import BudgetUsage
 
-__all__ = ["Admission", "Budget", "GateFactory", "LocalGate", "RequestGate", "ServerPause"]
+__all__ = [
+    "ABANDONED_HOLD",
+    "Admission",
+    "Budget",
+    "GateFactory",
+    "LocalGate",
+    "RequestGate",
+    "ServerPause",
+]
 
 
 class ServerPause(Exception):
@@ -125,6 +133,17 @@ class RequestGate(abc.ABC):
         now: it would be admitted at once, behind nobody, and the budget is not short. The
         default: no server pause is in force."""
         return self.paused_for <= 0
+
+
+#: The least time (seconds) after its admission that a request the client abandoned (its
+#: timeout, a cancel) is counted as possibly reaching the server: its budget slot is held
+#: until a window after ``admitted + max(timeout, ABANDONED_HOLD)``. A request can sit unread
+#: in a stalled server's socket buffer, or in a load balancer, after a short client timeout
+#: gave up on it. 30 s equals the default request timeout, so a default client is unchanged;
+#: 180 s (the API's load balancers' timeout) would cover more, but after a storm of timeouts
+#: it would stop a budgeted client for 3 minutes plus a window. A request read later than
+#: this can still land in a later window: the budget's bound is only as good as this hold.
+ABANDONED_HOLD: Final = 30.0
 
 
 class Budget(Protocol):
