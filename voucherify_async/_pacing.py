@@ -14,7 +14,8 @@ The guarantees every implementation keeps:
   after that. A request that ends *without* a response because the client gave up on it
   (cancelled, timed out) may still reach the server later, up to the moment
   its response would have been given up on: its slot is held until ``window`` seconds after
-  ``admitted + unanswered_hold`` (the request timeout), or after its end if that is later.
+  ``admitted + unanswered_hold`` (the client passes ``max(timeout, ABANDONED_HOLD)``), or
+  after its end if that is later.
 - **Closing ends every wait.** After :meth:`RequestGate.close`, every caller still waiting
   and every later one gets :class:`ClientClosedError`.
 - **The server's allowance is respected** (``LocalGate``, with or without a budget of its
