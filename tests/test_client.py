@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import email.utils
 import logging
 import time
 from collections.abc import Callable
@@ -549,3 +551,30 @@ async def test_an_error_page_echoing_the_request_headers_does_not_leak_the_token
     assert error.status == 400 and "[token]" in str(error)
     for text in (str(error), repr(error), error.body or "", caplog.text):
         assert APP_TOKEN not in text
+
+
+@pytest.mark.parametrize("skew", [3600.0, -30.0])
+async def test_the_retry_epoch_is_read_against_the_servers_date(skew: float) -> None:
+    """X-Rate-Limit-Retry is the server's epoch: read against the same answer's Date, a server
+    clock an hour ahead asks 2 s (not an hour), one 30 s behind still asks 2 s (not nothing)."""
+
+    async def limited(request: web.Request) -> web.Response:
+        server_now = time.time() + skew
+        headers = {
+            "Date": email.utils.formatdate(server_now, usegmt=True),
+            "X-Rate-Limit-Remaining": "0",
+            "X-Rate-Limit-Retry": str(int(server_now) + 2),
+        }
+        return web.json_response({"code": 429, "message": "slow down"}, status=429, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/v1/async-actions/{id}", limited)
+    async with serve(app) as url:
+        client = VoucherifyClient(APP_ID, APP_TOKEN, base_url=url, max_retries=0)
+        async with client:
+            with pytest.raises(RateLimitError) as caught:
+                await client.async_actions.get("aa_1")
+    retry_at = caught.value.retry_at
+    assert retry_at is not None
+    seconds = (retry_at - dt.datetime.now(dt.UTC)).total_seconds()
+    assert 0 < seconds <= 3.0  # 2 s, plus up to 1 s as Date drops the fraction

@@ -641,7 +641,10 @@ def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
-        seconds = when.timestamp() - time.time()
+        try:
+            seconds = when.timestamp() - _server_now(headers)
+        except OverflowError:
+            return None
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
@@ -664,8 +667,30 @@ def _seconds_until_retry(headers: CIMultiDictProxy[str]) -> float | None:
         return None
     if epoch > _EPOCH_MS_THRESHOLD:
         epoch /= 1000.0
-    seconds = epoch - time.time()
+    seconds = epoch - _server_now(headers)
     return seconds if seconds > 0 else None
+
+
+def _server_now(headers: CIMultiDictProxy[str]) -> float:
+    """The server's Unix time when it answered: its ``Date`` header, else our clock.
+
+    Epochs the server sends (``X-Rate-Limit-Retry``, a dated ``Retry-After``) are read against
+    its own clock, so a client clock that is off does not stretch or drop the pause. ``Date``
+    is truncated to the second, so the pause comes out up to 1 s long, never short.
+    """
+    value = headers.get("Date")
+    if value:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+            stamp = when.timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass
+        else:
+            if math.isfinite(stamp):
+                return stamp
+    return time.time()
 
 
 # A token shorter than this is not scrubbed from error pages: replacing every "ab" of a page
