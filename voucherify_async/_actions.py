@@ -236,7 +236,7 @@ class AsyncActions(StartActions):
             if fresh:
                 stale = 0
                 # Ask the oldest millisecond again (inclusive): its other actions come next.
-                nxt = oldest + _MILLISECOND
+                nxt = _shifted(oldest, _MILLISECOND) or oldest  # 9999-12-31: no later one
                 if previous is not None:
                     nxt = min(nxt, previous)
             else:
@@ -251,7 +251,10 @@ class AsyncActions(StartActions):
                     )
                 # Nothing new: every action of the oldest millisecond we can reach is seen.
                 # Step strictly back, so the next request is never the same one again.
-                nxt = oldest if previous is None else min(oldest, previous - _MILLISECOND)
+                back = None if previous is None else _shifted(previous, -_MILLISECOND)
+                if previous is not None and back is None:
+                    return  # past the year 1: nothing can be older
+                nxt = oldest if back is None else min(oldest, back)
                 crowded = len(page.async_actions) >= page_size and max(dated) == oldest
                 if crowded and oldest not in warned:  # a full page of one millisecond
                     warned.add(oldest)
@@ -523,3 +526,11 @@ def _timeout(handles: Sequence[AsyncActionHandle], timeout: float | None) -> Pol
         handle=first,
         latest=first.latest if first is not None else None,
     )
+
+
+def _shifted(when: dt.datetime, delta: dt.timedelta) -> dt.datetime | None:
+    """*when* + *delta*, or None past the years 1-9999 that a datetime holds."""
+    try:
+        return when + delta
+    except OverflowError:
+        return None
