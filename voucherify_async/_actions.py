@@ -27,7 +27,7 @@ from ._models import AsyncAction, AsyncActionList
 from ._polling.durations import DurationStats
 from ._shared import SharedPoller, SharedPolling
 from ._transport import Transport
-from ._validate import check_ids, check_timeout, path_segment
+from ._validate import check_ids, check_timeout, path_segment, shown
 
 __all__ = ["AsyncActions"]
 
@@ -55,7 +55,12 @@ def format_end_date(end_date: dt.datetime | dt.date | str) -> str:
             raise InvalidArgumentError(
                 "end_date must be timezone-aware (a naive datetime is ambiguous)"
             )
-        utc = end_date.astimezone(dt.UTC)
+        try:
+            utc = end_date.astimezone(dt.UTC)
+        except OverflowError:
+            raise InvalidArgumentError(
+                f"end_date {shown(end_date)} is past the years 1-9999 in UTC"
+            ) from None
         return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
     if isinstance(end_date, dt.date):
         return end_date.isoformat()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 from concurrent.futures import Future
 from types import TracebackType
@@ -27,6 +26,7 @@ from ._errors import ConfigurationError, InvalidArgumentTypeError
 from ._pacing import ABANDONED_HOLD, Budget, LocalGate
 from ._shared import SharedPolling
 from ._transport import Transport
+from ._validate import finite, shown
 
 __all__ = ["VoucherifyClient"]
 
@@ -119,14 +119,23 @@ class VoucherifyClient:
         if (
             isinstance(budget_window, bool)
             or not isinstance(budget_window, int | float)
-            or not math.isfinite(budget_window)
+            or not finite(budget_window)
             or budget_window <= 0
         ):
             raise ConfigurationError(
-                f"budget_window must be a finite number of seconds > 0, got {budget_window!r}"
+                f"budget_window must be a finite number of seconds > 0, got {shown(budget_window)}"
             )
         if not isinstance(poll_policy, PollPolicy):
             raise ConfigurationError("poll_policy must be a PollPolicy")
+        if budget is not None and not callable(getattr(budget, "make_gate", None)):
+            raise ConfigurationError(
+                f"budget must be a Budget (like RedisBudget), got {type(budget).__name__}"
+            )
+        if shared_polling is not None and not callable(getattr(shared_polling, "poller", None)):
+            raise ConfigurationError(
+                "shared_polling must be a SharedPolling (like RedisPolling), "
+                f"got {type(shared_polling).__name__}"
+            )
         self._base_url = resolve_base_url(
             cluster, base_url, allow_insecure_http=allow_insecure_http
         )
@@ -330,12 +339,12 @@ def _client_timeout(timeout: object) -> aiohttp.ClientTimeout:
     if (
         isinstance(timeout, int | float)
         and not isinstance(timeout, bool)
-        and math.isfinite(timeout)
+        and finite(timeout)
         and timeout > 0
     ):
         return aiohttp.ClientTimeout(total=float(timeout))
     raise ConfigurationError(
-        f"timeout must be a finite number of seconds > 0 or a ClientTimeout, got {timeout!r}"
+        f"timeout must be a finite number of seconds > 0 or a ClientTimeout, got {shown(timeout)}"
     )
 
 

@@ -22,6 +22,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
+from voucherify_async._errors import InvalidArgumentTypeError
+from voucherify_async._validate import finite
+
 from .pertype import PerType
 from .timeleft import TimeLeft
 
@@ -144,10 +147,16 @@ class DurationStats:
 
     def update(self, data: Mapping[str, Iterable[float]]) -> None:
         """Add figures saved by :meth:`to_dict` (values that are not numbers are skipped)."""
+        if not isinstance(data, Mapping):
+            raise InvalidArgumentTypeError(
+                f"durations data must be a mapping of type -> seconds, got {type(data).__name__}"
+            )
         self._given = True
         for key, values in data.items():
+            if not isinstance(values, Iterable) or isinstance(values, str | bytes):
+                continue
             for value in values:
-                if isinstance(value, int | float) and not isinstance(value, bool):
+                if isinstance(value, int | float) and not isinstance(value, bool) and finite(value):
                     self.add(key, float(value))
 
     @classmethod
