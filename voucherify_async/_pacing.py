@@ -21,7 +21,8 @@ The guarantees every implementation keeps:
 - **The server's allowance is respected** (``LocalGate``, with or without a budget of its
   own): after a response saying ``X-Rate-Limit-Remaining: R``, no more than ``R`` requests
   are in flight or sent until the next response says otherwise (requests in flight when it
-  came are counted against it, as the server may not have counted them yet); ``R = 0``
+  came are counted against it, as the server may not have counted them yet; the transport
+  passes on no ``R`` from the answer to a request sent before the one that set it); ``R = 0``
   pauses until ``X-Rate-Limit-Retry``, after which one request goes alone and its answer
   says how many may follow. Before the first answer nothing is known of the server's
   allowance: with ``probe_first`` (the client's gate when it has no budget of its own) the

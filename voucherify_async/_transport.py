@@ -160,6 +160,10 @@ class Transport:
         self._offsets: collections.deque[float] = collections.deque(maxlen=OFFSET_SAMPLES)
         self._server_offset: float | None = None
         self._last_date: str | None = None  # the Date value last parsed
+        # Attempts sent so far, and the number of the one whose answer set the server's
+        # allowance: an answer to an earlier one, arriving late, is stale and not believed.
+        self._sent = 0
+        self._allowance_from = 0
         self._dropping: asyncio.Task[None] | None = None  # see _drop_dead_session
 
     @property
@@ -471,6 +475,7 @@ class Transport:
         status: int | None = None
         error: BaseException | None = None
         sent = time.monotonic()
+        self._sent = number = self._sent + 1
         try:
             try:
                 context = session.request(
@@ -488,7 +493,7 @@ class Transport:
                     status = response.status
                     if 200 <= response.status < 300:
                         self._note_date(response.headers, time.monotonic())
-                    self._obey_rate_headers(response.headers, response.status)
+                    self._obey_rate_headers(response.headers, response.status, number)
                     body = await self._read(response)
                     return response.status, body, response.headers, time.monotonic() - sent
             except RuntimeError as exc:
@@ -526,9 +531,13 @@ class Transport:
                 return b""  # an undecodable error page still says its status
             raise _Abort(ResponseDecodeError(str(exc), status=status)) from None
 
-    def _obey_rate_headers(self, headers: CIMultiDictProxy[str], status: int) -> None:
+    def _obey_rate_headers(self, headers: CIMultiDictProxy[str], status: int, number: int) -> None:
         """Pause the whole client as the server asks: a 429's ``Retry-After`` (or
-        ``X-Rate-Limit-Retry``), and ``X-Rate-Limit-Remaining: 0`` until ``X-Rate-Limit-Retry``."""
+        ``X-Rate-Limit-Retry``), and ``X-Rate-Limit-Remaining: 0`` until ``X-Rate-Limit-Retry``.
+
+        *number* is the attempt's place in sending order: a ``Remaining`` in the answer to an
+        attempt sent before the one that set the allowance is older news (the server counted
+        less then), so it never raises the allowance."""
         pause: float | None = None
         if status == 429:
             pause = _retry_after(headers)
@@ -536,7 +545,8 @@ class Transport:
                 pause = _seconds_until_retry(headers)
         remaining = headers.get("X-Rate-Limit-Remaining")
         allowed = _header_int(remaining)
-        if allowed is not None:
+        if allowed is not None and number > self._allowance_from:
+            self._allowance_from = number
             self._gate.observe_allowance(allowed, _header_int(headers.get("X-Rate-Limit-Limit")))
         if remaining is not None and remaining.strip() == "0":
             until_retry = _seconds_until_retry(headers)
