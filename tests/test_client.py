@@ -29,6 +29,7 @@ from voucherify_async import (
     ServerError,
     TransportError,
     VoucherifyClient,
+    instrumentation,
 )
 from voucherify_async.testing import (
     Body,
@@ -578,3 +579,20 @@ async def test_the_retry_epoch_is_read_against_the_servers_date(skew: float) -> 
     assert retry_at is not None
     seconds = (retry_at - dt.datetime.now(dt.UTC)).total_seconds()
     assert 0 < seconds <= 3.0  # 2 s, plus up to 1 s as Date drops the fraction
+
+
+async def test_remaining_zero_without_a_renewal_time_pauses_the_client() -> None:
+    """X-Rate-Limit-Remaining: 0 with no X-Rate-Limit-Retry (nor Retry-After): the limit is
+    spent and its renewal unknown, so the client pauses (a minute) instead of sending on."""
+    pauses: list[instrumentation.ServerPauseEvent] = []
+    instrumentation.set_on_server_pause_hooks([pauses.append])
+
+    async def spent(request: web.Request) -> web.Response:
+        body = {"id": "aa_1", "type": "VOUCHERS.IMPORT", "status": "IN_PROGRESS"}
+        return web.json_response(body, headers={"X-Rate-Limit-Remaining": "0"})
+
+    app = web.Application()
+    app.router.add_get("/v1/async-actions/{id}", spent)
+    async with serve(app) as url, VoucherifyClient(APP_ID, APP_TOKEN, base_url=url) as client:
+        await client.async_actions.get("aa_1")
+    assert [(p.seconds, p.cause) for p in pauses] == [(60.0, "rate_limit_remaining")]

@@ -49,6 +49,13 @@ __all__ = ["Transport"]
 logger: Final = logging.getLogger("voucherify_async")
 
 #: Statuses worth another attempt; every other non-2xx status is final.
+#: The pause (seconds) after ``X-Rate-Limit-Remaining: 0`` that says nothing of when the limit
+#: renews (no ``X-Rate-Limit-Retry`` or ``Retry-After``): the API's plans count per minute, so
+#: a minute covers their window wherever in it we are (a Sandbox's hourly limit answers its
+#: next request with a 429 that says when). Shorter risks a request over the limit, which
+#: "blocks access to the API"; longer only delays.
+UNKNOWN_RENEWAL_PAUSE: Final = 60.0
+
 RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 #: The largest 2xx body we read, in bytes, once decoded (a 10 MB body is fine; a bomb is not).
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
@@ -550,6 +557,9 @@ class Transport:
             self._gate.observe_allowance(allowed, _header_int(headers.get("X-Rate-Limit-Limit")))
         if remaining is not None and remaining.strip() == "0":
             until_retry = _seconds_until_retry(headers)
+            if until_retry is None and pause is None and "X-Rate-Limit-Retry" not in headers:
+                # Spent, and no word on when it renews: the next request would exceed it.
+                until_retry = UNKNOWN_RENEWAL_PAUSE
             if until_retry is not None and (pause is None or until_retry > pause):
                 pause = until_retry
         if not pause:
