@@ -598,6 +598,27 @@ async def test_an_answer_without_an_id_is_a_decode_error(
     assert caught.value.path == "$.async_action_id"
 
 
+@pytest.mark.parametrize("value", [12345, "", None, ["aa_1"]])
+async def test_an_id_of_the_wrong_type_is_named_as_such(value: object) -> None:
+    """{"async_action_id": 12345} is not "an answer without an id": the error says the id is
+    not a string and that the action may have started; null stays "holds no async_action_id"."""
+
+    async def start(request: web.Request) -> web.Response:
+        return web.json_response({"async_action_id": value}, status=202)
+
+    app = web.Application()
+    app.router.add_post("/v1/vouchers/import", start)
+    async with serve(app) as url, VoucherifyClient(APP_ID, APP_TOKEN, base_url=url) as client:
+        with pytest.raises(ResponseDecodeError) as caught:
+            await client.async_actions.start_vouchers_import([{"code": "A"}])
+    assert caught.value.path == "$.async_action_id"
+    if value is None:
+        assert "holds no async_action_id" in str(caught.value)
+    else:
+        assert "not a non-empty string" in str(caught.value)
+        assert "may have started" in str(caught.value)
+
+
 async def test_close_during_a_start_says_it_may_have_started(
     emulator: VoucherifyEmulator, client: VoucherifyClient
 ) -> None:

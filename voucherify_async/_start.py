@@ -288,6 +288,15 @@ def action_id_from(body: bytes, status: int) -> str:
             body=body,
         ) from None
     action_id = payload.get("async_action_id") if isinstance(payload, dict) else None
+    if action_id is not None and (not isinstance(action_id, str) or not action_id):
+        raise ResponseDecodeError(
+            "the answer's async_action_id is not a non-empty string (got "
+            f"{type(action_id).__name__}): the action may have started, look for it with "
+            "client.async_actions.list()",
+            status=status,
+            body=body,
+            path="$.async_action_id",
+        )
     if not isinstance(action_id, str) or not action_id:
         raise ResponseDecodeError(
             "the answer holds no async_action_id: this endpoint did not start an async action "
