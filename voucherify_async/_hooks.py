@@ -93,23 +93,20 @@ def strict_str(value: Any) -> str:
     raise WrongTypeError("string", value)
 
 
-#: The range of a JSON integer the models take: what orjson parses as an integer (signed or
-#: unsigned 64 bits; beyond, it gives a float, which an integer field refuses), so both JSON
-#: backends agree. A bigger one (a 400-digit ``progress``) is a decode error naming its path,
+#: The range of a JSON integer the models take: signed 64 bits, which both JSON backends
+#: parse as an integer (below it orjson gives a float, which an integer field refuses too), so
+#: they agree. A bigger one (a 400-digit ``progress``) is a decode error naming its path,
 #: never an ``OverflowError`` in whatever does arithmetic with it later.
-INT_LIMIT: Final = 2**64 - 1
+INT_LIMIT: Final = 2**63 - 1
 INT_MIN: Final = -(2**63)
 
 
 def strict_int(value: Any) -> int:
-    """A JSON integer from -2**63 to 2**64 - 1; a bool, a float or a numeric string is an
-    error."""
+    """A JSON integer within signed 64 bits; a bool, a float or a numeric string is an error."""
     if isinstance(value, int) and not isinstance(value, bool):
         if INT_MIN <= value <= INT_LIMIT:
             return value
-        raise BadValueError(
-            f"integer out of range: {value.bit_length()} bits, outside -2**63 to 2**64 - 1"
-        )
+        raise BadValueError("integer out of range: outside signed 64 bits (-2**63 to 2**63 - 1)")
     raise WrongTypeError("integer", value)
 
 
