@@ -396,7 +396,7 @@ async def test_a_request_the_client_abandoned_keeps_the_long_hold() -> None:
         assert gate._next_admission_in(clock.now) == pytest.approx(30.0 + 2.0)
 
 
-@pytest.mark.parametrize("timeout", [0.05, 120.0])
+@pytest.mark.parametrize("timeout", [0.2, 120.0])
 async def test_a_request_abandoned_on_a_short_timeout_keeps_the_long_hold(timeout: float) -> None:
     """A short request timeout does not shorten the hold of an abandoned request: a stalled
     server may read it from its socket later, so its slot is held a window after admitted +
@@ -413,11 +413,11 @@ async def test_a_request_abandoned_on_a_short_timeout_keeps_the_long_hold(timeou
         ) as client,
     ):
         call = asyncio.ensure_future(client.async_actions.get("aa_1"))
-        await read.wait()
-        if timeout < 1:  # the client's timeout gives up on it
+        if timeout < 1:  # the client's timeout gives up on it (read by the server or not)
             with pytest.raises(TransportError, match="timed out"):
                 await call
         else:
+            await read.wait()
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await call
