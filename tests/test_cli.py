@@ -29,7 +29,7 @@ from voucherify_async._cli._view import (
     result_facts,
     summarize,
 )
-from voucherify_async.testing import VoucherifyEmulator, fast_polling
+from voucherify_async.testing import Status, VoucherifyEmulator, fast_polling
 
 CREDENTIALS = ["--app-id", "cli-app", "--app-token", "cli-token-SECRET"]
 ENV_NAMES = ("VOUCHERIFY_APP_ID", "VOUCHERIFY_APP_TOKEN", "VOUCHERIFY_BASE_URL")
@@ -605,3 +605,14 @@ def test_str_of_an_action_is_always_one_line() -> None:
         text = str(converter.structure(payload, AsyncAction))
         assert len(text.splitlines()) == 1 and "\x1b" not in text, text
         assert "\\r\\nFAKE aa_2 DONE\\u2028\\x1b[31m" in text
+
+
+async def test_error_text_from_the_server_is_escaped_on_stderr(
+    emu: VoucherifyEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An error page whose message holds ANSI escapes: the CLI's error line shows them escaped."""
+    emu.inject(Status(404, body={"code": 404, "message": "\x1b[2J\x1b]0;pwned\x07gone\nFAKE"}))
+    assert await run(*against(emu, "get", "aa_1")) == 4
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert "\\x1b[2J" in err and "gone\\nFAKE" in err
