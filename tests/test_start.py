@@ -32,6 +32,7 @@ from voucherify_async import (
     UnknownResult,
     VoucherifyClient,
 )
+from voucherify_async._pacing import LocalGate
 from voucherify_async.testing import (
     Delay,
     Drop,
@@ -634,6 +635,29 @@ async def test_close_during_a_start_says_it_may_have_started(
     assert caught.value.method == "POST"
     with pytest.raises(ClientClosedError):
         await client.async_actions.start_vouchers_import([{"code": "B"}])
+    assert emulator.count() == 1
+
+
+async def test_close_while_a_start_waits_for_the_budget_is_client_closed_error(
+    emulator: VoucherifyEmulator, make_client: Callable[..., VoucherifyClient]
+) -> None:
+    """A start still waiting in the gate never reached the server: close() ends it with a plain
+    ClientClosedError, not OutcomeUnknownError."""
+    client = make_client(requests_per_minute=1)
+    with pytest.raises(NotFoundError):
+        await client.async_actions.get("aa_missing")  # spends the one slot of the minute
+    start = asyncio.create_task(client.async_actions.start_vouchers_import([{"code": "A"}]))
+    gate = client._transport._gate
+    assert isinstance(gate, LocalGate)
+    for _ in range(10_000):  # until the start has asked the gate
+        if gate.waiting:
+            break
+        await asyncio.sleep(0)
+    assert gate.waiting == 1
+    await client.close()
+    with pytest.raises(ClientClosedError) as caught:
+        await start
+    assert not isinstance(caught.value, OutcomeUnknownError)
     assert emulator.count() == 1
 
 
