@@ -291,6 +291,8 @@ async def test_helpers_encode_ids_as_one_segment(
         await client.async_actions.start_vouchers_import({"code": "A"})  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match=">= 2"):
         await client.async_actions.start_campaign_vouchers_generate("camp_1", 1)
+    with pytest.raises(InvalidArgumentError, match="64 bits"):
+        await client.async_actions.start_campaign_vouchers_generate("camp_1", 10**400)
 
 
 # --- the CSV upload -----------------------------------------------------------------------
