@@ -146,7 +146,8 @@ class DurationStats:
         return {key: samples for key, samples in self._by_type.items() if key != ANY_TYPE}
 
     def update(self, data: Mapping[str, Iterable[float]]) -> None:
-        """Add figures saved by :meth:`to_dict` (values that are not numbers are skipped)."""
+        """Add figures saved by :meth:`to_dict` (values that are not finite numbers are
+        skipped); *data* that is not a mapping is an :class:`InvalidArgumentTypeError`."""
         if not isinstance(data, Mapping):
             raise InvalidArgumentTypeError(
                 f"durations data must be a mapping of type -> seconds, got {type(data).__name__}"
