@@ -41,6 +41,7 @@ from ._errors import (
     TransportError,
     WrongEventLoopError,
 )
+from ._headers import secrets_of, server_now
 from ._pacing import Admission, RequestGate, ServerPause
 from ._routes import route_template
 
@@ -147,7 +148,7 @@ class Transport:
     ) -> None:
         self.root = str(URL(base_url))  # encoded once, so paths can be appended as text
         self._headers = {**headers, "Accept-Encoding": ACCEPT_ENCODING}
-        self._secrets = _secrets_of(headers)
+        self._secrets = secrets_of(headers)
         self._timeout = timeout
         self._max_retries = max_retries
         self._gate = gate
@@ -662,7 +663,7 @@ def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
         try:
-            seconds = when.timestamp() - _server_now(headers)
+            seconds = when.timestamp() - server_now(headers)
         except OverflowError:
             return None
     if not math.isfinite(seconds):
@@ -687,49 +688,8 @@ def _seconds_until_retry(headers: CIMultiDictProxy[str]) -> float | None:
         return None
     if epoch > _EPOCH_MS_THRESHOLD:
         epoch /= 1000.0
-    seconds = epoch - _server_now(headers)
+    seconds = epoch - server_now(headers)
     return seconds if seconds > 0 else None
-
-
-def _server_now(headers: CIMultiDictProxy[str]) -> float:
-    """The server's Unix time when it answered: its ``Date`` header, else our clock.
-
-    Epochs the server sends (``X-Rate-Limit-Retry``, a dated ``Retry-After``) are read against
-    its own clock, so a client clock that is off does not stretch or drop the pause. ``Date``
-    is truncated to the second, so the pause comes out up to 1 s long, never short.
-    """
-    value = headers.get("Date")
-    if value:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=dt.UTC)
-            stamp = when.timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            pass
-        else:
-            if math.isfinite(stamp):
-                return stamp
-    return time.time()
-
-
-# A token shorter than this is not scrubbed from error pages: replacing every "ab" of a page
-# would garble it for a secret that weak (the API's tokens are 36 characters).
-_MIN_SCRUBBED: Final = 6
-
-
-def _secrets_of(headers: Mapping[str, str]) -> tuple[bytes, ...]:
-    """The tokens among the client's own *headers*, as an error page may echo them."""
-    secrets = []
-    for name, value in headers.items():
-        lowered = name.lower()
-        if lowered == "authorization":
-            value = value.partition(" ")[2] or value
-        elif lowered != "x-app-token":
-            continue
-        if len(value) >= _MIN_SCRUBBED:
-            secrets.append(value.encode("utf-8", "replace"))
-    return tuple(secrets)
 
 
 def _request_id(body: bytes) -> str | None:
