@@ -9,6 +9,7 @@ a call on a closed client is also a ``RuntimeError`` (``ClientClosedError``).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -34,8 +35,10 @@ from voucherify_async.testing import Delay, VoucherifyEmulator, fast_polling
 MakeClient = Callable[..., VoucherifyClient]
 NAN = math.nan
 INF = math.inf
+HUGE = 10**400  # beyond any float: float() of it raises OverflowError
+P_HUGE = pytest.param(HUGE, id="10**400")
 
-BAD_SECONDS: list[Any] = [NAN, INF, -INF, -1, -0.001, True, "1", b"1", [1]]
+BAD_SECONDS: list[Any] = [NAN, INF, -INF, -1, -0.001, True, "1", b"1", [1], P_HUGE]
 
 
 def _misuse(exc: BaseException) -> None:
@@ -83,7 +86,7 @@ async def test_zero_timeout_means_do_not_wait(
         await client.async_actions.wait(action_id, timeout=0)
 
 
-@pytest.mark.parametrize("cap", [NAN, INF, -1, True, "0.1"])
+@pytest.mark.parametrize("cap", [NAN, INF, -1, True, "0.1", P_HUGE])
 def test_fast_polling_refuses_bad_caps_when_called(cap: Any) -> None:
     """fast_polling(max_delay=...) checks its cap at the call, before the ``with``."""
     with pytest.raises(InvalidArgumentError, match="max_delay") as info:
@@ -116,6 +119,10 @@ def test_fast_polling_refuses_bad_caps_when_called(cap: Any) -> None:
         ("requests_per_minute", True),
         ("timeout", NAN),
         ("timeout", 0),
+        pytest.param("timeout", HUGE, id="timeout-10**400"),
+        pytest.param("budget_window", HUGE, id="budget_window-10**400"),
+        ("budget", 5),
+        ("shared_polling", 5),
     ],
 )
 def test_constructor_refuses_bad_options_by_name(option: str, value: Any) -> None:
@@ -137,12 +144,12 @@ def test_options_are_checked_before_a_shared_budget_is_asked(option: str, value:
         VoucherifyClient(APP_ID, APP_TOKEN, budget=Factory(), **{option: value})  # type: ignore[arg-type]
 
 
-_POLICY_SWITCHES = ("adaptive", "learn_durations")
+_POLICY_SWITCHES = ("adaptive", "learn_durations", "warm_start")
 _POLICY_FLOATS = [f.name for f in attrs.fields(PollPolicy) if f.name not in _POLICY_SWITCHES]
 
 
 @pytest.mark.parametrize("field", _POLICY_FLOATS)
-@pytest.mark.parametrize("value", [NAN, INF, -INF, True, "1", None])
+@pytest.mark.parametrize("value", [NAN, INF, -INF, True, "1", None, P_HUGE])
 def test_policy_fields_refuse_nonsense(field: str, value: Any) -> None:
     """NaN, infinity, bool or str in any PollPolicy field: ConfigurationError (a ValueError)."""
     if value is None and field in ("timeout", "stall_timeout", "max_lateness"):
@@ -343,3 +350,26 @@ async def test_emulator_state_errors_follow_the_rule() -> None:
         with pytest.raises(TimeoutError) as waited:
             await emulator.wait_for_requests(1, timeout=0)
         assert isinstance(waited.value, VoucherifyError)
+
+
+async def test_far_end_dates_and_bad_saved_durations_are_typed_errors(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
+    """An end_date past 9999 in UTC, a huge every=, and saved durations that are not a mapping
+    (or hold a huge number) are typed errors or skipped, never a bare OverflowError or
+    AttributeError."""
+    far = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    with pytest.raises(InvalidArgumentError, match="end_date") as info:
+        await client.async_actions.list(end_date=far)
+    _misuse(info.value)
+    handle = client.async_actions.handle(emulator.add_action(duration=None))
+    with pytest.raises(InvalidArgumentError, match="every"):
+        async for _ in handle.updates(every=HUGE):
+            pass
+    handle.cancel()
+    durations = client.async_actions.durations
+    with pytest.raises(InvalidArgumentTypeError, match="mapping"):
+        durations.update(None)  # type: ignore[arg-type]
+    durations.update({"VOUCHERS.IMPORT": [HUGE, 12.0], "X": 5})  # type: ignore[dict-item]
+    assert durations.to_dict().get("VOUCHERS.IMPORT") == [12.0]
+    assert emulator.count() == 0

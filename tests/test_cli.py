@@ -29,7 +29,7 @@ from voucherify_async._cli._view import (
     result_facts,
     summarize,
 )
-from voucherify_async.testing import VoucherifyEmulator, fast_polling
+from voucherify_async.testing import Status, VoucherifyEmulator, fast_polling
 
 CREDENTIALS = ["--app-id", "cli-app", "--app-token", "cli-token-SECRET"]
 ENV_NAMES = ("VOUCHERIFY_APP_ID", "VOUCHERIFY_APP_TOKEN", "VOUCHERIFY_BASE_URL")
@@ -575,3 +575,44 @@ async def test_wait_on_a_host_never_reached_says_so_and_points_at_timeout(
     err = capsys.readouterr().err
     assert f"no response from http://127.0.0.1:{port} since this client started" in err
     assert err.count("--timeout S gives up after S seconds") == 1
+
+
+@pytest.mark.parametrize("command", ["get", "wait"])
+async def test_human_output_escapes_control_sequences_from_the_server(
+    emu: VoucherifyEmulator, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """A failure reason or type holding ANSI escapes or line breaks is printed escaped, on one
+    line: the server's text can neither drive the terminal nor forge output lines."""
+    hostile = "\x1b[2J\x1b]0;pwned\x07bad\nFORGED LINE\u2028x"
+    result = {
+        "done_count": 0,
+        "failed_count": 1,
+        "failed": [{"code": "C1", "reason": hostile}],
+    }
+    action_id = emu.add_action("VOUCHERS.IMPORT", duration=0.0, status="FAILED", result=result)
+    await run(*against(emu, command, action_id))
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u2028" not in out
+    assert not [line for line in out.splitlines() if line.startswith("FORGED")]
+    assert "\\x1b[2J" in out and "bad\\nFORGED LINE" in out
+
+
+def test_str_of_an_action_is_always_one_line() -> None:
+    """str(action) escapes line breaks and control characters of server-sent fields."""
+    for field in ("id", "type", "status"):
+        payload = {"id": "aa_1", "type": "VOUCHERS.IMPORT", "status": "DONE"}
+        payload[field] = payload[field] + "\r\nFAKE aa_2 DONE\u2028\x1b[31m"
+        text = str(converter.structure(payload, AsyncAction))
+        assert len(text.splitlines()) == 1 and "\x1b" not in text, text
+        assert "\\r\\nFAKE aa_2 DONE\\u2028\\x1b[31m" in text
+
+
+async def test_error_text_from_the_server_is_escaped_on_stderr(
+    emu: VoucherifyEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An error page whose message holds ANSI escapes: the CLI's error line shows them escaped."""
+    emu.inject(Status(404, body={"code": 404, "message": "\x1b[2J\x1b]0;pwned\x07gone\nFAKE"}))
+    assert await run(*against(emu, "get", "aa_1")) == 4
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert "\\x1b[2J" in err and "gone\\nFAKE" in err

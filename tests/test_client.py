@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import email.utils
 import logging
 import time
 from collections.abc import Callable
 
 import aiohttp
 import pytest
+from _servers import serve
 from _support import APP_ID, APP_TOKEN
+from aiohttp import web
 
 from voucherify_async import (
     APIError,
@@ -25,6 +29,7 @@ from voucherify_async import (
     ServerError,
     TransportError,
     VoucherifyClient,
+    instrumentation,
 )
 from voucherify_async.testing import (
     Body,
@@ -506,3 +511,88 @@ async def test_a_host_never_reached_is_named_in_the_error() -> None:
         assert "no response from" not in str(info.value)
     finally:
         await client.close()
+
+
+async def test_two_concurrent_closes_end_calls_in_flight_with_client_closed_error(
+    emulator: VoucherifyEmulator, make_client: MakeClient
+) -> None:
+    """close() twice at once: each call in flight still gets ClientClosedError, never a bare
+    CancelledError (a second cancel that one uncancel() could not undo)."""
+    client = make_client(requests_per_minute=600)  # a budget: no probe, all three go at once
+    emulator.inject(Delay(60.0), times=3)
+    calls = [asyncio.create_task(client.async_actions.get(f"aa_{i}")) for i in range(3)]
+    await emulator.wait_for_requests(3)
+    await asyncio.gather(client.close(), client.close())
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["ClientClosedError"] * 3
+
+
+async def test_an_error_page_echoing_the_request_headers_does_not_leak_the_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A proxy's error page that echoes the request's headers: the client's token shows in no
+    error text, repr, body or log line (a 503 is retried and logged first, then a 400)."""
+    answers = iter([503, 400])
+
+    async def echo(request: web.Request) -> web.Response:
+        body = {"message": "bad request", "details": f"headers: {dict(request.headers)}"}
+        return web.json_response(body, status=next(answers))
+
+    app = web.Application()
+    app.router.add_get("/v1/async-actions/{id}", echo)
+    async with serve(app) as url:
+        client = VoucherifyClient(APP_ID, APP_TOKEN, base_url=url, max_retries=1)
+        async with client:
+            with (
+                caplog.at_level(logging.DEBUG, logger="voucherify_async"),
+                pytest.raises(APIError) as caught,
+            ):
+                await client.async_actions.get("aa_1")
+    error = caught.value
+    assert error.status == 400 and "[token]" in str(error)
+    for text in (str(error), repr(error), error.body or "", caplog.text):
+        assert APP_TOKEN not in text
+
+
+@pytest.mark.parametrize("skew", [3600.0, -30.0])
+async def test_the_retry_epoch_is_read_against_the_servers_date(skew: float) -> None:
+    """X-Rate-Limit-Retry is the server's epoch: read against the same answer's Date, a server
+    clock an hour ahead asks 2 s (not an hour), one 30 s behind still asks 2 s (not nothing)."""
+
+    async def limited(request: web.Request) -> web.Response:
+        server_now = time.time() + skew
+        headers = {
+            "Date": email.utils.formatdate(server_now, usegmt=True),
+            "X-Rate-Limit-Remaining": "0",
+            "X-Rate-Limit-Retry": str(int(server_now) + 2),
+        }
+        return web.json_response({"code": 429, "message": "slow down"}, status=429, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/v1/async-actions/{id}", limited)
+    async with serve(app) as url:
+        client = VoucherifyClient(APP_ID, APP_TOKEN, base_url=url, max_retries=0)
+        async with client:
+            with pytest.raises(RateLimitError) as caught:
+                await client.async_actions.get("aa_1")
+    retry_at = caught.value.retry_at
+    assert retry_at is not None
+    seconds = (retry_at - dt.datetime.now(dt.UTC)).total_seconds()
+    assert 0 < seconds <= 3.0  # 2 s, plus up to 1 s as Date drops the fraction
+
+
+async def test_remaining_zero_without_a_renewal_time_pauses_the_client() -> None:
+    """X-Rate-Limit-Remaining: 0 with no X-Rate-Limit-Retry (nor Retry-After): the limit is
+    spent and its renewal unknown, so the client pauses (a minute) instead of sending on."""
+    pauses: list[instrumentation.ServerPauseEvent] = []
+    instrumentation.set_on_server_pause_hooks([pauses.append])
+
+    async def spent(request: web.Request) -> web.Response:
+        body = {"id": "aa_1", "type": "VOUCHERS.IMPORT", "status": "IN_PROGRESS"}
+        return web.json_response(body, headers={"X-Rate-Limit-Remaining": "0"})
+
+    app = web.Application()
+    app.router.add_get("/v1/async-actions/{id}", spent)
+    async with serve(app) as url, VoucherifyClient(APP_ID, APP_TOKEN, base_url=url) as client:
+        await client.async_actions.get("aa_1")
+    assert [(p.seconds, p.cause) for p in pauses] == [(60.0, "rate_limit_remaining")]

@@ -15,7 +15,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from voucherify_async import AsyncActionFailed, NotFoundError, PollTimeout, VoucherifyClient
+from voucherify_async import (
+    AsyncActionFailed,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    NotFoundError,
+    PollTimeout,
+    VoucherifyClient,
+)
 from voucherify_async._cli import main
 from voucherify_async.testing import JobSpec, VoucherifyEmulator, fast_polling, parse_job
 
@@ -45,9 +52,25 @@ def test_parse_job_refuses_nonsense(text: str) -> None:
         parse_job(text)
 
 
+def test_parse_job_refuses_what_is_not_a_string() -> None:
+    """parse_job({...}) is a typed error (a TypeError) pointing at JobSpec.from_json."""
+    with pytest.raises(InvalidArgumentTypeError, match="from_json"):
+        parse_job({"duration": 1})  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "data",
-    [[], {"kind": "x"}, {"duration": "long"}, {"duration": True}, {"status": "LOST"}, {"id": ""}],
+    [
+        [],
+        {"kind": "x"},
+        {"duration": "long"},
+        {"duration": True},
+        {"status": "LOST"},
+        {"id": ""},
+        {"duration": 10**400},
+        {"result": 5},
+        {"operation_status": 5},
+    ],
 )
 def test_job_spec_refuses_nonsense(data: Any) -> None:
     """A JSON job spec with unknown keys or bad values is a ValueError."""
@@ -125,6 +148,9 @@ async def test_control_serves_the_request_log(
     ("method", "path", "body", "status"),
     [
         ("POST", "/_emulator/jobs", {"duration": "long"}, 400),
+        ("POST", "/_emulator/jobs", {"duration": 10**400}, 400),
+        ("POST", "/_emulator/jobs", {"result": 5}, 400),
+        ("POST", "/_emulator/jobs", "[" * 5000 + "]" * 5000, 400),
         ("POST", "/_emulator/jobs/aa_none/finish", {}, 404),
         ("GET", "/_emulator/nothing", None, 404),
     ],
@@ -132,8 +158,10 @@ async def test_control_serves_the_request_log(
 async def test_control_errors(
     session: aiohttp.ClientSession, method: str, path: str, body: Any, status: int
 ) -> None:
-    """Bad specs are 400, unknown jobs and endpoints 404."""
-    async with session.request(method, path, json=body) as response:
+    """Bad specs (a 400-digit duration, a result that is no object, JSON nested too deeply)
+    are 400, never a 500; unknown jobs and endpoints 404."""
+    data = body if isinstance(body, str) else json.dumps(body)
+    async with session.request(method, path, data=data) as response:
         assert response.status == status
 
 
@@ -214,3 +242,30 @@ async def test_emulator_command_with_jobs_log_and_credentials(tmp_path: Path) ->
             await proc.wait()
     assert proc.returncode == 0
     assert b"Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/vouchers/import", "[" * 5000 + "]" * 5000),
+        ("/v1/campaigns/c/vouchers?vouchers_count=" + "9" * 400, "{}"),
+    ],
+)
+async def test_start_endpoints_refuse_hostile_payloads_with_400(
+    session: aiohttp.ClientSession, path: str, body: str
+) -> None:
+    """JSON nested too deeply and a 400-digit vouchers_count are 400s, not 500s."""
+    async with session.post(path, data=body) as response:
+        assert response.status == 400
+
+
+async def test_add_action_refuses_a_result_or_extra_that_is_no_mapping(
+    controlled: VoucherifyEmulator,
+) -> None:
+    """add_action(result=5) / extra=5 / operation_status=5: typed errors, not a TypeError deep
+    inside; a 400-digit duration is an InvalidArgumentError."""
+    for options in ({"result": 5}, {"extra": 5}, {"operation_status": 5}):
+        with pytest.raises(InvalidArgumentTypeError):
+            controlled.add_action(**options)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="duration"):
+        controlled.add_action(duration=10**400)

@@ -188,3 +188,28 @@ async def test_an_id_repeated_within_one_page_is_yielded_once(list_client: MakeL
     )
     client = await list_client(server)
     assert await collect(client, page_size=5) == ["aa_x", "aa_y"]
+
+
+@pytest.mark.parametrize("created_at", ["0001-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z"])
+async def test_created_at_at_the_ends_of_the_calendar_ends_the_iteration_cleanly(
+    created_at: str,
+) -> None:
+    """A page of actions created at 0001-01-01 (or 9999-12-31) that always says has_more:
+    the next end_date cannot be represented, and iterate() ends (or gives its typed error),
+    never a bare OverflowError."""
+    end_dates: list[str | None] = []
+
+    async def pages(request: web.Request) -> web.Response:
+        end_dates.append(request.query.get("end_date"))
+        items = [action_json(f"aa_{i}", created_at) for i in range(3)]
+        return web.json_response({"object": "list", "async_actions": items, "has_more": True})
+
+    app = web.Application()
+    app.router.add_get("/v1/async-actions", pages)
+    seen: list[str] = []
+    async with serve(app) as url, VoucherifyClient("a", "b", base_url=url) as client:
+        with contextlib.suppress(ResponseDecodeError):
+            async for action in client.async_actions.iterate(page_size=3):
+                seen.append(action.id)
+    assert seen == ["aa_0", "aa_1", "aa_2"]
+    assert 1 < len(end_dates) <= 5

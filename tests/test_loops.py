@@ -233,3 +233,42 @@ def test_close_from_a_new_loop_while_the_owner_loop_is_stopped_but_open() -> Non
         finally:
             owner.close()
         assert seen == ["/v1/async-actions/aa_1"]
+
+
+def test_close_from_another_loop_while_the_owner_loop_stops_on_the_way() -> None:
+    """The owner runs run_until_complete(main()) in a thread; close() from another loop ends the
+    handle main() awaits, so main() returns and the loop stops before the close sent to it
+    finished there: close() still returns (it runs the stopped loop on until it did)."""
+    with threaded_server() as (url, seen):
+        owner = asyncio.new_event_loop()
+        client = VoucherifyClient(APP_ID, APP_TOKEN, base_url=url)
+        polled = threading.Event()
+        outcome: list[str] = []
+
+        async def main() -> None:
+            handle = client.async_actions.handle("aa_1", policy=PollPolicy(min_delay=60))
+            try:
+                async for _ in handle.updates():
+                    polled.set()
+            except BaseException as exc:
+                outcome.append(type(exc).__name__)
+
+        thread = threading.Thread(target=owner.run_until_complete, args=(main(),), daemon=True)
+        thread.start()
+        try:
+            assert polled.wait(BOUND)
+
+            async def close() -> None:
+                async with asyncio.timeout(BOUND):
+                    await client.close()
+
+            asyncio.run(close())
+            thread.join(BOUND)
+            assert not thread.is_alive()
+            assert client.closed
+            assert outcome == ["ClientClosedError"]
+        finally:
+            thread.join(BOUND)
+            if not owner.is_running():
+                owner.close()
+        assert seen == ["/v1/async-actions/aa_1"]

@@ -8,6 +8,7 @@ import socket
 import struct
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from _servers import action_json, serve
@@ -19,7 +20,7 @@ from voucherify_async import (
     TransportError,
     VoucherifyClient,
 )
-from voucherify_async._pacing import LocalGate, ServerPause
+from voucherify_async._pacing import ABANDONED_HOLD, LocalGate, ServerPause
 from voucherify_async.testing import VoucherifyEmulator, fast_polling
 
 
@@ -393,3 +394,89 @@ async def test_a_request_the_client_abandoned_keeps_the_long_hold() -> None:
         gate = budget.gate
         assert gate is not None
         assert gate._next_admission_in(clock.now) == pytest.approx(30.0 + 2.0)
+
+
+@pytest.mark.parametrize("timeout", [0.2, 120.0])
+async def test_a_request_abandoned_on_a_short_timeout_keeps_the_long_hold(timeout: float) -> None:
+    """A short request timeout does not shorten the hold of an abandoned request: a stalled
+    server may read it from its socket later, so its slot is held a window after admitted +
+    max(timeout, ABANDONED_HOLD); a longer timeout holds longer."""
+    clock = FakeClock()
+    budget = _BudgetOnClock(clock, limit=1)
+    requests: list[int] = []
+    read = asyncio.Event()
+    async with (
+        asyncio.timeout(20),
+        _dropping_server("hang", requests, read) as url,
+        VoucherifyClient(
+            "a", "b", base_url=url, budget=budget, timeout=timeout, max_retries=0
+        ) as client,
+    ):
+        call = asyncio.ensure_future(client.async_actions.get("aa_1"))
+        if timeout < 1:  # the client's timeout gives up on it (read by the server or not)
+            with pytest.raises(TransportError, match="timed out"):
+                await call
+        else:
+            await read.wait()
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+        gate = budget.gate
+        assert gate is not None
+        hold = max(timeout, ABANDONED_HOLD)
+        assert gate._next_admission_in(clock.now) == pytest.approx(hold + 2.0)
+    assert ABANDONED_HOLD >= 30.0
+
+
+async def test_a_stale_remaining_arriving_late_does_not_raise_the_allowance() -> None:
+    """Without a budget, answers that come back out of order: the answer to an earlier request
+    (Remaining 2, counted before the later one) arrives after the later one's (Remaining 1).
+    The stale figure is not believed, so one request goes next, not two."""
+    ids = [f"aa_{i}" for i in range(1, 6)]
+    arrived = {i: asyncio.Event() for i in ids}
+    release = {i: asyncio.Event() for i in ids}
+    remaining = dict.fromkeys(ids, 5)
+    remaining["aa_1"] = 2
+    release["aa_1"].set()
+
+    async def get_action(request: web.Request) -> web.Response:
+        action_id = request.match_info["id"]
+        arrived[action_id].set()
+        await release[action_id].wait()
+        headers = {"X-Rate-Limit-Limit": "5", "X-Rate-Limit-Remaining": str(remaining[action_id])}
+        body = action_json(action_id, "2026-01-01T00:00:00.000Z")
+        return web.json_response(body, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/v1/async-actions/{id}", get_action)
+    async with asyncio.timeout(20), serve(app) as url:
+        client = VoucherifyClient("a", "b", base_url=url)
+        async with client:
+            calls = {i: asyncio.create_task(client.async_actions.get(i)) for i in ids}
+            try:
+                await _answer_out_of_order(client, calls, arrived, release, remaining)
+            finally:
+                for i in ids:
+                    release[i].set()
+            await asyncio.gather(*calls.values())
+
+
+async def _answer_out_of_order(
+    client: VoucherifyClient,
+    calls: dict[str, asyncio.Task[Any]],
+    arrived: dict[str, asyncio.Event],
+    release: dict[str, asyncio.Event],
+    remaining: dict[str, int],
+) -> None:
+    await arrived["aa_2"].wait()
+    await arrived["aa_3"].wait()
+    remaining["aa_3"] = 1  # the server counted aa_2 and aa_3: one left
+    release["aa_3"].set()
+    await calls["aa_3"]
+    remaining["aa_2"] = 2  # computed when only aa_2 was counted: stale now
+    release["aa_2"].set()
+    await calls["aa_2"]
+    await arrived["aa_4"].wait()
+    gate = client._transport._gate
+    assert isinstance(gate, LocalGate)
+    assert gate.in_flight == 1 and not arrived["aa_5"].is_set()

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import math
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from voucherify_async import (
     UnknownResult,
     VoucherifyClient,
 )
+from voucherify_async._pacing import LocalGate
 from voucherify_async.testing import (
     Delay,
     Drop,
@@ -164,6 +166,18 @@ async def test_json_and_file_together_are_refused(
     assert emulator.count() == 0
 
 
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf])
+async def test_non_finite_numbers_in_a_start_payload_are_refused_before_any_request(
+    emulator: VoucherifyEmulator, client: VoucherifyClient, number: float
+) -> None:
+    """NaN and +-inf are not JSON: orjson would send them as null, silently changing the data."""
+    with pytest.raises(InvalidArgumentError, match="valid JSON"):
+        await client.async_actions.start_customers_metadata_update(["c1"], {"k": number})
+    with pytest.raises(InvalidArgumentError, match="valid JSON"):
+        await client.async_actions.start_vouchers_import([{"code": "A", "value": number}])
+    assert emulator.count() == 0
+
+
 # --- the named helpers -----------------------------------------------------------------------
 
 Helper = Callable[[VoucherifyClient], Awaitable[AsyncActionHandle]]
@@ -277,6 +291,8 @@ async def test_helpers_encode_ids_as_one_segment(
         await client.async_actions.start_vouchers_import({"code": "A"})  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match=">= 2"):
         await client.async_actions.start_campaign_vouchers_generate("camp_1", 1)
+    with pytest.raises(InvalidArgumentError, match="64 bits"):
+        await client.async_actions.start_campaign_vouchers_generate("camp_1", 10**400)
 
 
 # --- the CSV upload -----------------------------------------------------------------------
@@ -585,19 +601,65 @@ async def test_an_answer_without_an_id_is_a_decode_error(
     assert caught.value.path == "$.async_action_id"
 
 
+@pytest.mark.parametrize("value", [12345, "", None, ["aa_1"]])
+async def test_an_id_of_the_wrong_type_is_named_as_such(value: object) -> None:
+    """{"async_action_id": 12345} is not "an answer without an id": the error says the id is
+    not a string and that the action may have started; null stays "holds no async_action_id"."""
+
+    async def start(request: web.Request) -> web.Response:
+        return web.json_response({"async_action_id": value}, status=202)
+
+    app = web.Application()
+    app.router.add_post("/v1/vouchers/import", start)
+    async with serve(app) as url, VoucherifyClient(APP_ID, APP_TOKEN, base_url=url) as client:
+        with pytest.raises(ResponseDecodeError) as caught:
+            await client.async_actions.start_vouchers_import([{"code": "A"}])
+    assert caught.value.path == "$.async_action_id"
+    if value is None:
+        assert "holds no async_action_id" in str(caught.value)
+    else:
+        assert "not a non-empty string" in str(caught.value)
+        assert "may have started" in str(caught.value)
+
+
 async def test_close_during_a_start_says_it_may_have_started(
     emulator: VoucherifyEmulator, client: VoucherifyClient
 ) -> None:
-    """Closing the client while a start is in flight ends it with ClientClosedError, which says
-    the action may exist; a start after close sends nothing."""
+    """Closing the client while a start is in flight ends it with OutcomeUnknownError (the
+    server got the POST), caused by ClientClosedError; a start after close sends nothing."""
     emulator.inject(Delay(60.0))
     start = asyncio.create_task(client.async_actions.start_vouchers_import([{"code": "A"}]))
     await emulator.wait_for_requests(1)
     await client.close()
-    with pytest.raises(ClientClosedError, match="may have reached the server"):
+    with pytest.raises(OutcomeUnknownError, match="may have reached the server") as caught:
         await start
+    assert isinstance(caught.value.__cause__, ClientClosedError)
+    assert caught.value.method == "POST"
     with pytest.raises(ClientClosedError):
         await client.async_actions.start_vouchers_import([{"code": "B"}])
+    assert emulator.count() == 1
+
+
+async def test_close_while_a_start_waits_for_the_budget_is_client_closed_error(
+    emulator: VoucherifyEmulator, make_client: Callable[..., VoucherifyClient]
+) -> None:
+    """A start still waiting in the gate never reached the server: close() ends it with a plain
+    ClientClosedError, not OutcomeUnknownError."""
+    client = make_client(requests_per_minute=1)
+    with pytest.raises(NotFoundError):
+        await client.async_actions.get("aa_missing")  # spends the one slot of the minute
+    start = asyncio.create_task(client.async_actions.start_vouchers_import([{"code": "A"}]))
+    gate = client._transport._gate
+    assert isinstance(gate, LocalGate)
+    for _ in range(10_000):  # until the start has asked the gate
+        if gate.waiting:
+            break
+        await asyncio.sleep(0)
+    assert gate.waiting == 1
+    await client.close()
+    with pytest.raises(ClientClosedError) as caught:
+        await start
+    assert not isinstance(caught.value, OutcomeUnknownError)
     assert emulator.count() == 1
 
 

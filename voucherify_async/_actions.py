@@ -28,7 +28,7 @@ from ._models import AsyncAction, AsyncActionList
 from ._polling.durations import DurationStats
 from ._shared import SharedPoller, SharedPolling
 from ._transport import Transport
-from ._validate import check_ids, check_timeout, path_segment
+from ._validate import check_ids, check_timeout, path_segment, shown
 
 __all__ = ["AsyncActions"]
 
@@ -56,7 +56,12 @@ def format_end_date(end_date: dt.datetime | dt.date | str) -> str:
             raise InvalidArgumentError(
                 "end_date must be timezone-aware (a naive datetime is ambiguous)"
             )
-        utc = end_date.astimezone(dt.UTC)
+        try:
+            utc = end_date.astimezone(dt.UTC)
+        except OverflowError:
+            raise InvalidArgumentError(
+                f"end_date {shown(end_date)} is past the years 1-9999 in UTC"
+            ) from None
         return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
     if isinstance(end_date, dt.date):
         return end_date.isoformat()
@@ -246,7 +251,7 @@ class AsyncActions(StartActions):
             if fresh:
                 stale = 0
                 # Ask the oldest millisecond again (inclusive): its other actions come next.
-                nxt = oldest + _MILLISECOND
+                nxt = _shifted(oldest, _MILLISECOND) or oldest  # 9999-12-31: no later one
                 if previous is not None:
                     nxt = min(nxt, previous)
             else:
@@ -261,7 +266,10 @@ class AsyncActions(StartActions):
                     )
                 # Nothing new: every action of the oldest millisecond we can reach is seen.
                 # Step strictly back, so the next request is never the same one again.
-                nxt = oldest if previous is None else min(oldest, previous - _MILLISECOND)
+                back = None if previous is None else _shifted(previous, -_MILLISECOND)
+                if previous is not None and back is None:
+                    return  # past the year 1: nothing can be older
+                nxt = oldest if back is None else min(oldest, back)
                 crowded = len(page.async_actions) >= page_size and max(dated) == oldest
                 if crowded and oldest not in warned:  # a full page of one millisecond
                     warned.add(oldest)
@@ -563,3 +571,11 @@ def _timeout(handles: Sequence[AsyncActionHandle], timeout: float | None) -> Pol
         handle=first,
         latest=first.latest if first is not None else None,
     )
+
+
+def _shifted(when: dt.datetime, delta: dt.timedelta) -> dt.datetime | None:
+    """*when* + *delta*, or None past the years 1-9999 that a datetime holds."""
+    try:
+        return when + delta
+    except OverflowError:
+        return None

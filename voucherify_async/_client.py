@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import os
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Final, NoReturn, Self
 
@@ -24,9 +24,10 @@ from ._config import (
 )
 from ._errors import ConfigurationError, InvalidArgumentTypeError
 from ._learning import Learning
-from ._pacing import Budget, LocalGate
+from ._pacing import ABANDONED_HOLD, Budget, LocalGate
 from ._shared import SharedPolling
 from ._transport import Transport
+from ._validate import finite, shown
 
 __all__ = ["VoucherifyClient"]
 
@@ -123,14 +124,23 @@ class VoucherifyClient:
         if (
             isinstance(budget_window, bool)
             or not isinstance(budget_window, int | float)
-            or not math.isfinite(budget_window)
+            or not finite(budget_window)
             or budget_window <= 0
         ):
             raise ConfigurationError(
-                f"budget_window must be a finite number of seconds > 0, got {budget_window!r}"
+                f"budget_window must be a finite number of seconds > 0, got {shown(budget_window)}"
             )
         if not isinstance(poll_policy, PollPolicy):
             raise ConfigurationError("poll_policy must be a PollPolicy")
+        if budget is not None and not callable(getattr(budget, "make_gate", None)):
+            raise ConfigurationError(
+                f"budget must be a Budget (like RedisBudget), got {type(budget).__name__}"
+            )
+        if shared_polling is not None and not callable(getattr(shared_polling, "poller", None)):
+            raise ConfigurationError(
+                "shared_polling must be a SharedPolling (like RedisPolling), "
+                f"got {type(shared_polling).__name__}"
+            )
         self._base_url = resolve_base_url(
             cluster, base_url, allow_insecure_http=allow_insecure_http
         )
@@ -147,8 +157,9 @@ class VoucherifyClient:
         for name, value in headers.items():
             _check_header(name, value)
         client_timeout = _client_timeout(timeout)
-        # A request without an answer may reach the server as late as its timeout allows.
-        hold = client_timeout.total or DEFAULT_TIMEOUT
+        # A request without an answer may reach the server as late as its timeout allows,
+        # and a stalled server may read one the client gave up on even later.
+        hold = max(client_timeout.total or DEFAULT_TIMEOUT, ABANDONED_HOLD)
         account = _account_key(headers, self._base_url)
         try:
             given = [requests_per_minute, requests_per_hour, budget]
@@ -259,14 +270,56 @@ class VoucherifyClient:
         if owner is not None and owner is not running and not owner.is_closed():
             if owner.is_running():
                 done = asyncio.run_coroutine_threadsafe(self.close(), owner)
-                await asyncio.wrap_future(done)
+                if await _finished_on(owner, done):
+                    return
+                # The owner loop was closed before running the close to its end.
             else:
                 await asyncio.to_thread(owner.run_until_complete, self.close())
-            return
+                return
         await self.async_actions._close()
         await self._transport.close()
         # Let aiohttp finish closing its transports before the loop moves on.
         await asyncio.sleep(0)
+
+
+# How often a close() sent to another loop checks that this loop still runs: a loop has no
+# "stopped" callback, and ``run_until_complete()`` stops it as soon as its own coroutine ends,
+# maybe before the close sent to it ran to its end. Longer delays a close() that finds its
+# owner loop stopped by that much; shorter costs wake-ups of the closing loop while it waits.
+_OWNER_CHECK_S: Final = 0.05
+
+
+async def _finished_on(owner: asyncio.AbstractEventLoop, done: Future[None]) -> bool:
+    """Wait for *done*, a close sent to the *owner* loop; True once it finished there.
+
+    When the owner stops before finishing it (``run_until_complete()`` returned), run the
+    owner in a worker thread until it does; False when the owner was closed meanwhile
+    (nothing of it can run again).
+    """
+    waiter = asyncio.wrap_future(done)
+    while True:
+        finished, _ = await asyncio.wait({waiter}, timeout=_OWNER_CHECK_S)
+        if finished:
+            waiter.result()
+            return True
+        if owner.is_closed():
+            waiter.cancel()
+            return False
+        if owner.is_running():
+            continue
+        try:
+            await asyncio.to_thread(_run_until, owner, done)
+        except RuntimeError:  # its thread started it again (or closed it) meanwhile
+            continue
+
+
+def _run_until(owner: asyncio.AbstractEventLoop, done: Future[None]) -> None:
+    """Run the stopped *owner* loop until *done* (a future of another thread) is set."""
+
+    async def wait() -> None:
+        await asyncio.wrap_future(done)
+
+    owner.run_until_complete(wait())
 
 
 def _auth_headers(
@@ -296,12 +349,12 @@ def _client_timeout(timeout: object) -> aiohttp.ClientTimeout:
     if (
         isinstance(timeout, int | float)
         and not isinstance(timeout, bool)
-        and math.isfinite(timeout)
+        and finite(timeout)
         and timeout > 0
     ):
         return aiohttp.ClientTimeout(total=float(timeout))
     raise ConfigurationError(
-        f"timeout must be a finite number of seconds > 0 or a ClientTimeout, got {timeout!r}"
+        f"timeout must be a finite number of seconds > 0 or a ClientTimeout, got {shown(timeout)}"
     )
 
 

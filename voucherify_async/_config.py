@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import random
 from collections.abc import Generator, Iterator
@@ -16,7 +15,7 @@ import backoff
 from yarl import URL
 
 from ._errors import ConfigurationError
-from ._validate import check_seconds
+from ._validate import check_seconds, finite, shown
 
 __all__ = ["PollPolicy", "fast_polling"]
 
@@ -166,19 +165,23 @@ def _number(attribute: attrs.Attribute[Any], value: object) -> float:
         raise ConfigurationError(
             f"{attribute.name} must be a number (seconds), got {type(value).__name__}"
         )
-    if not math.isfinite(value):
-        raise ConfigurationError(f"{attribute.name} must be a finite number, got {value!r}")
+    if not finite(value):
+        raise ConfigurationError(f"{attribute.name} must be a finite number, got {shown(value)}")
     return float(value)
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if _number(attribute, value) < 0:
-        raise ConfigurationError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+        raise ConfigurationError(
+            f"{attribute.name} must be a finite number >= 0, got {shown(value)}"
+        )
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if _number(attribute, value) <= 0:
-        raise ConfigurationError(f"{attribute.name} must be a finite number > 0, got {value!r}")
+        raise ConfigurationError(
+            f"{attribute.name} must be a finite number > 0, got {shown(value)}"
+        )
 
 
 def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -201,7 +204,7 @@ def _default_min_delay(max_delay: object) -> float:
     """min_delay when not given: the default, lowered to a (valid) max_delay below it."""
     if isinstance(max_delay, bool) or not isinstance(max_delay, int | float):
         return DEFAULT_MIN_DELAY  # refused by max_delay's own check
-    if math.isfinite(max_delay) and 0 < max_delay < DEFAULT_MIN_DELAY:
+    if finite(max_delay) and 0 < max_delay < DEFAULT_MIN_DELAY:
         return float(max_delay)
     return DEFAULT_MIN_DELAY
 

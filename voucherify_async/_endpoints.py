@@ -247,6 +247,8 @@ class StartActions:
             raise InvalidArgumentError(
                 f"count must be >= 2 (one voucher is created at once, no action), got {count}"
             )
+        if count >= 2**63:
+            raise InvalidArgumentError("count must fit in 64 bits (the API's integers)")
         path = f"/v1/campaigns/{path_segment(campaign_id, 'campaign_id')}/vouchers"
         body = {} if voucher is None else _object(voucher, "voucher")
         params = {"vouchers_count": str(count)}

@@ -299,7 +299,8 @@ def _rebuild_transport_error(
 
 class OutcomeUnknownError(VoucherifyError):
     """A request that starts an async action may have reached the server, and its answer was
-    lost (a dropped connection, a timeout, a gateway error).
+    lost (a dropped connection, a timeout, a gateway error, or ``close()`` while it was in
+    flight: then the cause is a :class:`ClientClosedError`).
 
     Starting an action is not idempotent, so it is never retried: the action may or may not
     exist. Find out with ``client.async_actions.list()`` (newest first: look for an action of

@@ -6,7 +6,6 @@ import asyncio
 import collections
 import contextvars
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Final
@@ -28,7 +27,7 @@ from ._models import AsyncAction, AsyncActionStatus
 from ._polling.admission import polling_due
 from ._polling.durations import duration_of
 from ._polling.schedule import PollSchedule
-from ._validate import check_timeout
+from ._validate import check_timeout, finite, shown
 from .instrumentation import PollEvent, StatusChangeEvent, emit_poll, emit_status_change
 
 if TYPE_CHECKING:
@@ -323,8 +322,8 @@ class AsyncActionHandle:
                 raise InvalidArgumentTypeError(
                     f"every must be a number of seconds or None, got {type(every).__name__}"
                 )
-            if not math.isfinite(every) or every <= 0:
-                raise InvalidArgumentError(f"every must be a finite number > 0, got {every!r}")
+            if not finite(every) or every <= 0:
+                raise InvalidArgumentError(f"every must be a finite number > 0, got {shown(every)}")
         subscriber = _Subscriber(every)
         queue, wakeup = subscriber.queue, subscriber.wakeup
         if self._latest is not None:

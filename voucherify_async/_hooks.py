@@ -93,18 +93,20 @@ def strict_str(value: Any) -> str:
     raise WrongTypeError("string", value)
 
 
-#: The largest magnitude of a JSON integer the models take: 64 bits, what the API sends and
-#: orjson parses. A bigger one (a 400-digit ``progress``) is a decode error naming its path,
+#: The range of a JSON integer the models take: signed 64 bits, which both JSON backends
+#: parse as an integer (below it orjson gives a float, which an integer field refuses too), so
+#: they agree. A bigger one (a 400-digit ``progress``) is a decode error naming its path,
 #: never an ``OverflowError`` in whatever does arithmetic with it later.
-INT_LIMIT: Final = 2**64 - 1
+INT_LIMIT: Final = 2**63 - 1
+INT_MIN: Final = -(2**63)
 
 
 def strict_int(value: Any) -> int:
-    """A JSON integer within 64 bits; a bool, a float or a numeric string is an error."""
+    """A JSON integer within signed 64 bits; a bool, a float or a numeric string is an error."""
     if isinstance(value, int) and not isinstance(value, bool):
-        if -INT_LIMIT <= value <= INT_LIMIT:
+        if INT_MIN <= value <= INT_LIMIT:
             return value
-        raise BadValueError(f"integer out of range: {value.bit_length()} bits, more than 64")
+        raise BadValueError("integer out of range: outside signed 64 bits (-2**63 to 2**63 - 1)")
     raise WrongTypeError("integer", value)
 
 
@@ -474,7 +476,7 @@ class ModelHooks:
 
 _INLINE_CHECKS = {
     "str": "if v.__class__ is not str: raise _Fallback",
-    "int": "if v.__class__ is not int or not -_IL <= v <= _IL: raise _Fallback",
+    "int": "if v.__class__ is not int or not _IM <= v <= _IL: raise _Fallback",
     "bool": "if v.__class__ is not bool: raise _Fallback",
 }
 
@@ -486,6 +488,7 @@ def _generate_fast_structure(
     env: dict[str, Any] = {
         "_cls": cls,
         "_IL": INT_LIMIT,
+        "_IM": INT_MIN,
         "_slow": slow,
         "_Fallback": _Fallback,
         "_M": _MISSING,

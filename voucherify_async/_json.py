@@ -7,6 +7,7 @@ Both backends behave the same on what matters here: the input must be UTF-8, and
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,10 +22,22 @@ _decoder = json.JSONDecoder(parse_constant=_reject_constant)
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+# A \uD800-\uDFFF escape: the stdlib decodes an unpaired one to a lone surrogate, which orjson
+# refuses (it is not text); seen, the parsed value is checked as orjson would.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def stdlib_loads(data: bytes | bytearray | memoryview | str) -> Any:
-    """Parse JSON with the stdlib; bytes must be UTF-8 (no BOM)."""
+    """Parse JSON with the stdlib; bytes must be UTF-8 (no BOM), and no string may hold a lone
+    surrogate (``"\\ud800"`` unpaired), as with orjson."""
     text = data if isinstance(data, str) else bytes(data).decode("utf-8")
-    return _decoder.decode(text)
+    value = _decoder.decode(text)
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        try:
+            _encoder.encode(value).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a string holds a lone surrogate (\\ud800-\\udfff unpaired)") from None
+    return value
 
 
 def stdlib_dumps(obj: Any) -> bytes:

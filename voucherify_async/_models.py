@@ -158,7 +158,7 @@ class AsyncAction(JsonModel):
 
         A ``DONE`` action whose operation failed reads ``DONE (operation FAILED)``.
         """
-        words = [self.id, _text(self.type), _text(self.status)]
+        words = [one_line(self.id), one_line(_text(self.type)), one_line(_text(self.status))]
         if self.operation_status == OperationStatus.FAILED:
             words.append("(operation FAILED)")
         if self.progress is not None:
@@ -186,6 +186,14 @@ class AsyncAction(JsonModel):
             self.status == AsyncActionStatus.DONE
             and self.operation_status == OperationStatus.FAILED
         )
+
+
+def one_line(text: str) -> str:
+    """*text* with control characters and line breaks (``\\n``, U+2028, ESC...) escaped the
+    way ``repr()`` shows them: server-sent text can forge no log line or terminal sequence."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
 
 
 def _text(value: object) -> str:

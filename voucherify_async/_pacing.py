@@ -14,14 +14,16 @@ The guarantees every implementation keeps:
   after that. A request that ends *without* a response because the client gave up on it
   (cancelled, timed out) may still reach the server later, up to the moment
   its response would have been given up on: its slot is held until ``window`` seconds after
-  ``admitted + unanswered_hold`` (the request timeout), or after its end if that is later.
+  ``admitted + unanswered_hold`` (the client passes ``max(timeout, ABANDONED_HOLD)``), or
+  after its end if that is later.
 - **Closing ends every wait.** After :meth:`RequestGate.close`, every caller still waiting
   and every later one gets :class:`ClientClosedError`.
 - **The server's allowance is respected** (``LocalGate``, with or without a budget of its
   own, and the Redis gate through a ``LocalGate`` of its own): after a response saying
   ``X-Rate-Limit-Remaining: R``, no more than ``R`` requests are in flight or sent until the
   next response says otherwise (requests in flight when it came are counted against it, as
-  the server may not have counted them yet); ``R = 0``
+  the server may not have counted them yet; the transport passes on no ``R`` from the answer
+  to a request sent before the one that set it); ``R = 0``
   pauses until ``X-Rate-Limit-Retry``, after which one request goes alone and its answer
   says how many may follow. Before the first answer nothing is known of the server's
   allowance: with ``probe_first`` (the client's gate when it has no budget of its own) the
@@ -46,13 +48,21 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 from ._errors import ClientClosedError, ConfigurationError
 from ._polling.admission import HOLD_WHEN_FREE_BELOW, admission_key, deferrable, due
 from .instrumentation import BudgetUsage
 
-__all__ = ["Admission", "Budget", "GateFactory", "LocalGate", "RequestGate", "ServerPause"]
+__all__ = [
+    "ABANDONED_HOLD",
+    "Admission",
+    "Budget",
+    "GateFactory",
+    "LocalGate",
+    "RequestGate",
+    "ServerPause",
+]
 
 
 class ServerPause(Exception):
@@ -126,6 +136,17 @@ class RequestGate(abc.ABC):
         now: it would be admitted at once, behind nobody, and the budget is not short. The
         default: no server pause is in force."""
         return self.paused_for <= 0
+
+
+#: The least time (seconds) after its admission that a request the client abandoned (its
+#: timeout, a cancel) is counted as possibly reaching the server: its budget slot is held
+#: until a window after ``admitted + max(timeout, ABANDONED_HOLD)``. A request can sit unread
+#: in a stalled server's socket buffer, or in a load balancer, after a short client timeout
+#: gave up on it. 30 s equals the default request timeout, so a default client is unchanged;
+#: 180 s (the API's load balancers' timeout) would cover more, but after a storm of timeouts
+#: it would stop a budgeted client for 3 minutes plus a window. A request read later than
+#: this can still land in a later window: the budget's bound is only as good as this hold.
+ABANDONED_HOLD: Final = 30.0
 
 
 class Budget(Protocol):

@@ -207,10 +207,17 @@ def _quoted(text: str) -> str:
 
 
 def _json_body(payload: object) -> Callable[[], bytes]:
+    # The stdlib encoder, whatever the backend: orjson writes NaN and +-inf as null (a
+    # silent change of the caller's data) and takes datetimes and dataclasses the stdlib
+    # refuses; a start body is built once per action, so its speed does not matter.
     try:
-        data = _json.dumps(payload)
-    except (TypeError, ValueError) as exc:
+        data = _json.stdlib_dumps(payload)
+    except ValueError as exc:  # NaN, +-inf, a circular reference
+        raise InvalidArgumentError(f"json must be valid JSON: {exc}") from None
+    except TypeError as exc:
         raise InvalidArgumentTypeError(f"json must be JSON-serializable: {exc}") from None
+    except RecursionError:
+        raise InvalidArgumentError("json is nested too deeply to send") from None
     return lambda: data
 
 
@@ -281,6 +288,15 @@ def action_id_from(body: bytes, status: int) -> str:
             body=body,
         ) from None
     action_id = payload.get("async_action_id") if isinstance(payload, dict) else None
+    if action_id is not None and (not isinstance(action_id, str) or not action_id):
+        raise ResponseDecodeError(
+            "the answer's async_action_id is not a non-empty string (got "
+            f"{type(action_id).__name__}): the action may have started, look for it with "
+            "client.async_actions.list()",
+            status=status,
+            body=body,
+            path="$.async_action_id",
+        )
     if not isinstance(action_id, str) or not action_id:
         raise ResponseDecodeError(
             "the answer holds no async_action_id: this endpoint did not start an async action "

@@ -41,6 +41,7 @@ from ._errors import (
     TransportError,
     WrongEventLoopError,
 )
+from ._headers import secrets_of, server_now
 from ._pacing import Admission, RequestGate, ServerPause
 from ._routes import route_template
 
@@ -49,6 +50,13 @@ __all__ = ["Transport"]
 logger: Final = logging.getLogger("voucherify_async")
 
 #: Statuses worth another attempt; every other non-2xx status is final.
+#: The pause (seconds) after ``X-Rate-Limit-Remaining: 0`` that says nothing of when the limit
+#: renews (no ``X-Rate-Limit-Retry`` or ``Retry-After``): the API's plans count per minute, so
+#: a minute covers their window wherever in it we are (a Sandbox's hourly limit answers its
+#: next request with a 429 that says when). Shorter risks a request over the limit, which
+#: "blocks access to the API"; longer only delays.
+UNKNOWN_RENEWAL_PAUSE: Final = 60.0
+
 RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 #: The largest 2xx body we read, in bytes, once decoded (a 10 MB body is fine; a bomb is not).
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
@@ -140,6 +148,7 @@ class Transport:
     ) -> None:
         self.root = str(URL(base_url))  # encoded once, so paths can be appended as text
         self._headers = {**headers, "Accept-Encoding": ACCEPT_ENCODING}
+        self._secrets = secrets_of(headers)
         self._timeout = timeout
         self._max_retries = max_retries
         self._gate = gate
@@ -151,11 +160,18 @@ class Transport:
         # Tasks inside a call -> how many cancellations they had on entry (for uncancel()).
         self._calls: dict[asyncio.Task[Any], int] = {}
         self._cancelled_by_close: set[asyncio.Task[Any]] = set()
+        # Calls cancelled after their gate admission (monotonic send time): close() makes
+        # those of a start OutcomeUnknownError, as the server may have read them.
+        self._cut_in_flight: dict[asyncio.Task[Any], float] = {}
         self._idle: asyncio.Event | None = None
         # (server Unix time - time.monotonic()) per recent successful answer, from Date.
         self._offsets: collections.deque[float] = collections.deque(maxlen=OFFSET_SAMPLES)
         self._server_offset: float | None = None
         self._last_date: str | None = None  # the Date value last parsed
+        # Attempts sent so far, and the number of the one whose answer set the server's
+        # allowance: an answer to an earlier one, arriving late, is stale and not believed.
+        self._sent = 0
+        self._allowance_from = 0
         self._dropping: asyncio.Task[None] | None = None  # see _drop_dead_session
 
     @property
@@ -277,7 +293,8 @@ class Transport:
         if own_loop:
             current = asyncio.current_task()
             for task in list(self._calls):
-                if task is not current and not task.done():
+                # A second close() must not cancel again: one uncancel() could not undo it.
+                if task is not current and not task.done() and task not in self._cancelled_by_close:
                     self._cancelled_by_close.add(task)
                     task.cancel()
             if self._calls and current not in self._calls:
@@ -326,14 +343,23 @@ class Transport:
             return await self._retrying(method, url, path, retry, data, headers, patient)
         except asyncio.CancelledError:
             if task in self._cancelled_by_close and task.uncancel() <= self._calls[task]:
-                raise ClientClosedError(
+                closed = ClientClosedError(
                     f"{method} {path}: the VoucherifyClient was closed while the request was "
                     "waiting or in flight" + _UNKNOWN_HINT.get(retry, "")
-                ) from None
+                )
+                sent = self._cut_in_flight.get(task)
+                if retry == "unsent" and sent is not None:
+                    # Cut while in flight: the server may have read it (start's own rule).
+                    raise _outcome_unknown(
+                        f"{method} {path}", method, path, sent, closed
+                    ) from closed
+                raise closed from None
             raise
         finally:
             del self._calls[task]
             self._cancelled_by_close.discard(task)
+            if self._cut_in_flight:
+                self._cut_in_flight.pop(task, None)
             if self._idle is not None and not self._calls:
                 self._idle.set()
 
@@ -386,7 +412,7 @@ class Transport:
                 if 200 <= status < 300:
                     return status, body
                 retry_after = _retry_after(response_headers)
-                error = _api_error(status, body, retry_after, response_headers)
+                error = _api_error(status, self._scrub(body), retry_after, response_headers)
                 if status not in RETRYABLE_STATUSES:
                     raise error
                 if status == 429:
@@ -413,6 +439,12 @@ class Transport:
                 text = f"{label}: {text}"
             logger.warning("%s; retry %d of %d in %.2f s", text, attempt, self._max_retries, wait)
             await asyncio.sleep(wait)
+
+    def _scrub(self, body: bytes) -> bytes:
+        """An error page without this client's tokens (a proxy may echo request headers)."""
+        for secret in self._secrets:
+            body = body.replace(secret, b"[token]")
+        return body
 
     def _never_answered_hint(self) -> str:
         """For a failed connection: a note when no response ever came from this host."""
@@ -451,6 +483,7 @@ class Transport:
         status: int | None = None
         error: BaseException | None = None
         sent = time.monotonic()
+        self._sent = number = self._sent + 1
         try:
             try:
                 context = session.request(
@@ -468,7 +501,7 @@ class Transport:
                     status = response.status
                     if 200 <= response.status < 300:
                         self._note_date(response.headers, time.monotonic())
-                    self._obey_rate_headers(response.headers, response.status)
+                    self._obey_rate_headers(response.headers, response.status, number)
                     body = await self._read(response)
                     return response.status, body, response.headers, time.monotonic() - sent
             except RuntimeError as exc:
@@ -483,6 +516,8 @@ class Transport:
                 raise
         except BaseException as exc:
             error = exc.error if isinstance(exc, _Abort) else exc
+            if isinstance(exc, asyncio.CancelledError) and (task := asyncio.current_task()):
+                self._cut_in_flight[task] = sent  # admitted, so it may be on the wire
             raise
         finally:
             gate.release(admission, answered=answered)
@@ -504,9 +539,13 @@ class Transport:
                 return b""  # an undecodable error page still says its status
             raise _Abort(ResponseDecodeError(str(exc), status=status)) from None
 
-    def _obey_rate_headers(self, headers: CIMultiDictProxy[str], status: int) -> None:
+    def _obey_rate_headers(self, headers: CIMultiDictProxy[str], status: int, number: int) -> None:
         """Pause the whole client as the server asks: a 429's ``Retry-After`` (or
-        ``X-Rate-Limit-Retry``), and ``X-Rate-Limit-Remaining: 0`` until ``X-Rate-Limit-Retry``."""
+        ``X-Rate-Limit-Retry``), and ``X-Rate-Limit-Remaining: 0`` until ``X-Rate-Limit-Retry``.
+
+        *number* is the attempt's place in sending order: a ``Remaining`` in the answer to an
+        attempt sent before the one that set the allowance is older news (the server counted
+        less then), so it never raises the allowance."""
         pause: float | None = None
         if status == 429:
             pause = _retry_after(headers)
@@ -514,10 +553,14 @@ class Transport:
                 pause = _seconds_until_retry(headers)
         remaining = headers.get("X-Rate-Limit-Remaining")
         allowed = _header_int(remaining)
-        if allowed is not None:
+        if allowed is not None and number > self._allowance_from:
+            self._allowance_from = number
             self._gate.observe_allowance(allowed, _header_int(headers.get("X-Rate-Limit-Limit")))
         if remaining is not None and remaining.strip() == "0":
             until_retry = _seconds_until_retry(headers)
+            if until_retry is None and pause is None and "X-Rate-Limit-Retry" not in headers:
+                # Spent, and no word on when it renews: the next request would exceed it.
+                until_retry = UNKNOWN_RENEWAL_PAUSE
             if until_retry is not None and (pause is None or until_retry > pause):
                 pause = until_retry
         if not pause:
@@ -619,7 +662,10 @@ def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
-        seconds = when.timestamp() - time.time()
+        try:
+            seconds = when.timestamp() - server_now(headers)
+        except OverflowError:
+            return None
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
@@ -642,7 +688,7 @@ def _seconds_until_retry(headers: CIMultiDictProxy[str]) -> float | None:
         return None
     if epoch > _EPOCH_MS_THRESHOLD:
         epoch /= 1000.0
-    seconds = epoch - time.time()
+    seconds = epoch - server_now(headers)
     return seconds if seconds > 0 else None
 
 

@@ -13,9 +13,26 @@ from urllib.parse import quote
 
 from ._errors import InvalidArgumentError, InvalidArgumentTypeError
 
-__all__ = ["check_ids", "check_seconds", "check_timeout", "path_segment"]
+__all__ = ["check_ids", "check_seconds", "check_timeout", "finite", "path_segment", "shown"]
 
 T = TypeVar("T")
+
+
+def finite(value: float) -> bool:
+    """``math.isfinite`` that says False for an int beyond any float instead of raising."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def shown(value: object) -> str:
+    """*value*'s repr for an error message, cut to 40 characters (an int may have 400 digits)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past sys.get_int_max_str_digits()
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def check_seconds(value: object, name: str) -> float:
@@ -24,8 +41,10 @@ def check_seconds(value: object, name: str) -> float:
         raise InvalidArgumentTypeError(
             f"{name} must be a number of seconds, got {type(value).__name__}"
         )
-    if not math.isfinite(value) or value < 0:
-        raise InvalidArgumentError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
+    if not finite(value) or value < 0:
+        raise InvalidArgumentError(
+            f"{name} must be a finite number of seconds >= 0, got {shown(value)}"
+        )
     return float(value)
 
 

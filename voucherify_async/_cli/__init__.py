@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from voucherify_async import VoucherifyError
+from voucherify_async._models import one_line
 
 from ._exit import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, exit_code_for
 from ._parser import build_parser
@@ -57,7 +58,7 @@ async def _run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         error_code = exit_code_for(exc)
         if error_code is None:
             raise
-        print(f"voucherify-async: error: {exc}", file=err, flush=True)
+        print(one_line(f"voucherify-async: error: {exc}"), file=err, flush=True)
         return error_code
     return code
 
@@ -78,7 +79,10 @@ class _StderrHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            print(self.format(record), file=sys.stderr, flush=True)
+            # Log lines quote server-sent text (an error page): no control sequence gets out
+            # (line by line: a traceback keeps its lines).
+            text = "\n".join(one_line(line) for line in self.format(record).splitlines())
+            print(text, file=sys.stderr, flush=True)
             message = record.getMessage()
             if not self._hinted and "will poll again" in message and "no response" in message:
                 self._hinted = True

@@ -23,6 +23,7 @@ from voucherify_async import (
     VoucherifyError,
     converter,
 )
+from voucherify_async._models import one_line
 
 from ._demo import DEMO_SECONDS, DEMO_SECONDS_PER_ROW, start_demo_jobs
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE, worst
@@ -116,7 +117,8 @@ class Reporter:
                 self._written.add(action_id)
                 write_json(self._out, latest)
             if self.printer is None and not isinstance(outcome, AsyncAction | AsyncActionFailed):
-                print(f"voucherify-async: {action_id}: {outcome}", file=self._err, flush=True)
+                line = one_line(f"voucherify-async: {action_id}: {outcome}")
+                print(line, file=self._err, flush=True)
         if self.printer is not None:
             self.printer.summary(rows)
         return [row.code for row in rows]

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from voucherify_async import AsyncAction
+from voucherify_async._models import one_line
 
 from ._view import (
     ActionRow,
@@ -44,7 +45,12 @@ _CODE_STYLES: Final = {0: "green", 1: "bold red", 3: "magenta", 4: "bold red"}
 def _status(status: str) -> Text:
     first = status.split(" ", 1)[0]
     style = "bold red" if "operation FAILED" in status else _STATUS_STYLES.get(first, "")
-    return Text(status, style=style)
+    return Text(one_line(status), style=style)
+
+
+def _safe(text: str) -> Text:
+    """Server-sent *text* as a cell: no markup read from it, no control sequence let through."""
+    return Text(one_line(text))
 
 
 class RichPrinter:
@@ -56,7 +62,7 @@ class RichPrinter:
         self._tracker: Tracker | None = None
 
     def message(self, line: str) -> None:
-        self._console.print(line)
+        self._console.print(_safe(line))
 
     def start_progress(self, tracker: Tracker) -> None:
         self._tracker = tracker
@@ -96,8 +102,8 @@ class RichPrinter:
         for row in rows:
             progress = row.progress
             table.add_row(
-                row.id,
-                row.type,
+                _safe(row.id),
+                _safe(row.type),
                 _status(row.status),
                 ProgressBar(total=100, completed=progress or 0, width=20),
                 "-" if progress is None else f"{progress}%",
@@ -115,7 +121,10 @@ class RichPrinter:
             table.add_column(name, justify="right")
         table.add_column("Failures", overflow="fold")
         for r in rows:
-            table.add_row(r.id, r.type, _status(r.status), r.done, r.failed, r.time, r.reasons)
+            table.add_row(
+                _safe(r.id), _safe(r.type), _status(r.status), r.done, r.failed, r.time,
+                _safe(r.reasons),
+            )  # fmt: skip
         self._console.print(table)
         worst = max((r.code for r in rows), default=0)
         self._console.print(Text(totals(rows), style=_CODE_STYLES.get(worst, "")))
@@ -125,7 +134,7 @@ class RichPrinter:
         table.add_column(style="bold")
         table.add_column(overflow="fold")
         for name, value in detail_lines(action):
-            table.add_row(name, _status(value) if name == "status" else value)
+            table.add_row(name, _status(value) if name == "status" else _safe(value))
         self._console.print(table)
 
     def actions(self, actions: Sequence[AsyncAction]) -> None:
@@ -137,5 +146,5 @@ class RichPrinter:
         table.add_column("Created")
         for action in actions:
             ident, kind, status, progress, created = list_cells(action)
-            table.add_row(ident, kind, _status(status), progress, created)
+            table.add_row(_safe(ident), _safe(kind), _status(status), progress, _safe(created))
         self._console.print(table)

@@ -21,6 +21,7 @@ from voucherify_async import (
     PollTimeout,
     UnknownResult,
 )
+from voucherify_async._models import one_line
 
 from ._exit import EXIT_API_ERROR, EXIT_OK, exit_code_for
 
@@ -361,7 +362,8 @@ class PlainPrinter:
         self._started = time.monotonic()
 
     def _print(self, line: str) -> None:
-        print(line, file=self._out, flush=True)
+        # Lines carry server-sent text: escape what could forge a line or drive the terminal.
+        print(one_line(line), file=self._out, flush=True)
 
     def message(self, line: str) -> None:
         self._print(line)

@@ -22,6 +22,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
+from voucherify_async._errors import InvalidArgumentTypeError
+from voucherify_async._validate import finite
+
 from .pertype import PerType
 from .timeleft import TimeLeft
 
@@ -143,11 +146,18 @@ class DurationStats:
         return {key: samples for key, samples in self._by_type.items() if key != ANY_TYPE}
 
     def update(self, data: Mapping[str, Iterable[float]]) -> None:
-        """Add figures saved by :meth:`to_dict` (values that are not numbers are skipped)."""
+        """Add figures saved by :meth:`to_dict` (values that are not finite numbers are
+        skipped); *data* that is not a mapping is an :class:`InvalidArgumentTypeError`."""
+        if not isinstance(data, Mapping):
+            raise InvalidArgumentTypeError(
+                f"durations data must be a mapping of type -> seconds, got {type(data).__name__}"
+            )
         self._given = True
         for key, values in data.items():
+            if not isinstance(values, Iterable) or isinstance(values, str | bytes):
+                continue
             for value in values:
-                if isinstance(value, int | float) and not isinstance(value, bool):
+                if isinstance(value, int | float) and not isinstance(value, bool) and finite(value):
                     self.add(key, float(value))
 
     @classmethod

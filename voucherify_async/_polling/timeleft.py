@@ -24,6 +24,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
+from voucherify_async._validate import finite
+
 from .pertype import PerType
 
 __all__ = ["MAX_TYPES", "PER_TYPE", "TimeLeft"]
@@ -80,9 +82,9 @@ class TimeLeft:
                 if isinstance(pair, Sequence)
                 and len(pair) == 2
                 and all(isinstance(x, int | float) and not isinstance(x, bool) for x in pair)
+                and 0 < pair[0] < 100  # first: int() of NaN or inf raises
                 and pair[0] == int(pair[0])
-                and 0 < pair[0] < 100
-                and math.isfinite(pair[1])
+                and finite(pair[1])
                 and pair[1] > 0
             ]
             if key and kept:

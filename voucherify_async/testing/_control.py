@@ -9,14 +9,14 @@ the request log, so a test suite in another process or language can drive the em
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 from aiohttp import web
 
-from voucherify_async._errors import InvalidArgumentError
+from voucherify_async._errors import InvalidArgumentError, InvalidArgumentTypeError
+from voucherify_async._validate import finite, shown
 
 from ._faults import Status
 
@@ -64,12 +64,16 @@ class JobSpec:
         if duration is not None and (
             isinstance(duration, bool)
             or not isinstance(duration, int | float)
-            or not math.isfinite(duration)
+            or not finite(duration)
             or duration < 0
         ):
             raise InvalidArgumentError(
-                f"duration must be seconds >= 0 or null (never ends): {duration!r}"
+                f"duration must be seconds >= 0 or null (never ends): {shown(duration)}"
             )
+        if not isinstance(data.get("result", {}), dict | None):
+            raise InvalidArgumentError("result must be an object or null")
+        if not isinstance(data.get("operation_status"), str | None):
+            raise InvalidArgumentError("operation_status must be a string or null")
         spec = cls(
             type=_text(data, "type", "VOUCHERS.IMPORT"),
             duration=None if duration is None else float(duration),
@@ -123,6 +127,11 @@ def parse_job(text: str) -> JobSpec:
     ``VOUCHERS.IMPORT:600`` lasts ten minutes, ``ORDERS.IMPORT:never`` never ends,
     ``aa_1=SKUS.IMPORT_CSV:5:FAILED`` fails after 5 seconds under the id ``aa_1``.
     """
+    if not isinstance(text, str):
+        raise InvalidArgumentTypeError(
+            f"a job is a str [ID=]TYPE[:SECONDS|never][:DONE|FAILED] (for an object, use "
+            f"JobSpec.from_json), got {type(text).__name__}"
+        )
     action_id, equals, rest = text.partition("=") if "=" in text else ("", "", text)
     parts = rest.split(":")
     if not parts[0] or len(parts) > 3 or (equals and not action_id):
@@ -198,4 +207,6 @@ async def control_reply(emulator: VoucherifyEmulator, request: web.BaseRequest) 
         return _json(404, {"code": 404, "message": str(exc.args[0])})
     except ValueError as exc:  # a bad spec, bad JSON, or a job that already ended
         return _json(400, {"code": 400, "message": str(exc)})
+    except RecursionError:
+        return _json(400, {"code": 400, "message": "the JSON is nested too deeply"})
     return _json(404, {"code": 404, "message": f"no control endpoint {request.method} {path}"})

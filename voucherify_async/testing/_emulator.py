@@ -18,7 +18,11 @@ from typing import Any
 
 from aiohttp import web
 
-from voucherify_async._errors import ConfigurationError, InvalidArgumentError
+from voucherify_async._errors import (
+    ConfigurationError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+)
 from voucherify_async._validate import check_seconds, check_timeout
 
 from ._control import CONTROL_PREFIX, control_reply
@@ -257,6 +261,15 @@ class VoucherifyEmulator:
             raise InvalidArgumentError(f"enqueued must be between 0 and duration, got {enqueued!r}")
         if status not in ("DONE", "FAILED"):
             raise InvalidArgumentError(f"status must be 'DONE' or 'FAILED', got {status!r}")
+        for name, value in (("result", result), ("extra", extra)):
+            if value is not None and not isinstance(value, Mapping):
+                raise InvalidArgumentTypeError(
+                    f"{name} must be a mapping or None, got {value.__class__.__name__}"
+                )
+        if operation_status is not None and not isinstance(operation_status, str):
+            raise InvalidArgumentTypeError(
+                f"operation_status must be a str or None, got {operation_status.__class__.__name__}"
+            )
         curve: JobCurve
         if progress == "linear":
             curve = "linear"

@@ -160,7 +160,7 @@ async def _read_json(request: web.BaseRequest, max_bytes: int) -> Any:
         return None
     try:
         return json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         raise BadPayload("The request body is not valid JSON", key="invalid_json") from None
 
 
@@ -274,7 +274,8 @@ def _metadata_plan(endpoint: Endpoint, payload: Any) -> Plan:
 
 def _generate_plan(request: web.BaseRequest, payload: Any) -> Plan:
     text = request.query.get("vouchers_count", "1")
-    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+    # At most 18 digits: a count within 64 bits, whose job's duration stays a float.
+    if not (text.isascii() and text.isdigit() and len(text) <= 18 and int(text) >= 1):
         raise BadPayload(
             "Property .vouchers_count must be a positive integer", key="invalid_query_params"
         )
