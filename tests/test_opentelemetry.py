@@ -15,7 +15,7 @@ from _support import APP_ID, APP_TOKEN
 pytest.importorskip("opentelemetry.sdk")
 
 from _otel import Telemetry
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 
 from voucherify_async import (
@@ -484,6 +484,42 @@ async def test_request_hooks_see_each_attempt_and_never_break_it(
     assert seen == [(route, 1, 503), (route, 2, 200)]
     bugs = [r for r in caplog.records if "instrumentation hook raised" in r.getMessage()]
     assert len(bugs) == 4  # the hook twice, the finisher twice
+
+
+async def test_handle_span_end_that_raises_is_logged_not_leaked(
+    emulator: VoucherifyEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A span processor whose on_end raises for the handle span: the error is logged by the
+    library and ignored (as for HTTP and start spans), never handed to the event loop's
+    exception handler; the handle's metrics and the user's own done callback still run."""
+
+    class Broken(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            if span.name == HANDLE:
+                raise ValueError("exporter bug")
+
+    telemetry = Telemetry()
+    telemetry.tracer_provider.add_span_processor(Broken())
+    instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    leaked: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: leaked.append(context))
+    try:
+        async with VoucherifyClient(APP_ID, APP_TOKEN, base_url=emulator.base_url) as client:
+            with fast_polling():
+                handle = client.async_actions.handle(emulator.add_action(duration=0))
+                ours_ran = asyncio.Event()  # registered after the integration's callback
+                handle.add_done_callback(lambda _: ours_ran.set())
+                await handle
+                await ours_ran.wait()
+    finally:
+        loop.set_exception_handler(None)
+        uninstrument()
+    assert leaked == []
+    bugs = [r for r in caplog.records if "instrumentation hook raised" in r.getMessage()]
+    assert len(bugs) == 1
+    assert [p.value for p in telemetry.points("voucherify.handles.pending")] == [0]
+    assert _total(telemetry.points("voucherify.async_action.requests")) == 1
 
 
 async def test_off_costs_nothing(emulator: VoucherifyEmulator) -> None:

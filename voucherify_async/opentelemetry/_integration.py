@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import logging
 import time
 import weakref
 from collections.abc import Callable
@@ -53,6 +54,8 @@ _SUPPRESS_HTTP: Final[str | None] = getattr(
 )
 
 HANDLE_SPAN: Final = "voucherify.async_action"
+
+logger: Final = logging.getLogger("voucherify_async")
 
 #: Waits for the gate shorter than this (seconds) are not recorded: an admission without
 #: waiting still takes a few microseconds of the gate's own CPU. 1 ms is far below any wait
@@ -228,6 +231,15 @@ class Integration:
         state.span.add_event("voucherify.poll", attributes)
 
     def _handle_done(self, handle: AsyncActionHandle, state: _HandleState) -> None:
+        """The handle's outcome is known: end its span and record its metrics. Runs as a
+        done callback on the loop, where an exception (a span processor's ``on_end``, say)
+        would reach the loop's handler: it is logged and ignored, as every hook's is."""
+        try:
+            self._end_handle(handle, state)
+        except Exception:
+            logger.exception("a voucherify_async instrumentation hook raised; ignored")
+
+    def _end_handle(self, handle: AsyncActionHandle, state: _HandleState) -> None:
         span = state.span
         self.metrics.handles_pending.add(-1)
         self.metrics.unwatch(state)
