@@ -548,12 +548,41 @@ async def test_off_costs_nothing(emulator: VoucherifyEmulator) -> None:
     uninstrument()  # a second call is a no-op
 
 
+async def test_budget_gauges_have_a_series_per_client(
+    otel: Telemetry, emulator: VoucherifyEmulator
+) -> None:
+    """Two clients to one host: each client's budget is its own series (told apart by
+    voucherify.client.id), so the second one's admissions never overwrite the first's."""
+    async with (
+        VoucherifyClient(APP_ID, APP_TOKEN, base_url=emulator.base_url, requests_per_minute=4) as a,
+        VoucherifyClient(
+            APP_ID, APP_TOKEN, base_url=emulator.base_url, requests_per_minute=1000
+        ) as b,
+    ):
+        for _ in range(2):
+            await a.async_actions.get(emulator.add_action(duration=0))
+        await b.async_actions.get(emulator.add_action(duration=0))
+    used = {
+        p.attributes["voucherify.client.id"]: p.value
+        for p in otel.points("voucherify.budget.usage")
+        if p.attributes["voucherify.budget.scope"] == "client"
+    }
+    limits = {
+        p.attributes["voucherify.client.id"]: p.value
+        for p in otel.points("voucherify.budget.limit")
+        if p.attributes["voucherify.budget.scope"] == "client"
+    }
+    assert used.keys() == limits.keys()
+    assert sorted((used[client], limits[client]) for client in used) == [(1, 1000), (2, 4)]
+
+
 async def test_gate_usage_counts_the_window() -> None:
     """The in-process gate reports its own budget (slots held in the window, answered or
     in flight) and the server's (limit minus remaining), as the budget gauges show them."""
     now = [0.0]
     gate = LocalGate(concurrency=5, limit=3, window=60.0, clock=lambda: now[0])
     assert gate.usage() == (instrumentation.BudgetUsage("client", 0, 3),)
+    assert gate.usage()[0].client == gate.client_id > 0
     first = await gate.acquire()
     await gate.acquire()
     assert gate.usage() == (instrumentation.BudgetUsage("client", 2, 3),)

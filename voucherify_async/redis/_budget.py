@@ -325,7 +325,7 @@ class RedisGate(RequestGate):
         """The fleet's budget as of this process's latest admission (or wait) in Redis."""
         if self._fleet_used is None:
             return ()
-        return (BudgetUsage("fleet", self._fleet_used, self._budget.limit),)
+        return (BudgetUsage("fleet", self._fleet_used, self._budget.limit, self._local.client_id),)
 
     # -- taking a slot ------------------------------------------------------------------
 
