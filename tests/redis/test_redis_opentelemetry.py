@@ -17,7 +17,8 @@ from voucherify_async.testing import VoucherifyEmulator
 
 async def test_fleet_budget_gauge(r: object, emulator: VoucherifyEmulator) -> None:
     """Two clients share a RedisBudget: the gauge shows every slot the fleet holds in the
-    window (both clients' requests), against the budget's limit."""
+    window (both clients' requests), against the budget's limit; each client reports it as
+    of its own latest admission, as a series of its own."""
     telemetry = Telemetry()
     instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
     try:
@@ -37,13 +38,14 @@ async def test_fleet_budget_gauge(r: object, emulator: VoucherifyEmulator) -> No
             for p in telemetry.points("voucherify.budget.usage")
             if p.attributes["voucherify.budget.scope"] == "fleet"
         ]
-        (point,) = fleet
-        assert point.value == 5  # as of the latest admission, which counts itself
-        (limit,) = [
+        by_client = {p.attributes["voucherify.client.id"]: p.value for p in fleet}
+        # a's latest admission saw its own 3; b's, the fleet's 5 (it counts itself).
+        assert sorted(by_client.values()) == [3, 5]
+        limits = [
             p
             for p in telemetry.points("voucherify.budget.limit")
             if p.attributes["voucherify.budget.scope"] == "fleet"
         ]
-        assert limit.value == 10
+        assert [p.value for p in limits] == [10, 10]
     finally:
         uninstrument()
