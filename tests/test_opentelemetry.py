@@ -522,6 +522,36 @@ async def test_handle_span_end_that_raises_is_logged_not_leaked(
     assert _total(telemetry.points("voucherify.async_action.requests")) == 1
 
 
+async def test_handle_made_before_instrument_is_not_traced(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
+    """A handle created before instrument() is not traced: its later polls make no span (not
+    an orphan root span each), though their requests are measured."""
+    telemetry = Telemetry()
+    action_id = emulator.add_action(duration=None)
+    with fast_polling():
+        handle = client.async_actions.handle(action_id)
+        await emulator.wait_for_requests(1, action_id=action_id)
+        instrument(
+            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+        )
+        try:
+            before = _gets(emulator, action_id)
+            await emulator.wait_for_requests(before + 2, action_id=action_id)
+            emulator.finish(action_id)
+            await handle
+            await client.async_actions.get(action_id)  # a plain get() is still traced
+        finally:
+            uninstrument()
+    after = _gets(emulator, action_id) - before
+    assert after >= 3
+    assert [s.name for s in telemetry.spans()] == [GET_ROUTE]
+    (traced,) = telemetry.spans()
+    assert traced.parent is None
+    # (A poll sent just before instrument() may arrive after `before` was read.)
+    assert after - 1 <= _total(telemetry.points("http.client.request.duration")) <= after
+
+
 async def test_off_costs_nothing(emulator: VoucherifyEmulator) -> None:
     """Before instrument() and after uninstrument() no hook is set and no span is made;
     the user's own hooks survive both."""

@@ -34,6 +34,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from voucherify_async._durations import duration_of
 from voucherify_async._errors import AsyncActionFailed, PollTimeout
 from voucherify_async._handle import AsyncActionHandle
+from voucherify_async._polling.admission import due as polling_due
 from voucherify_async.instrumentation import (
     PollEvent,
     RequestEvent,
@@ -168,7 +169,9 @@ class Integration:
             instruments.budget_wait.record(event.gate_wait, {"server.address": host})
         if event.budget:
             instruments.note_budget(host, event.budget)
-        if not self.http_spans:
+        if not self.http_spans or (handle is None and polling_due() is not None):
+            # (The second: a poll of a handle made before instrument(), which is not traced:
+            # its requests are measured, but would be orphan root spans, one trace per poll.)
             return functools.partial(_record_request, instruments, attributes, None, None)
         span_attributes = dict(attributes)
         span_attributes["url.full"] = url_full
