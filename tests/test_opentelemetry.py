@@ -437,6 +437,40 @@ async def test_without_http_spans(emulator: VoucherifyEmulator) -> None:
     assert _total(telemetry.points("http.client.request.duration")) == 1
 
 
+async def test_without_http_spans_aiohttp_stable_metrics_never_double(
+    emulator: VoucherifyEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With http_spans=False and the aiohttp instrumentation reporting the stable HTTP
+    metrics (OTEL_SEMCONV_STABILITY_OPT_IN=http), each request is counted once in
+    http.client.request.duration: by aiohttp, not by us as well."""
+    aiohttp_client = pytest.importorskip("opentelemetry.instrumentation.aiohttp_client")
+    semconv = pytest.importorskip("opentelemetry.instrumentation._semconv")
+    stability = semconv._OpenTelemetrySemanticConventionStability
+    # The opt-in is read once per process: read it again here, and restore it afterwards.
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    monkeypatch.setattr(stability, "_initialized", False)
+    monkeypatch.setattr(stability, "_OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING", {})
+    telemetry = Telemetry()
+    instrumentor = aiohttp_client.AioHttpClientInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        http_spans=False,
+    )
+    try:
+        async with VoucherifyClient(APP_ID, APP_TOKEN, base_url=emulator.base_url) as client:
+            await client.async_actions.get(emulator.add_action(duration=0))
+            await client.async_actions.list(limit=5)
+    finally:
+        uninstrument()
+        instrumentor.uninstrument()
+    assert len(emulator.requests) == 2
+    assert _total(telemetry.points("http.client.request.duration")) == 2
+
+
 async def test_switched_on_again(
     otel: Telemetry, client: VoucherifyClient, emulator: VoucherifyEmulator, caplog: Any
 ) -> None:

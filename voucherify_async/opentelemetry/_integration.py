@@ -21,6 +21,8 @@ import asyncio
 import contextvars
 import functools
 import logging
+import os
+import sys
 import time
 import weakref
 from collections.abc import Callable
@@ -55,6 +57,8 @@ _SUPPRESS_HTTP: Final[str | None] = getattr(
 )
 
 HANDLE_SPAN: Final = "voucherify.async_action"
+
+_AIOHTTP_INSTRUMENTATION: Final = "opentelemetry.instrumentation.aiohttp_client"
 
 logger: Final = logging.getLogger("voucherify_async")
 
@@ -121,6 +125,24 @@ class Integration:
         self.metrics = instruments
         #: Whether each HTTP attempt gets a CLIENT span (the costliest part: see the docs).
         self.http_spans = http_spans
+        self._stable_http: bool | None = None  # the semconv opt-in, read once when needed
+
+    def _aiohttp_measures(self) -> bool:
+        """True when opentelemetry-instrumentation-aiohttp-client is on and records the
+        stable ``http.client.request.duration`` itself (``OTEL_SEMCONV_STABILITY_OPT_IN``
+        with ``http`` or ``http/dup``): with ``http_spans=False`` it measures the client's
+        requests under the same name, and recording them too would count each twice."""
+        module = sys.modules.get(_AIOHTTP_INSTRUMENTATION)
+        if module is None:
+            return False
+        try:
+            if not module.AioHttpClientInstrumentor().is_instrumented_by_opentelemetry:
+                return False
+        except Exception:  # pragma: no cover - an instrumentation of another shape
+            return False
+        if self._stable_http is None:
+            self._stable_http = _stable_http_metrics()
+        return self._stable_http
 
     # -- start() ------------------------------------------------------------------------
 
@@ -150,7 +172,7 @@ class Integration:
 
     # -- HTTP attempts ------------------------------------------------------------------
 
-    def on_request(self, event: RequestEvent) -> Callable[[RequestOutcome], None]:
+    def on_request(self, event: RequestEvent) -> Callable[[RequestOutcome], None] | None:
         host, port, url_full = _split_url(event.url)
         attributes: dict[str, Any] = {
             "http.request.method": event.method,
@@ -169,6 +191,8 @@ class Integration:
             instruments.budget_wait.record(event.gate_wait, {"server.address": host})
         if event.budget:
             instruments.note_budget(host, event.budget)
+        if not self.http_spans and self._aiohttp_measures():
+            return None  # its http.client.request.duration counts this request already
         if not self.http_spans or (handle is None and polling_due() is not None):
             # (The second: a poll of a handle made before instrument(), which is not traced:
             # its requests are measured, but would be orphan root spans, one trace per poll.)
@@ -278,6 +302,25 @@ class Integration:
             span.set_attribute("error.type", _error_type(error))
             span.set_status(Status(StatusCode.ERROR, f"{outcome}: {type(error).__name__}"))
         span.end()
+
+
+def _stable_http_metrics() -> bool:
+    """Whether the OTel instrumentations report the stable HTTP metrics, as they resolved
+    ``OTEL_SEMCONV_STABILITY_OPT_IN`` (their private helper; the variable itself if it moved)."""
+    try:
+        from opentelemetry.instrumentation._semconv import (
+            _OpenTelemetrySemanticConventionStability as Stability,
+        )
+        from opentelemetry.instrumentation._semconv import (
+            _OpenTelemetryStabilitySignalType as Signal,
+        )
+        from opentelemetry.instrumentation._semconv import _report_new
+
+        Stability._initialize()  # type: ignore[no-untyped-call]
+        return bool(_report_new(Stability._get_opentelemetry_stability_opt_in_mode(Signal.HTTP)))
+    except Exception:  # pragma: no cover - another version of opentelemetry-instrumentation
+        opted = os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "")
+        return any(part.strip() in ("http", "http/dup") for part in opted.split(","))
 
 
 def _age(handle_ref: weakref.ref[AsyncActionHandle], opened: float) -> tuple[str, float] | None:
