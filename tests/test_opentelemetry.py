@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from _support import APP_ID, APP_TOKEN
+from aiohttp import web
 
 pytest.importorskip("opentelemetry.sdk")
 
@@ -25,7 +26,7 @@ from voucherify_async import (
 )
 from voucherify_async._pacing import LocalGate
 from voucherify_async._routes import route_template
-from voucherify_async.opentelemetry import instrument, is_instrumented, uninstrument
+from voucherify_async.opentelemetry import _integration, instrument, is_instrumented, uninstrument
 from voucherify_async.testing import Delay, Status, VoucherifyEmulator, fast_polling
 
 HANDLE = "voucherify.async_action"
@@ -584,6 +585,71 @@ async def test_handle_made_before_instrument_is_not_traced(
     assert traced.parent is None
     # (A poll sent just before instrument() may arrive after `before` was read.)
     assert after - 1 <= _total(telemetry.points("http.client.request.duration")) <= after
+
+
+async def test_hostile_server_values_are_bounded(
+    otel: Telemetry, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server's negative processing_time or updated_at before created_at records no
+    duration (the SDK would warn per action); a 100,000-character type, or more undocumented
+    types than the bound, become "other" in span and metric attributes."""
+    monkeypatch.setattr(_integration, "_undocumented", set(), raising=False)
+    bound = getattr(_integration, "MAX_UNDOCUMENTED_VALUES", 32)
+    hostile: dict[str, dict[str, Any]] = {
+        "aa_negative": {"processing_time": -5000},
+        "aa_backwards": {
+            "processing_time": None,
+            "created_at": "2020-01-02T00:00:00Z",
+            "updated_at": "2020-01-01T00:00:00Z",
+        },
+        "aa_long_type": {"type": "T" * 100_000},
+        **{f"aa_new_{i}": {"type": f"NEW.TYPE_{i}"} for i in range(bound + 3)},
+    }
+
+    async def action(request: web.Request) -> web.Response:
+        action_id = request.match_info["id"]
+        body: dict[str, Any] = {
+            "id": action_id,
+            "type": "VOUCHERS.IMPORT",
+            "status": "DONE",
+            "progress": 100,
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:10Z",
+            "processing_time": 10_000,
+            "result": {"message": "m"},
+            "object": "async_action",
+        }
+        for key, value in hostile[action_id].items():
+            if value is None:
+                body.pop(key)
+            else:
+                body[key] = value
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_get("/v1/async-actions/{id}", action)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    caplog.set_level(logging.WARNING)
+    try:
+        base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with VoucherifyClient(APP_ID, APP_TOKEN, base_url=base_url) as client:
+            with fast_polling():
+                for action_id in hostile:
+                    await client.async_actions.wait(action_id, timeout=5)
+    finally:
+        await runner.cleanup()
+    assert [r.getMessage() for r in caplog.records] == []
+    durations = otel.points("voucherify.async_action.duration")
+    assert _total(durations) == len(hostile) - 2  # not the negative ones
+    assert min(p.min for p in durations) >= 0
+    types = {dict(p.attributes)["voucherify.async_action.type"] for p in durations}
+    assert types == {"other"} | {f"NEW.TYPE_{i}" for i in range(bound)}
+    span_types = {s.attributes["voucherify.async_action.type"] for s in otel.spans(HANDLE)}
+    assert max(len(str(t)) for t in span_types) <= 64
+    assert "other" in span_types
 
 
 async def test_off_costs_nothing(emulator: VoucherifyEmulator) -> None:

@@ -21,7 +21,9 @@ import asyncio
 import contextvars
 import functools
 import logging
+import math
 import os
+import re
 import sys
 import time
 import weakref
@@ -36,6 +38,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from voucherify_async._durations import duration_of
 from voucherify_async._errors import AsyncActionFailed, PollTimeout
 from voucherify_async._handle import AsyncActionHandle
+from voucherify_async._models import AsyncActionStatus, AsyncActionType, OperationStatus
 from voucherify_async._polling.admission import due as polling_due
 from voucherify_async.instrumentation import (
     PollEvent,
@@ -250,7 +253,7 @@ class Integration:
             "voucherify.poll.reason": event.reason,
         }
         if event.status is not None:
-            attributes["voucherify.async_action.status"] = str(event.status)
+            attributes["voucherify.async_action.status"] = _bounded(event.status)
         if event.progress is not None:
             attributes["voucherify.async_action.progress"] = event.progress
         if event.error is not None:
@@ -276,13 +279,13 @@ class Integration:
         span.set_attribute("voucherify.poll.count", state.polls)
         span.set_attribute("voucherify.async_action.requests", state.gets)
         if latest is not None:
-            action_type = str(latest.type)
-            status = str(latest.status)
+            action_type = _bounded(latest.type)
+            status = _bounded(latest.status)
             span.set_attribute("voucherify.async_action.type", action_type)
             span.set_attribute("voucherify.async_action.status", status)
             if latest.operation_status is not None:
                 span.set_attribute(
-                    "voucherify.async_action.operation_status", str(latest.operation_status)
+                    "voucherify.async_action.operation_status", _bounded(latest.operation_status)
                 )
             if latest.is_terminal:
                 by_type = {
@@ -291,7 +294,9 @@ class Integration:
                 }
                 self.metrics.action_requests.record(state.gets, by_type)
                 duration = duration_of(latest)
-                if duration is not None:
+                # A server's negative processing_time (or updated_at before created_at)
+                # is no duration: the SDK would refuse it with a warning per action.
+                if duration is not None and 0.0 <= duration < math.inf:
                     self.metrics.action_duration.record(duration, by_type)
                 if latest.updated_at is not None:
                     # How long after the action ended we saw it (the local clock against the
@@ -302,6 +307,32 @@ class Integration:
             span.set_attribute("error.type", _error_type(error))
             span.set_status(Status(StatusCode.ERROR, f"{outcome}: {type(error).__name__}"))
         span.end()
+
+
+#: Type and status values the API documents: attribute values as they are.
+_KNOWN_VALUES: Final = frozenset(
+    str(member) for enum in (AsyncActionType, AsyncActionStatus, OperationStatus) for member in enum
+)
+#: The shape of the API's types and statuses (``VOUCHERS.IMPORT``, ``DONE``), at most 64
+#: characters: an undocumented value of another shape is not a type the API added.
+_VALUE_SHAPE: Final = re.compile(r"[A-Z][A-Z0-9_.]{0,63}")
+#: Undocumented values of that shape passed on as they are (new types the API added);
+#: past these, "other": a server sending random values cannot grow the metrics' series
+#: without bound. 32 is more than the API's 22 documented types.
+MAX_UNDOCUMENTED_VALUES: Final = 32
+_undocumented: set[str] = set()
+
+
+def _bounded(value: object) -> str:
+    """A type or status from the server as an attribute value: documented values and the
+    first MAX_UNDOCUMENTED_VALUES others of the API's shape as they are, else ``other``."""
+    text = str(value)
+    if text in _KNOWN_VALUES or text in _undocumented:
+        return text
+    if len(_undocumented) < MAX_UNDOCUMENTED_VALUES and _VALUE_SHAPE.fullmatch(text):
+        _undocumented.add(text)
+        return text
+    return "other"
 
 
 def _stable_http_metrics() -> bool:
@@ -336,7 +367,7 @@ def _age(handle_ref: weakref.ref[AsyncActionHandle], opened: float) -> tuple[str
     if latest is None:
         return "unknown", max(0.0, time.time() - opened)
     created = latest.created_at.timestamp() if latest.created_at is not None else opened
-    return str(latest.type), max(0.0, time.time() - created)
+    return _bounded(latest.type), max(0.0, time.time() - created)
 
 
 def _record_request(
