@@ -43,6 +43,7 @@ import asyncio
 import bisect
 import collections
 import contextlib
+import contextvars
 import itertools
 import math
 import time
@@ -161,6 +162,13 @@ class _Waiter:
         self.key = key  # (due, arrival number): the admission order
         self.held = held  # not admitted before its due time, even with room
 
+
+#: Seconds of this task's latest admission that were the gate's own work rather than a wait
+#: (a ``RedisBudget``'s round trips to Redis): the OpenTelemetry budget wait leaves them out.
+#: Set only while request hooks are on; whoever reads it sets it back to 0.
+gate_work: contextvars.ContextVar[float] = contextvars.ContextVar(
+    "voucherify_async gate work", default=0.0
+)
 
 #: The numbers of the gates this process made (1, 2...): BudgetUsage.client.
 _CLIENT_IDS = itertools.count(1)

@@ -39,6 +39,7 @@ from voucherify_async._durations import duration_of
 from voucherify_async._errors import AsyncActionFailed, PollTimeout
 from voucherify_async._handle import AsyncActionHandle
 from voucherify_async._models import AsyncActionStatus, AsyncActionType, OperationStatus
+from voucherify_async._pacing import gate_work
 from voucherify_async._polling.admission import due as polling_due
 from voucherify_async.instrumentation import (
     PollEvent,
@@ -188,10 +189,15 @@ class Integration:
         if handle is not None and event.method == "GET":
             handle.gets += 1
         instruments = self.metrics
-        if event.gate_wait >= MIN_GATE_WAIT:
+        wait = event.gate_wait
+        work = gate_work.get()
+        if work:  # a RedisBudget's round trips: the gate's work, not waiting for a slot
+            gate_work.set(0.0)
+            wait -= work
+        if wait >= MIN_GATE_WAIT:
             # Only requests that waited: their count against http.client.request.duration's
             # says how many did (recording every near-zero wait would double the cost).
-            instruments.budget_wait.record(event.gate_wait, {"server.address": host})
+            instruments.budget_wait.record(wait, {"server.address": host})
         if event.budget:
             instruments.note_budget(host, event.budget)
         if not self.http_spans and self._aiohttp_measures():
