@@ -175,7 +175,7 @@ async def test_failed_action(
     assert attributes["voucherify.async_action.outcome"] == "failed"
     assert attributes["voucherify.async_action.status"] == "FAILED"
     assert attributes["voucherify.async_action.operation_status"] == "FAILED"
-    assert attributes["error.type"] == "AsyncActionFailed"
+    assert attributes["error.type"] == "voucherify_async.AsyncActionFailed"
     assert span.status.status_code is StatusCode.ERROR
     (point,) = otel.points("voucherify.async_action.requests")
     assert dict(point.attributes) == {
@@ -209,6 +209,26 @@ async def test_cancelled_wait(
     assert pending.value == 0
     # Not terminal: no GETs-per-action or duration point for it.
     assert otel.points("voucherify.async_action.requests") == []
+
+
+async def test_cancelled_request_is_not_an_http_error(
+    otel: Telemetry, client: VoucherifyClient, emulator: VoucherifyEmulator
+) -> None:
+    """The application cancelling a handle while its GET is in flight ends that GET's
+    CLIENT span without an error status or error.type: it is no HTTP failure."""
+    action_id = emulator.add_action(duration=None)
+    emulator.hold(action_id)
+    handle = client.async_actions.handle(action_id)
+    await emulator.wait_for_requests(1, action_id=action_id)
+    poll = handle._task
+    assert poll is not None
+    handle.cancel()
+    await asyncio.gather(poll, return_exceptions=True)
+    (request,) = [s for s in otel.spans() if s.kind is SpanKind.CLIENT]
+    assert request.status.status_code is StatusCode.UNSET
+    assert "error.type" not in dict(request.attributes or {})
+    (point,) = otel.points("http.client.request.duration")
+    assert "error.type" not in dict(point.attributes)
 
 
 async def test_oldest_pending_age_by_type(

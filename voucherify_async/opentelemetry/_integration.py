@@ -392,7 +392,8 @@ def _record_request(
         attributes["http.response.status_code"] = status
         if status >= 400:
             error_type = str(status)
-    elif error is not None:
+    elif error is not None and not isinstance(error, asyncio.CancelledError):
+        # (The application cancelling its call is not an HTTP error.)
         error_type = _error_type(error)
     if error_type is not None:
         attributes["error.type"] = error_type
@@ -422,9 +423,11 @@ def _outcome(handle: AsyncActionHandle) -> tuple[str, BaseException | None]:
 
 
 def _error_type(error: BaseException) -> str:
-    """``error.type`` for an exception: its class's qualified name (never its message)."""
+    """``error.type`` for an exception: its class's fully qualified name (never its
+    message), the same on every span and metric; the library's own classes by the public
+    module that exports them (``voucherify_async.PollTimeout``, not ``._errors``)."""
     cls = type(error)
     module = cls.__module__
     if module.startswith("voucherify_async"):
-        return cls.__qualname__
+        module = ".".join(part for part in module.split(".") if not part.startswith("_"))
     return f"{module}.{cls.__qualname__}"
