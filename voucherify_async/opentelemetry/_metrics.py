@@ -131,7 +131,7 @@ class Instruments:
         budget = self._budget
         for usage in usages:
             key = (usage.client, usage.scope, server)
-            if key not in budget and len(budget) >= MAX_BUDGET_SERIES:
+            if len(budget) >= MAX_BUDGET_SERIES and key not in budget:
                 del budget[next(iter(budget))]
             budget[key] = usage
 
