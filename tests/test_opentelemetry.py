@@ -21,6 +21,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from voucherify_async import (
     AsyncActionFailed,
+    NotFoundError,
     VoucherifyClient,
     instrumentation,
 )
@@ -229,6 +230,24 @@ async def test_cancelled_request_is_not_an_http_error(
     assert "error.type" not in dict(request.attributes or {})
     (point,) = otel.points("http.client.request.duration")
     assert "error.type" not in dict(point.attributes)
+
+
+async def test_permanent_poll_failure_is_a_poll_event(
+    otel: Telemetry, client: VoucherifyClient, emulator: VoucherifyEmulator
+) -> None:
+    """A poll that ends the handle with a permanent error (a 404) is a poll event too, with
+    its error.type, like a transient failure's."""
+    action_id = emulator.add_action(duration=None)
+    emulator.inject(Status(404), action_id=action_id)
+    with pytest.raises(NotFoundError):
+        await client.async_actions.wait(action_id)
+    (span,) = otel.spans(HANDLE)
+    (event,) = span.events
+    assert event.name == "voucherify.poll"
+    attributes = dict(event.attributes or {})
+    assert attributes["error.type"] == "voucherify_async.NotFoundError"
+    assert attributes["voucherify.poll.reason"] == "done"
+    assert dict(span.attributes or {})["voucherify.poll.count"] == 1
 
 
 async def test_oldest_pending_age_by_type(
