@@ -224,6 +224,32 @@ async def test_rate_limit_error_when_retries_run_out(
 
 
 @pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "1e20"},
+        {"Retry-After": "1e308"},
+        {"Retry-After": "99999999999"},
+    ],
+    ids=["1e20", "1e308", "11-digits"],
+)
+async def test_huge_retry_after_is_capped_in_the_error(
+    emulator: VoucherifyEmulator, client: VoucherifyClient, headers: dict[str, str]
+) -> None:
+    """A 429 asking for an absurd pause is a RateLimitError whose retry_after and retry_at
+    stop at the cap of the client's own pause (3600 s), never an OverflowError."""
+    action_id = emulator.add_action(duration=None)
+    emulator.inject(Status(429, headers=headers))
+    before = dt.datetime.now(dt.UTC)
+    with pytest.raises(RateLimitError) as info:
+        await client.async_actions.get(action_id)
+    error = info.value
+    assert error.retry_after is None or 0 < error.retry_after <= 3600
+    assert error.retry_at is not None
+    assert error.retry_at - before <= dt.timedelta(seconds=3600 + 60)
+    assert emulator.count(action_id) == 1  # a pause longer than one call waits: no retry
+
+
+@pytest.mark.parametrize(
     "body",
     [b'{"id": "aa_1", "type": "VOUCHERS.IMPORT", "status": "DO', b"not json at all", b"[1, 2, 3]"],
     ids=["truncated", "invalid", "not-an-object"],

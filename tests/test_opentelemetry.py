@@ -11,21 +11,23 @@ from typing import Any
 
 import pytest
 from _support import APP_ID, APP_TOKEN
+from aiohttp import web
 
 pytest.importorskip("opentelemetry.sdk")
 
 from _otel import Telemetry
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 
 from voucherify_async import (
     AsyncActionFailed,
+    NotFoundError,
     VoucherifyClient,
     instrumentation,
 )
 from voucherify_async._pacing import LocalGate
 from voucherify_async._routes import route_template
-from voucherify_async.opentelemetry import instrument, is_instrumented, uninstrument
+from voucherify_async.opentelemetry import _integration, instrument, is_instrumented, uninstrument
 from voucherify_async.testing import Delay, Status, VoucherifyEmulator, fast_polling
 
 HANDLE = "voucherify.async_action"
@@ -174,7 +176,7 @@ async def test_failed_action(
     assert attributes["voucherify.async_action.outcome"] == "failed"
     assert attributes["voucherify.async_action.status"] == "FAILED"
     assert attributes["voucherify.async_action.operation_status"] == "FAILED"
-    assert attributes["error.type"] == "AsyncActionFailed"
+    assert attributes["error.type"] == "voucherify_async.AsyncActionFailed"
     assert span.status.status_code is StatusCode.ERROR
     (point,) = otel.points("voucherify.async_action.requests")
     assert dict(point.attributes) == {
@@ -208,6 +210,44 @@ async def test_cancelled_wait(
     assert pending.value == 0
     # Not terminal: no GETs-per-action or duration point for it.
     assert otel.points("voucherify.async_action.requests") == []
+
+
+async def test_cancelled_request_is_not_an_http_error(
+    otel: Telemetry, client: VoucherifyClient, emulator: VoucherifyEmulator
+) -> None:
+    """The application cancelling a handle while its GET is in flight ends that GET's
+    CLIENT span without an error status or error.type: it is no HTTP failure."""
+    action_id = emulator.add_action(duration=None)
+    emulator.hold(action_id)
+    handle = client.async_actions.handle(action_id)
+    await emulator.wait_for_requests(1, action_id=action_id)
+    poll = handle._task
+    assert poll is not None
+    handle.cancel()
+    await asyncio.gather(poll, return_exceptions=True)
+    (request,) = [s for s in otel.spans() if s.kind is SpanKind.CLIENT]
+    assert request.status.status_code is StatusCode.UNSET
+    assert "error.type" not in dict(request.attributes or {})
+    (point,) = otel.points("http.client.request.duration")
+    assert "error.type" not in dict(point.attributes)
+
+
+async def test_permanent_poll_failure_is_a_poll_event(
+    otel: Telemetry, client: VoucherifyClient, emulator: VoucherifyEmulator
+) -> None:
+    """A poll that ends the handle with a permanent error (a 404) is a poll event too, with
+    its error.type, like a transient failure's."""
+    action_id = emulator.add_action(duration=None)
+    emulator.inject(Status(404), action_id=action_id)
+    with pytest.raises(NotFoundError):
+        await client.async_actions.wait(action_id)
+    (span,) = otel.spans(HANDLE)
+    (event,) = span.events
+    assert event.name == "voucherify.poll"
+    attributes = dict(event.attributes or {})
+    assert attributes["error.type"] == "voucherify_async.NotFoundError"
+    assert attributes["voucherify.poll.reason"] == "done"
+    assert dict(span.attributes or {})["voucherify.poll.count"] == 1
 
 
 async def test_oldest_pending_age_by_type(
@@ -437,6 +477,40 @@ async def test_without_http_spans(emulator: VoucherifyEmulator) -> None:
     assert _total(telemetry.points("http.client.request.duration")) == 1
 
 
+async def test_without_http_spans_aiohttp_stable_metrics_never_double(
+    emulator: VoucherifyEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With http_spans=False and the aiohttp instrumentation reporting the stable HTTP
+    metrics (OTEL_SEMCONV_STABILITY_OPT_IN=http), each request is counted once in
+    http.client.request.duration: by aiohttp, not by us as well."""
+    aiohttp_client = pytest.importorskip("opentelemetry.instrumentation.aiohttp_client")
+    semconv = pytest.importorskip("opentelemetry.instrumentation._semconv")
+    stability = semconv._OpenTelemetrySemanticConventionStability
+    # The opt-in is read once per process: read it again here, and restore it afterwards.
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    monkeypatch.setattr(stability, "_initialized", False)
+    monkeypatch.setattr(stability, "_OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING", {})
+    telemetry = Telemetry()
+    instrumentor = aiohttp_client.AioHttpClientInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        http_spans=False,
+    )
+    try:
+        async with VoucherifyClient(APP_ID, APP_TOKEN, base_url=emulator.base_url) as client:
+            await client.async_actions.get(emulator.add_action(duration=0))
+            await client.async_actions.list(limit=5)
+    finally:
+        uninstrument()
+        instrumentor.uninstrument()
+    assert len(emulator.requests) == 2
+    assert _total(telemetry.points("http.client.request.duration")) == 2
+
+
 async def test_switched_on_again(
     otel: Telemetry, client: VoucherifyClient, emulator: VoucherifyEmulator, caplog: Any
 ) -> None:
@@ -486,6 +560,137 @@ async def test_request_hooks_see_each_attempt_and_never_break_it(
     assert len(bugs) == 4  # the hook twice, the finisher twice
 
 
+async def test_handle_span_end_that_raises_is_logged_not_leaked(
+    emulator: VoucherifyEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A span processor whose on_end raises for the handle span: the error is logged by the
+    library and ignored (as for HTTP and start spans), never handed to the event loop's
+    exception handler; the handle's metrics and the user's own done callback still run."""
+
+    class Broken(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            if span.name == HANDLE:
+                raise ValueError("exporter bug")
+
+    telemetry = Telemetry()
+    telemetry.tracer_provider.add_span_processor(Broken())
+    instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    leaked: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: leaked.append(context))
+    try:
+        async with VoucherifyClient(APP_ID, APP_TOKEN, base_url=emulator.base_url) as client:
+            with fast_polling():
+                handle = client.async_actions.handle(emulator.add_action(duration=0))
+                ours_ran = asyncio.Event()  # registered after the integration's callback
+                handle.add_done_callback(lambda _: ours_ran.set())
+                await handle
+                await ours_ran.wait()
+    finally:
+        loop.set_exception_handler(None)
+        uninstrument()
+    assert leaked == []
+    bugs = [r for r in caplog.records if "instrumentation hook raised" in r.getMessage()]
+    assert len(bugs) == 1
+    assert [p.value for p in telemetry.points("voucherify.handles.pending")] == [0]
+    assert _total(telemetry.points("voucherify.async_action.requests")) == 1
+
+
+async def test_handle_made_before_instrument_is_not_traced(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
+    """A handle created before instrument() is not traced: its later polls make no span (not
+    an orphan root span each), though their requests are measured."""
+    telemetry = Telemetry()
+    action_id = emulator.add_action(duration=None)
+    with fast_polling():
+        handle = client.async_actions.handle(action_id)
+        await emulator.wait_for_requests(1, action_id=action_id)
+        instrument(
+            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+        )
+        try:
+            before = _gets(emulator, action_id)
+            await emulator.wait_for_requests(before + 2, action_id=action_id)
+            emulator.finish(action_id)
+            await handle
+            await client.async_actions.get(action_id)  # a plain get() is still traced
+        finally:
+            uninstrument()
+    after = _gets(emulator, action_id) - before
+    assert after >= 3
+    assert [s.name for s in telemetry.spans()] == [GET_ROUTE]
+    (traced,) = telemetry.spans()
+    assert traced.parent is None
+    # (A poll sent just before instrument() may arrive after `before` was read.)
+    assert after - 1 <= _total(telemetry.points("http.client.request.duration")) <= after
+
+
+async def test_hostile_server_values_are_bounded(
+    otel: Telemetry, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server's negative processing_time or updated_at before created_at records no
+    duration (the SDK would warn per action); a 100,000-character type, or more undocumented
+    types than the bound, become "other" in span and metric attributes."""
+    monkeypatch.setattr(_integration, "_undocumented", set(), raising=False)
+    bound = getattr(_integration, "MAX_UNDOCUMENTED_VALUES", 32)
+    hostile: dict[str, dict[str, Any]] = {
+        "aa_negative": {"processing_time": -5000},
+        "aa_backwards": {
+            "processing_time": None,
+            "created_at": "2020-01-02T00:00:00Z",
+            "updated_at": "2020-01-01T00:00:00Z",
+        },
+        "aa_long_type": {"type": "T" * 100_000},
+        **{f"aa_new_{i}": {"type": f"NEW.TYPE_{i}"} for i in range(bound + 3)},
+    }
+
+    async def action(request: web.Request) -> web.Response:
+        action_id = request.match_info["id"]
+        body: dict[str, Any] = {
+            "id": action_id,
+            "type": "VOUCHERS.IMPORT",
+            "status": "DONE",
+            "progress": 100,
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:10Z",
+            "processing_time": 10_000,
+            "result": {"message": "m"},
+            "object": "async_action",
+        }
+        for key, value in hostile[action_id].items():
+            if value is None:
+                body.pop(key)
+            else:
+                body[key] = value
+        return web.json_response(body)
+
+    app = web.Application()
+    app.router.add_get("/v1/async-actions/{id}", action)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    caplog.set_level(logging.WARNING)
+    try:
+        base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with VoucherifyClient(APP_ID, APP_TOKEN, base_url=base_url) as client:
+            with fast_polling():
+                for action_id in hostile:
+                    await client.async_actions.wait(action_id, timeout=5)
+    finally:
+        await runner.cleanup()
+    assert [r.getMessage() for r in caplog.records] == []
+    durations = otel.points("voucherify.async_action.duration")
+    assert _total(durations) == len(hostile) - 2  # not the negative ones
+    assert min(p.min for p in durations) >= 0
+    types = {dict(p.attributes)["voucherify.async_action.type"] for p in durations}
+    assert types == {"other"} | {f"NEW.TYPE_{i}" for i in range(bound)}
+    span_types = {s.attributes["voucherify.async_action.type"] for s in otel.spans(HANDLE)}
+    assert max(len(str(t)) for t in span_types) <= 64
+    assert "other" in span_types
+
+
 async def test_off_costs_nothing(emulator: VoucherifyEmulator) -> None:
     """Before instrument() and after uninstrument() no hook is set and no span is made;
     the user's own hooks survive both."""
@@ -512,12 +717,41 @@ async def test_off_costs_nothing(emulator: VoucherifyEmulator) -> None:
     uninstrument()  # a second call is a no-op
 
 
+async def test_budget_gauges_have_a_series_per_client(
+    otel: Telemetry, emulator: VoucherifyEmulator
+) -> None:
+    """Two clients to one host: each client's budget is its own series (told apart by
+    voucherify.client.id), so the second one's admissions never overwrite the first's."""
+    async with (
+        VoucherifyClient(APP_ID, APP_TOKEN, base_url=emulator.base_url, requests_per_minute=4) as a,
+        VoucherifyClient(
+            APP_ID, APP_TOKEN, base_url=emulator.base_url, requests_per_minute=1000
+        ) as b,
+    ):
+        for _ in range(2):
+            await a.async_actions.get(emulator.add_action(duration=0))
+        await b.async_actions.get(emulator.add_action(duration=0))
+    used = {
+        p.attributes["voucherify.client.id"]: p.value
+        for p in otel.points("voucherify.budget.usage")
+        if p.attributes["voucherify.budget.scope"] == "client"
+    }
+    limits = {
+        p.attributes["voucherify.client.id"]: p.value
+        for p in otel.points("voucherify.budget.limit")
+        if p.attributes["voucherify.budget.scope"] == "client"
+    }
+    assert used.keys() == limits.keys()
+    assert sorted((used[client], limits[client]) for client in used) == [(1, 1000), (2, 4)]
+
+
 async def test_gate_usage_counts_the_window() -> None:
     """The in-process gate reports its own budget (slots held in the window, answered or
     in flight) and the server's (limit minus remaining), as the budget gauges show them."""
     now = [0.0]
     gate = LocalGate(concurrency=5, limit=3, window=60.0, clock=lambda: now[0])
     assert gate.usage() == (instrumentation.BudgetUsage("client", 0, 3),)
+    assert gate.usage()[0].client == gate.client_id > 0
     first = await gate.acquire()
     await gate.acquire()
     assert gate.usage() == (instrumentation.BudgetUsage("client", 2, 3),)

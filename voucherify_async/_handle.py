@@ -385,6 +385,7 @@ class AsyncActionHandle:
 
     async def _poll_once(self) -> None:
         """One GET, its verdict, and the timer for the next one."""
+        answered = False  # False while an exception can only be the GET's own
         try:
             self._attempt += 1
             error: BaseException | None = None
@@ -402,6 +403,7 @@ class AsyncActionHandle:
                 if self._id not in text:
                     text = f"polling async action {self._id}: {text}"
                 logger.warning("%s; will poll again", text)
+            answered = True
             now = self._loop.time()
             if snapshot is not None and self._observe(snapshot):
                 self._last_change = now
@@ -440,6 +442,8 @@ class AsyncActionHandle:
             raise
         except Exception as exc:
             # Permanent: 401/403/404/other 4xx, an undecodable body, or a bug of ours.
+            if not answered:  # the poll that ended the handle is a poll event too
+                emit_poll(PollEvent(self._id, self._attempt, None, None, 0.0, "done", exc))
             self._settle(exception=exc)
         finally:
             self._task = None

@@ -45,6 +45,8 @@ import asyncio
 import bisect
 import collections
 import contextlib
+import contextvars
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -182,6 +184,17 @@ class _Waiter:
         self.held = held  # not admitted before its due time, even with room
 
 
+#: Seconds of this task's latest admission that were the gate's own work rather than a wait
+#: (a ``RedisBudget``'s round trips to Redis): the OpenTelemetry budget wait leaves them out.
+#: Set only while request hooks are on; whoever reads it sets it back to 0.
+gate_work: contextvars.ContextVar[float] = contextvars.ContextVar(
+    "voucherify_async gate work", default=0.0
+)
+
+#: The numbers of the gates this process made (1, 2...): BudgetUsage.client.
+_CLIENT_IDS = itertools.count(1)
+
+
 class LocalGate(RequestGate):
     """The in-process gate: a concurrency cap, an optional sliding-window budget and pauses.
 
@@ -215,6 +228,8 @@ class LocalGate(RequestGate):
                 f"unanswered_hold must be a finite number > 0, got {unanswered_hold!r}"
             )
         self._clock = clock
+        #: This gate's number (one gate per client), for the budget gauges' series.
+        self.client_id = next(_CLIENT_IDS)
         self._concurrency = concurrency
         self._limit = limit
         self._window = window
@@ -261,10 +276,10 @@ class LocalGate(RequestGate):
             cutoff = self._clock() - self._window
             finished = self._finished  # sorted: the slots still held are after the cutoff
             used = self._pending + len(finished) - bisect.bisect_right(finished, cutoff)
-            found.append(BudgetUsage("client", used, self._limit))
+            found.append(BudgetUsage("client", used, self._limit, self.client_id))
         limit, remaining = self._server_limit, self._server_remaining
         if limit is not None and remaining is not None:
-            found.append(BudgetUsage("server", max(0, limit - remaining), limit))
+            found.append(BudgetUsage("server", max(0, limit - remaining), limit, self.client_id))
         return tuple(found)
 
     @property

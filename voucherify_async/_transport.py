@@ -630,10 +630,13 @@ def _api_error(
         location = headers.get("Location")
         where = f" to {location[:200]}" if location else " without a Location"
         payload = {"message": f"redirect{where} (redirects are not followed: check base_url)"}
+    if retry_after is not None:  # the client's own pause stops there (and 1e20 s overflows)
+        retry_after = min(retry_after, MAX_SERVER_PAUSE)
     error = APIError.from_response(status, body, payload, retry_after=retry_after)
     if isinstance(error, RateLimitError):
         wait = retry_after if retry_after is not None else _seconds_until_retry(headers)
         if wait is not None:
+            wait = min(wait, MAX_SERVER_PAUSE)
             error.retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
             error.args = (error._describe(),)
     return error

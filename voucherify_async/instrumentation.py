@@ -125,6 +125,9 @@ class BudgetUsage:
     scope: BudgetScope
     used: int
     limit: int
+    #: Which client's gate reported it: 1, 2... in the order this process made the clients
+    #: (0 for a gate that does not say). Not part of equality.
+    client: int = attrs.field(default=0, eq=False)
 
 
 @attrs.frozen

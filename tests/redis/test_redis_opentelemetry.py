@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from _redis_server import RedisServer
 from _support import APP_ID, APP_TOKEN
 
 pytest.importorskip("opentelemetry.sdk")
 
+from _faults import TcpProxy
 from _otel import Telemetry
 
 from voucherify_async import VoucherifyClient
@@ -17,7 +21,8 @@ from voucherify_async.testing import VoucherifyEmulator
 
 async def test_fleet_budget_gauge(r: object, emulator: VoucherifyEmulator) -> None:
     """Two clients share a RedisBudget: the gauge shows every slot the fleet holds in the
-    window (both clients' requests), against the budget's limit."""
+    window (both clients' requests), against the budget's limit; each client reports it as
+    of its own latest admission, as a series of its own."""
     telemetry = Telemetry()
     instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
     try:
@@ -37,13 +42,46 @@ async def test_fleet_budget_gauge(r: object, emulator: VoucherifyEmulator) -> No
             for p in telemetry.points("voucherify.budget.usage")
             if p.attributes["voucherify.budget.scope"] == "fleet"
         ]
-        (point,) = fleet
-        assert point.value == 5  # as of the latest admission, which counts itself
-        (limit,) = [
+        by_client = {p.attributes["voucherify.client.id"]: p.value for p in fleet}
+        # a's latest admission saw its own 3; b's, the fleet's 5 (it counts itself).
+        assert sorted(by_client.values()) == [3, 5]
+        limits = [
             p
             for p in telemetry.points("voucherify.budget.limit")
             if p.attributes["voucherify.budget.scope"] == "fleet"
         ]
-        assert limit.value == 10
+        assert [p.value for p in limits] == [10, 10]
     finally:
         uninstrument()
+
+
+async def test_redis_round_trip_is_not_a_budget_wait(
+    redis_server: RedisServer, emulator: VoucherifyEmulator
+) -> None:
+    """A request the RedisBudget admits at once waited for no slot: the round trip to Redis,
+    however slow, is not recorded in voucherify.budget.wait.duration."""
+    import redis.asyncio as aioredis
+
+    proxy = TcpProxy(redis_server.port)
+    await proxy.start()
+    r = aioredis.Redis.from_url(proxy.url)
+    telemetry = Telemetry()
+    instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    try:
+        budget = RedisBudget(r, limit=100, key="otel-round-trip")
+        async with VoucherifyClient(
+            APP_ID, APP_TOKEN, base_url=emulator.base_url, budget=budget
+        ) as client:
+            action_id = emulator.add_action(duration=0)
+            await client.async_actions.get(action_id)
+            proxy.hold()  # Redis answers no sooner than the release below
+            slow = asyncio.ensure_future(client.async_actions.get(action_id))
+            await asyncio.sleep(0.005)  # latency put on the round trip, not a wait for it
+            proxy.release()
+            await slow
+        assert emulator.count() == 2
+        assert telemetry.points("voucherify.budget.wait.duration") == []
+    finally:
+        uninstrument()
+        await r.aclose()
+        await proxy.aclose()

@@ -64,7 +64,8 @@ def instrument(
     ``opentelemetry.trace.set_tracer_provider`` and ``opentelemetry.metrics.
     set_meter_provider`` set, or the API's no-op ones). Calling it again replaces the
     providers. The hooks it adds join any instrumentation hooks already set (your own stay).
-    Handles created before the call are not traced.
+    Handles created before the call are not traced (no handle span, and their polls make
+    no HTTP span; their requests are still measured).
     """
     global _current
     uninstrument()

@@ -20,6 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import logging
+import math
+import os
+import re
+import sys
 import time
 import weakref
 from collections.abc import Callable
@@ -33,6 +38,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from voucherify_async._durations import duration_of
 from voucherify_async._errors import AsyncActionFailed, PollTimeout
 from voucherify_async._handle import AsyncActionHandle
+from voucherify_async._models import AsyncActionStatus, AsyncActionType, OperationStatus
+from voucherify_async._pacing import gate_work
+from voucherify_async._polling.admission import due as polling_due
 from voucherify_async.instrumentation import (
     PollEvent,
     RequestEvent,
@@ -53,6 +61,10 @@ _SUPPRESS_HTTP: Final[str | None] = getattr(
 )
 
 HANDLE_SPAN: Final = "voucherify.async_action"
+
+_AIOHTTP_INSTRUMENTATION: Final = "opentelemetry.instrumentation.aiohttp_client"
+
+logger: Final = logging.getLogger("voucherify_async")
 
 #: Waits for the gate shorter than this (seconds) are not recorded: an admission without
 #: waiting still takes a few microseconds of the gate's own CPU. 1 ms is far below any wait
@@ -117,6 +129,24 @@ class Integration:
         self.metrics = instruments
         #: Whether each HTTP attempt gets a CLIENT span (the costliest part: see the docs).
         self.http_spans = http_spans
+        self._stable_http: bool | None = None  # the semconv opt-in, read once when needed
+
+    def _aiohttp_measures(self) -> bool:
+        """True when opentelemetry-instrumentation-aiohttp-client is on and records the
+        stable ``http.client.request.duration`` itself (``OTEL_SEMCONV_STABILITY_OPT_IN``
+        with ``http`` or ``http/dup``): with ``http_spans=False`` it measures the client's
+        requests under the same name, and recording them too would count each twice."""
+        module = sys.modules.get(_AIOHTTP_INSTRUMENTATION)
+        if module is None:
+            return False
+        try:
+            if not module.AioHttpClientInstrumentor().is_instrumented_by_opentelemetry:
+                return False
+        except Exception:  # pragma: no cover - an instrumentation of another shape
+            return False
+        if self._stable_http is None:
+            self._stable_http = _stable_http_metrics()
+        return self._stable_http
 
     # -- start() ------------------------------------------------------------------------
 
@@ -146,7 +176,7 @@ class Integration:
 
     # -- HTTP attempts ------------------------------------------------------------------
 
-    def on_request(self, event: RequestEvent) -> Callable[[RequestOutcome], None]:
+    def on_request(self, event: RequestEvent) -> Callable[[RequestOutcome], None] | None:
         host, port, url_full = _split_url(event.url)
         attributes: dict[str, Any] = {
             "http.request.method": event.method,
@@ -159,13 +189,22 @@ class Integration:
         if handle is not None and event.method == "GET":
             handle.gets += 1
         instruments = self.metrics
-        if event.gate_wait >= MIN_GATE_WAIT:
+        wait = event.gate_wait
+        work = gate_work.get()
+        if work:  # a RedisBudget's round trips: the gate's work, not waiting for a slot
+            gate_work.set(0.0)
+            wait -= work
+        if wait >= MIN_GATE_WAIT:
             # Only requests that waited: their count against http.client.request.duration's
             # says how many did (recording every near-zero wait would double the cost).
-            instruments.budget_wait.record(event.gate_wait, {"server.address": host})
+            instruments.budget_wait.record(wait, {"server.address": host})
         if event.budget:
             instruments.note_budget(host, event.budget)
-        if not self.http_spans:
+        if not self.http_spans and self._aiohttp_measures():
+            return None  # its http.client.request.duration counts this request already
+        if not self.http_spans or (handle is None and polling_due() is not None):
+            # (The second: a poll of a handle made before instrument(), which is not traced:
+            # its requests are measured, but would be orphan root spans, one trace per poll.)
             return functools.partial(_record_request, instruments, attributes, None, None)
         span_attributes = dict(attributes)
         span_attributes["url.full"] = url_full
@@ -220,7 +259,7 @@ class Integration:
             "voucherify.poll.reason": event.reason,
         }
         if event.status is not None:
-            attributes["voucherify.async_action.status"] = str(event.status)
+            attributes["voucherify.async_action.status"] = _bounded(event.status)
         if event.progress is not None:
             attributes["voucherify.async_action.progress"] = event.progress
         if event.error is not None:
@@ -228,6 +267,15 @@ class Integration:
         state.span.add_event("voucherify.poll", attributes)
 
     def _handle_done(self, handle: AsyncActionHandle, state: _HandleState) -> None:
+        """The handle's outcome is known: end its span and record its metrics. Runs as a
+        done callback on the loop, where an exception (a span processor's ``on_end``, say)
+        would reach the loop's handler: it is logged and ignored, as every hook's is."""
+        try:
+            self._end_handle(handle, state)
+        except Exception:
+            logger.exception("a voucherify_async instrumentation hook raised; ignored")
+
+    def _end_handle(self, handle: AsyncActionHandle, state: _HandleState) -> None:
         span = state.span
         self.metrics.handles_pending.add(-1)
         self.metrics.unwatch(state)
@@ -237,13 +285,13 @@ class Integration:
         span.set_attribute("voucherify.poll.count", state.polls)
         span.set_attribute("voucherify.async_action.requests", state.gets)
         if latest is not None:
-            action_type = str(latest.type)
-            status = str(latest.status)
+            action_type = _bounded(latest.type)
+            status = _bounded(latest.status)
             span.set_attribute("voucherify.async_action.type", action_type)
             span.set_attribute("voucherify.async_action.status", status)
             if latest.operation_status is not None:
                 span.set_attribute(
-                    "voucherify.async_action.operation_status", str(latest.operation_status)
+                    "voucherify.async_action.operation_status", _bounded(latest.operation_status)
                 )
             if latest.is_terminal:
                 by_type = {
@@ -252,7 +300,9 @@ class Integration:
                 }
                 self.metrics.action_requests.record(state.gets, by_type)
                 duration = duration_of(latest)
-                if duration is not None:
+                # A server's negative processing_time (or updated_at before created_at)
+                # is no duration: the SDK would refuse it with a warning per action.
+                if duration is not None and 0.0 <= duration < math.inf:
                     self.metrics.action_duration.record(duration, by_type)
                 if latest.updated_at is not None:
                     # How long after the action ended we saw it (the local clock against the
@@ -263,6 +313,51 @@ class Integration:
             span.set_attribute("error.type", _error_type(error))
             span.set_status(Status(StatusCode.ERROR, f"{outcome}: {type(error).__name__}"))
         span.end()
+
+
+#: Type and status values the API documents: attribute values as they are.
+_KNOWN_VALUES: Final = frozenset(
+    str(member) for enum in (AsyncActionType, AsyncActionStatus, OperationStatus) for member in enum
+)
+#: The shape of the API's types and statuses (``VOUCHERS.IMPORT``, ``DONE``), at most 64
+#: characters: an undocumented value of another shape is not a type the API added.
+_VALUE_SHAPE: Final = re.compile(r"[A-Z][A-Z0-9_.]{0,63}")
+#: Undocumented values of that shape passed on as they are (new types the API added);
+#: past these, "other": a server sending random values cannot grow the metrics' series
+#: without bound. 32 is more than the API's 22 documented types.
+MAX_UNDOCUMENTED_VALUES: Final = 32
+_undocumented: set[str] = set()
+
+
+def _bounded(value: object) -> str:
+    """A type or status from the server as an attribute value: documented values and the
+    first MAX_UNDOCUMENTED_VALUES others of the API's shape as they are, else ``other``."""
+    text = str(value)
+    if text in _KNOWN_VALUES or text in _undocumented:
+        return text
+    if len(_undocumented) < MAX_UNDOCUMENTED_VALUES and _VALUE_SHAPE.fullmatch(text):
+        _undocumented.add(text)
+        return text
+    return "other"
+
+
+def _stable_http_metrics() -> bool:
+    """Whether the OTel instrumentations report the stable HTTP metrics, as they resolved
+    ``OTEL_SEMCONV_STABILITY_OPT_IN`` (their private helper; the variable itself if it moved)."""
+    try:
+        from opentelemetry.instrumentation._semconv import (
+            _OpenTelemetrySemanticConventionStability as Stability,
+        )
+        from opentelemetry.instrumentation._semconv import (
+            _OpenTelemetryStabilitySignalType as Signal,
+        )
+        from opentelemetry.instrumentation._semconv import _report_new
+
+        Stability._initialize()  # type: ignore[no-untyped-call]
+        return bool(_report_new(Stability._get_opentelemetry_stability_opt_in_mode(Signal.HTTP)))
+    except Exception:  # pragma: no cover - another version of opentelemetry-instrumentation
+        opted = os.environ.get("OTEL_SEMCONV_STABILITY_OPT_IN", "")
+        return any(part.strip() in ("http", "http/dup") for part in opted.split(","))
 
 
 def _age(handle_ref: weakref.ref[AsyncActionHandle], opened: float) -> tuple[str, float] | None:
@@ -278,7 +373,7 @@ def _age(handle_ref: weakref.ref[AsyncActionHandle], opened: float) -> tuple[str
     if latest is None:
         return "unknown", max(0.0, time.time() - opened)
     created = latest.created_at.timestamp() if latest.created_at is not None else opened
-    return str(latest.type), max(0.0, time.time() - created)
+    return _bounded(latest.type), max(0.0, time.time() - created)
 
 
 def _record_request(
@@ -297,7 +392,8 @@ def _record_request(
         attributes["http.response.status_code"] = status
         if status >= 400:
             error_type = str(status)
-    elif error is not None:
+    elif error is not None and not isinstance(error, asyncio.CancelledError):
+        # (The application cancelling its call is not an HTTP error.)
         error_type = _error_type(error)
     if error_type is not None:
         attributes["error.type"] = error_type
@@ -327,9 +423,11 @@ def _outcome(handle: AsyncActionHandle) -> tuple[str, BaseException | None]:
 
 
 def _error_type(error: BaseException) -> str:
-    """``error.type`` for an exception: its class's qualified name (never its message)."""
+    """``error.type`` for an exception: its class's fully qualified name (never its
+    message), the same on every span and metric; the library's own classes by the public
+    module that exports them (``voucherify_async.PollTimeout``, not ``._errors``)."""
     cls = type(error)
     module = cls.__module__
     if module.startswith("voucherify_async"):
-        return cls.__qualname__
+        module = ".".join(part for part in module.split(".") if not part.startswith("_"))
     return f"{module}.{cls.__qualname__}"

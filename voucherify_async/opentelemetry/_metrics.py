@@ -25,6 +25,9 @@ HTTP_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1,
 WAIT_BUCKETS: Final = (0, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 #: Action durations: the seed's sub-second jobs to hour-long imports (seconds).
 ACTION_BUCKETS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+#: Budget gauge series kept (client x scope x server): far above the few clients a process
+#: runs, and a bound on what closed clients' series hold (about 200 bytes each).
+MAX_BUDGET_SERIES: Final = 256
 #: GETs per finished action: 1 is ideal; tens mean the schedule polls too eagerly.
 GETS_BUCKETS: Final = (1, 2, 3, 4, 5, 7, 10, 15, 20, 30, 50, 100)
 
@@ -71,7 +74,7 @@ class Instruments:
         # The budgets as of each scope's latest admission: written on the event loop, read
         # by the SDK's reader (often a thread of its own). The lock guards the pending
         # handles' table, and keeps readers one at a time.
-        self._budget: dict[tuple[str, str], BudgetUsage] = {}
+        self._budget: dict[tuple[int, str, str], BudgetUsage] = {}
         self._budget_lock = threading.Lock()
         self.active = True
         # Pending handles -> a callable giving (type, age in seconds), for the age gauge.
@@ -121,26 +124,36 @@ class Instruments:
         ]
 
     def note_budget(self, server: str, usages: tuple[BudgetUsage, ...]) -> None:
-        """Keep the budgets an admission reported, for the gauges (one dict item per scope:
-        each assignment is atomic, and the reader copies the dict before reading)."""
+        """Keep the budgets an admission reported, for the gauges: one series per client,
+        scope and server (each assignment is atomic, and the reader copies the dict before
+        reading). Past MAX_BUDGET_SERIES the series first seen longest ago goes (a closed
+        client's would stay forever); a client still sending is back at its next request."""
         budget = self._budget
         for usage in usages:
-            budget[usage.scope, server] = usage
+            key = (usage.client, usage.scope, server)
+            if len(budget) >= MAX_BUDGET_SERIES and key not in budget:
+                del budget[next(iter(budget))]
+            budget[key] = usage
 
-    def _snapshot(self) -> list[tuple[tuple[str, str], BudgetUsage]]:
+    def _snapshot(self) -> list[tuple[dict[str, str | int], BudgetUsage]]:
         if not self.active:
             return []
         with self._budget_lock:  # one reader at a time; writers need no lock (see above)
-            return list(self._budget.copy().items())
+            found = list(self._budget.copy().items())
+        return [
+            (
+                {
+                    "voucherify.budget.scope": scope,
+                    "server.address": server,
+                    "voucherify.client.id": client,
+                },
+                usage,
+            )
+            for (client, scope, server), usage in found
+        ]
 
     def _observe_used(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [
-            Observation(usage.used, {"voucherify.budget.scope": scope, "server.address": server})
-            for (scope, server), usage in self._snapshot()
-        ]
+        return [Observation(usage.used, attributes) for attributes, usage in self._snapshot()]
 
     def _observe_limit(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [
-            Observation(usage.limit, {"voucherify.budget.scope": scope, "server.address": server})
-            for (scope, server), usage in self._snapshot()
-        ]
+        return [Observation(usage.limit, attributes) for attributes, usage in self._snapshot()]

@@ -81,8 +81,9 @@ from typing import Any, Final
 import redis.asyncio
 from redis.exceptions import RedisClusterException, RedisError
 
+from voucherify_async import instrumentation
 from voucherify_async._errors import ClientClosedError, InvalidArgumentTypeError, TransportError
-from voucherify_async._pacing import Admission, LocalGate, RequestGate, ServerPause
+from voucherify_async._pacing import Admission, LocalGate, RequestGate, ServerPause, gate_work
 from voucherify_async.instrumentation import BudgetUsage
 
 from ._scripts import Scripts, as_int, as_text
@@ -290,6 +291,8 @@ class RedisGate(RequestGate):
         if self._closed:
             raise ClientClosedError("this VoucherifyClient is closed")
         deadline = None if max_wait is None else self._clock() + max_wait
+        if instrumentation.on_request:
+            gate_work.set(0.0)  # this admission's round trips only
         local = await self._local.acquire(max_wait=max_wait)
         try:
             slot = await self._take_slot(local, deadline)
@@ -338,7 +341,7 @@ class RedisGate(RequestGate):
         """The fleet's budget as of this process's latest admission (or wait) in Redis."""
         if self._fleet_used is None:
             return ()
-        return (BudgetUsage("fleet", self._fleet_used, self._budget.limit),)
+        return (BudgetUsage("fleet", self._fleet_used, self._budget.limit, self._local.client_id),)
 
     # -- taking a slot ------------------------------------------------------------------
 
@@ -406,6 +409,7 @@ class RedisGate(RequestGate):
             # queue it in the same call.
             waiting = self._contenders > 1 or self._local.waiting > 0
             follower = f"{self._me}:{next(self._serial)}" if waiting else ""
+            measured = time.monotonic() if instrumentation.on_request else 0.0
             try:
                 reply = await self._script_call(member, follower)
             except UNREACHABLE as exc:
@@ -433,6 +437,8 @@ class RedisGate(RequestGate):
                 self._outage_logged = False
                 logger.warning("the shared request budget in Redis is reachable again")
             failing_since, backoff = None, 0.05
+            if measured:  # the round trip is the gate's work, not a wait for a slot
+                gate_work.set(gate_work.get() + time.monotonic() - measured)
             admitted, wait_ms, now_ms = as_int(reply[0]), as_int(reply[1]), as_int(reply[2])
             pause_until_ms = as_int(reply[4])
             if len(reply) > 9:
