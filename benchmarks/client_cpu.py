@@ -10,8 +10,13 @@ its result). This process sends *requests* GETs at *concurrency* through each va
 * ``client.async_actions.get``: everything, down to a typed ``AsyncAction``.
 
 Each variant runs in a fresh event loop with its own session (connector limit = concurrency)
-after a warm-up; the figure is ``time.process_time()`` of this process per request, the
-median over *rounds* rounds (the *requests* split among them) whose variant order rotates.
+after a warm-up; the figure is ``time.process_time()`` of this process (user + system CPU,
+the client side only: the server's CPU is not counted) per request. The *requests* are split
+into *rounds* rounds; each round runs every variant once, back to back, in an order that
+rotates from round to round. A variant's ratio is *paired*: its CPU over the baseline's in
+the same round, so a machine that slows down between rounds slows both sides of each ratio.
+The table shows the median of those per-round ratios and their range (lowest-highest over
+the rounds), so the spread is in sight next to the headline.
 
 Usage: ``python benchmarks/client_cpu.py [--quick]``
 """
@@ -36,7 +41,7 @@ from yarl import URL
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import APP_ID, APP_TOKEN, Table, emulator_process, num, ratio
+from benchmarks._common import APP_ID, APP_TOKEN, Table, emulator_process, num
 from voucherify_async import VoucherifyClient
 from voucherify_async._actions import action_path
 from voucherify_async._converter import decode_async_action
@@ -144,6 +149,14 @@ def _variant(name: str, base_url: str, action_id: str, config: Config) -> Sample
     return asyncio.run(runs[name]())
 
 
+def paired_ratios(samples: dict[str, list[Sample]], name: str, base: str) -> list[float]:
+    """*name*'s CPU per request over *base*'s, round by round (the rounds pair them)."""
+    return [
+        mine.cpu_us / theirs.cpu_us
+        for mine, theirs in zip(samples[name], samples[base], strict=True)
+    ]
+
+
 def run(config: Config) -> list[Table]:
     """Measure every variant *config.rounds* times against one emulator process."""
     samples: dict[str, list[Sample]] = {name: [] for name in VARIANTS}
@@ -155,34 +168,42 @@ def run(config: Config) -> list[Table]:
                 samples[name].append(_variant(name, base_url, action_id, config))
     cpu = {name: statistics.median(s.cpu_us for s in samples[name]) for name in VARIANTS}
     rate = {name: statistics.median(s.rate for s in samples[name]) for name in VARIANTS}
-    base = cpu[VARIANTS[0]]
+    paired = {name: paired_ratios(samples, name, VARIANTS[0]) for name in VARIANTS}
     rows = tuple(
         (
             name + (" (baseline)" if name == VARIANTS[0] else ""),
             num(cpu[name], 1),
-            ratio(cpu[name], base),
+            f"{statistics.median(paired[name]):.2f}x",
+            f"{min(paired[name]):.2f}-{max(paired[name]):.2f}x",
             num(rate[name], 0),
         )
         for name in VARIANTS
     )
+    headline = paired[VARIANTS[3]]
+    no_decode = paired_ratios(samples, VARIANTS[2], VARIANTS[1])
     decode_us = cpu[VARIANTS[3]] - cpu[VARIANTS[2]]
     alone = min(timeit.repeat(lambda: decode_async_action(body), number=200, repeat=5)) / 200 * 1e6
     notes = (
         f"{config.requests:,} GETs per variant at concurrency {config.concurrency}, in "
-        f"{config.rounds} interleaved round(s) of {config.per_round:,} (median shown); "
+        f"{config.rounds} round(s) of {config.per_round:,}; each round runs every variant once "
+        "(rotating order), and a ratio is taken within its round (paired): the median and the "
+        "range over the rounds are shown. CPU is this process's (the client side only); "
         f"a {len(body)}-byte VOUCHERS.IMPORT body; the emulator in another process.",
         "Decoding excluded: client transport / raw bytes-only = "
-        f"{ratio(cpu[VARIANTS[2]], cpu[VARIANTS[1]])} "
-        f"({cpu[VARIANTS[2]] - cpu[VARIANTS[1]]:+,.1f} us per request).",
+        f"{statistics.median(no_decode):.2f}x (paired median, "
+        f"{min(no_decode):.2f}-{max(no_decode):.2f}x; "
+        f"{cpu[VARIANTS[2]] - cpu[VARIANTS[1]]:+,.1f} us per request in the medians).",
         f"Decoding (JSON + structuring): {num(decode_us, 1)} us per request as full get minus "
         f"transport only (noisy: a difference of two figures); decode_async_action alone on this "
         f"body takes {num(alone, 1)} us (timeit, best of 5), "
         f"{alone / cpu[VARIANTS[3]] * 100:.0f} % of a full get.",
-        f"Headline: client.async_actions.get / raw aiohttp + json.loads = "
-        f"{ratio(cpu[VARIANTS[3]], base)}.",
+        f"Headline: client.async_actions.get / raw aiohttp + json.loads, client CPU per request "
+        f"= {statistics.median(headline):.2f}x (median of {len(headline)} paired round(s); "
+        f"lowest {min(headline):.2f}x, highest {max(headline):.2f}x).",
     )
     title = f"Client CPU per request ({config.requests:,} GETs, concurrency {config.concurrency})"
-    return [Table(title, ("variant", "CPU us/request", "x baseline", "requests/s"), rows, notes)]
+    columns = ("variant", "CPU us/request", "x baseline", "range over rounds", "requests/s")
+    return [Table(title, columns, rows, notes)]
 
 
 async def _fetch_body(base_url: str, action_id: str) -> bytes:
@@ -196,7 +217,7 @@ async def _fetch_body(base_url: str, action_id: str) -> bytes:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="client CPU per request")
-    parser.add_argument("--quick", action="store_true", help="2,000 GETs, one round")
+    parser.add_argument("--quick", action="store_true", help="2,000 GETs in two rounds")
     args = parser.parse_args(argv)
     for table in run(QUICK if args.quick else FULL):
         print(table.text())
