@@ -149,6 +149,7 @@ def test_client_cpu_table() -> None:
     assert any("Decoding excluded" in note for note in table.notes)
 
 
+@pytest.mark.slow
 def test_polling_tables() -> None:
     """Polling yields a short-job table, a long-job table and the targets, all jobs seen;
     then the zoo and its held-out shapes (two duration ranges each), the saturated budget and
@@ -175,6 +176,7 @@ def test_polling_tables() -> None:
     assert {row[2] for row in issue.rows} <= {"met", "MISSED"}
 
 
+@pytest.mark.slow
 def test_zoo_plot(tmp_path: Path) -> None:
     """The zoo's plot is an SVG with a point per poller per shape (when matplotlib is here)."""
     pytest.importorskip("matplotlib")
@@ -252,6 +254,7 @@ def test_percentile_interpolates() -> None:
     assert percentile([0, 10], 95) == pytest.approx(9.5)
 
 
+@pytest.mark.slow
 def test_redis_budget_table() -> None:
     """Every Redis setup resolves every handle in every process and keeps the budget."""
     from _redis_server import redis_server_binary

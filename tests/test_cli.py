@@ -364,6 +364,7 @@ def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
 # --- emulator and demo ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_demo_through_entry_point() -> None:
     """``voucherify-async demo --jobs 5`` ends with the summary and exits 0 despite its failure."""
     result = subprocess.run(

@@ -108,6 +108,7 @@ def test_short_jobs_with_learned_durations() -> None:
     assert max(lateness) <= 0.8
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(
     points=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 100)), min_size=1, max_size=12),
@@ -140,6 +141,7 @@ def test_lateness_is_bounded_for_any_progress(
     assert run.lateness <= allowed + 1e-6
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(
     points=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 100)), min_size=1, max_size=12),

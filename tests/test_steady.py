@@ -119,6 +119,7 @@ def test_a_job_that_reports_quarters_is_seen_soon_after_its_end(duration: float)
         assert run.gets <= 6 + 4 * math.log2(total)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(
     cuts=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4),

@@ -91,6 +91,7 @@ async def test_a_paused_ex_leader_cannot_publish(r: Any, emulator: VoucherifyEmu
         pb.done(action_id)
 
 
+@pytest.mark.slow
 async def test_redis_unreachable_polls_for_itself(emulator: VoucherifyEmulator) -> None:
     """Without Redis, a handle still ends: its client polls for itself (with a WARNING)."""
     import redis.asyncio as aioredis
