@@ -131,9 +131,9 @@ async def _client(base_url: str, action_id: str, config: Config, *, decode: bool
         else:
             transport = client._transport
             path = action_path(action_id)
+            url = URL(transport.root + path, encoded=True)  # once, as the client caches it
 
             async def call() -> object:
-                url = URL(transport.root + path, encoded=True)
                 return await transport.get(url, path=path)
 
         return await _measure(call, config)

@@ -21,11 +21,11 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Final, Literal
 
 import aiohttp
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import _json
@@ -74,32 +74,35 @@ class _Abort(Exception):
         self.error = error
 
 
-class _SendOnce:
+class _NotResent(aiohttp.ClientConnectionError):
+    """Carries a failure of the first send past aiohttp's resend (see :func:`_send_once`)."""
+
+    def __init__(self, error: aiohttp.ClientError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+async def _send_once(
+    request: aiohttp.ClientRequest,
+    handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
+) -> aiohttp.ClientResponse:
     """An aiohttp middleware that refuses aiohttp's own silent resend of a request.
 
     aiohttp sends an idempotent request a second time when a kept-alive connection drops
-    after sending. That second request never passed our gate, so the budget could not see it;
-    with this middleware the drop surfaces as an error and our retry (through the gate)
-    decides.
+    after sending (it catches ``ClientOSError`` and ``ServerDisconnectedError`` from the
+    send). That second request never passed our gate, so the budget could not see it: here
+    those failures leave wrapped in :class:`_NotResent`, which aiohttp passes on without a
+    resend, and :meth:`Transport._attempt` unwraps them, so our retry (through the gate)
+    decides. Stateless, so one tuple of it serves every request.
     """
+    try:
+        return await handler(request)
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise _NotResent(exc) from None
 
-    __slots__ = ("error",)
 
-    def __init__(self) -> None:
-        self.error: BaseException | None = None
-
-    async def __call__(
-        self,
-        request: aiohttp.ClientRequest,
-        handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
-    ) -> aiohttp.ClientResponse:
-        if self.error is not None:
-            raise self.error
-        try:
-            return await handler(request)
-        except BaseException as exc:
-            self.error = exc
-            raise
+#: The middlewares of every request (given per request, so a borrowed session gets it too).
+_MIDDLEWARES: Final = (_send_once,)
 
 
 class Transport:
@@ -121,7 +124,8 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.root = str(URL(base_url))  # encoded once, so paths can be appended as text
-        self._headers = {**headers, "Accept-Encoding": ACCEPT_ENCODING}
+        # A CIMultiDict, which aiohttp takes as it is (a dict it would convert per request).
+        self._headers = CIMultiDict({**headers, "Accept-Encoding": ACCEPT_ENCODING})
         self._timeout = timeout
         self._max_retries = max_retries
         self._gate = gate
@@ -137,6 +141,7 @@ class Transport:
         # The highest lower bound yet of (server Unix time - time.monotonic()), from Date.
         self._server_offset: float | None = None
         self._last_date: str | None = None  # the Date value last parsed
+        self._last_limit: tuple[str | None, int | None] = (None, None)  # X-Rate-Limit-Limit
 
     @property
     def server_offset(self) -> float | None:
@@ -149,11 +154,10 @@ class Transport:
         """
         return self._server_offset
 
-    def _note_date(self, headers: CIMultiDictProxy[str], arrived: float) -> None:
-        value = headers.get("Date")
-        if not value or value == self._last_date:
-            # The same whole second, arriving later, can only give a lower bound: nothing new.
-            # (Every response has a Date; parsing it costs more than the rest of this.)
+    def _note_date(self, value: str | None, arrived: float) -> None:
+        """Learn from a response's ``Date`` *value* that differs from the last one seen (the
+        same whole second, arriving later, can only give a lower bound: nothing new)."""
+        if not value:
             return
         self._last_date = value
         try:
@@ -246,9 +250,12 @@ class Transport:
             else:
                 _abandon_session(session)
 
-    async def get(self, url: URL, *, path: str, patient: bool = False) -> tuple[int, bytes]:
-        """GET *url*, retrying transient failures: see :meth:`request`."""
-        return await self.request("GET", url, path=path, patient=patient)
+    def get(
+        self, url: URL, *, path: str, patient: bool = False
+    ) -> Coroutine[Any, Any, tuple[int, bytes]]:
+        """GET *url*, retrying transient failures: see :meth:`request` (whose coroutine this
+        returns, to await: no coroutine of its own on the path of every poll)."""
+        return self.request("GET", url, path=path, patient=patient)
 
     async def request(
         self,
@@ -272,24 +279,31 @@ class Transport:
         (``RETRY_MAX_TIME``) raises :class:`RateLimitError` with ``retry_at`` at once, unless
         *patient* (a handle's poll, which has deadlines of its own) waits it out.
         """
-        self.check_loop()
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is None or running is not self._loop or self._closed:
+            self.check_loop()  # the first call, or a typed error
         task = asyncio.current_task()
-        if task is None or task in self._calls:  # a call inside a call (a hook): no tracking
+        calls = self._calls
+        if task is None or task in calls:  # a call inside a call (a hook): no tracking
             return await self._retrying(method, url, path, retry, data, headers, patient)
-        self._calls[task] = task.cancelling()
+        calls[task] = task.cancelling()
         try:
             return await self._retrying(method, url, path, retry, data, headers, patient)
         except asyncio.CancelledError:
-            if task in self._cancelled_by_close and task.uncancel() <= self._calls[task]:
+            if task in self._cancelled_by_close and task.uncancel() <= calls[task]:
                 raise ClientClosedError(
                     f"{method} {path}: the VoucherifyClient was closed while the request was "
                     "waiting or in flight" + _UNKNOWN_HINT.get(retry, "")
                 ) from None
             raise
         finally:
-            del self._calls[task]
-            self._cancelled_by_close.discard(task)
-            if self._idle is not None and not self._calls:
+            del calls[task]
+            if self._cancelled_by_close:
+                self._cancelled_by_close.discard(task)
+            if self._idle is not None and not calls:
                 self._idle.set()
 
     async def _retrying(
@@ -302,8 +316,13 @@ class Transport:
         headers: Mapping[str, str] | None,
         patient: bool,
     ) -> tuple[int, bytes]:
-        session = self._get_session()
-        request_headers = self._headers if headers is None else {**self._headers, **headers}
+        session = self._session
+        if session is None or not self._owns_session:
+            session = self._get_session()
+        request_headers = self._headers
+        if headers is not None:
+            request_headers = request_headers.copy()
+            request_headers.update(headers)
         label = f"{method} {path}"
         delays = None
         started = time.monotonic()
@@ -312,8 +331,14 @@ class Transport:
             attempt += 1
             server_wait = 0.0
             try:
-                max_wait = None if patient else RETRY_MAX_TIME - (time.monotonic() - started)
-                status, body, response_headers, elapsed = await self._attempt(
+                max_wait = (
+                    None
+                    if patient
+                    else RETRY_MAX_TIME
+                    if attempt == 1
+                    else RETRY_MAX_TIME - (time.monotonic() - started)
+                )
+                status, body, response_headers, sent = await self._attempt(
                     session, method, url, request_headers, data, max_wait
                 )
             except _Abort as abort:
@@ -334,7 +359,8 @@ class Transport:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
                         "%s -> %d in %.1f ms (attempt %d, request_id %s)",
-                        label, status, elapsed * 1000, attempt, _request_id(body),
+                        label, status, (time.monotonic() - sent) * 1000, attempt,
+                        _request_id(body),
                     )  # fmt: skip
                 if 200 <= status < 300:
                     return status, body
@@ -372,13 +398,15 @@ class Transport:
         session: aiohttp.ClientSession,
         method: str,
         url: URL,
-        headers: Mapping[str, str],
+        headers: CIMultiDict[str],
         data: Callable[[], Any] | None,
         max_wait: float | None,
     ) -> tuple[int, bytes, CIMultiDictProxy[str], float]:
+        """One attempt: the status, body and headers of the response, and when it was sent
+        (monotonic); the gate's admission is held from before the send to the headers."""
         gate = self._gate
         admission: Admission = await gate.acquire(
-            max_wait=None if max_wait is None else max(0.0, max_wait)
+            max_wait=max_wait if max_wait is None or max_wait > 0.0 else 0.0
         )
         answered = False
         try:
@@ -392,14 +420,33 @@ class Transport:
                     timeout=self._timeout,
                     allow_redirects=False,
                     auto_decompress=False,
-                    middlewares=(_SendOnce(),),
+                    middlewares=_MIDDLEWARES,
                 )
                 async with context as response:
                     answered = True
-                    self._note_date(response.headers, time.monotonic())
-                    self._obey_rate_headers(response.headers, response.status)
-                    body = await self._read(response)
-                    return response.status, body, response.headers, time.monotonic() - sent
+                    status = response.status
+                    response_headers = response.headers
+                    date = response_headers.get("Date")
+                    if date != self._last_date:
+                        self._note_date(date, time.monotonic())
+                    self._obey_rate_headers(response_headers, status)
+                    success = 200 <= status < 300
+                    try:
+                        # An error page of any size is still an APIError: keep only its start.
+                        body = await read_body(
+                            response,
+                            MAX_BODY_BYTES if success else MAX_ERROR_BODY_BYTES,
+                            truncate=not success,
+                        )
+                    except BodyTooLarge as exc:
+                        raise _Abort(ResponseDecodeError(str(exc), status=status)) from None
+                    except BodyDecodeError as exc:
+                        if success:
+                            raise _Abort(ResponseDecodeError(str(exc), status=status)) from None
+                        body = b""  # an undecodable error page still says its status
+                    return status, body, response_headers, sent
+            except _NotResent as wrapped:
+                raise wrapped.error from wrapped.error.__cause__
             except RuntimeError as exc:
                 if session.closed:
                     raise ClientClosedError("the aiohttp session was closed") from exc
@@ -407,36 +454,29 @@ class Transport:
         finally:
             gate.release(admission, answered=answered)
 
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        status = response.status
-        success = 200 <= status < 300
-        try:
-            # An error page of any size is still an APIError: keep only its start.
-            limit = MAX_BODY_BYTES if success else MAX_ERROR_BODY_BYTES
-            return await read_body(response, limit, truncate=not success)
-        except BodyTooLarge as exc:
-            raise _Abort(ResponseDecodeError(str(exc), status=status)) from None
-        except BodyDecodeError as exc:
-            if not success:
-                return b""  # an undecodable error page still says its status
-            raise _Abort(ResponseDecodeError(str(exc), status=status)) from None
-
     def _obey_rate_headers(self, headers: CIMultiDictProxy[str], status: int) -> None:
         """Pause the whole client as the server asks: a 429's ``Retry-After`` (or
         ``X-Rate-Limit-Retry``), and ``X-Rate-Limit-Remaining: 0`` until ``X-Rate-Limit-Retry``."""
+        remaining = headers.get("X-Rate-Limit-Remaining")
+        if remaining is None and status != 429:
+            return
         pause: float | None = None
         if status == 429:
             pause = _retry_after(headers)
             if pause is None:
                 pause = _seconds_until_retry(headers)
-        remaining = headers.get("X-Rate-Limit-Remaining")
         allowed = _header_int(remaining)
         if allowed is not None:
-            self._gate.observe_allowance(allowed, _header_int(headers.get("X-Rate-Limit-Limit")))
-        if remaining is not None and remaining.strip() == "0":
-            until_retry = _seconds_until_retry(headers)
-            if until_retry is not None and (pause is None or until_retry > pause):
-                pause = until_retry
+            limit_text = headers.get("X-Rate-Limit-Limit")
+            last_text, limit = self._last_limit
+            if limit_text != last_text:  # the limit rarely changes: parse it when it does
+                limit = _header_int(limit_text)
+                self._last_limit = (limit_text, limit)
+            self._gate.observe_allowance(allowed, limit)
+            if allowed == 0:
+                until_retry = _seconds_until_retry(headers)
+                if until_retry is not None and (pause is None or until_retry > pause):
+                    pause = until_retry
         if not pause:
             return
         if pause > MAX_SERVER_PAUSE:
@@ -527,8 +567,12 @@ def _header_int(value: str | None) -> int | None:
     """A header's non-negative integer value, or None when absent or not one."""
     if value is None:
         return None
-    text = value.strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
+    text = value
+    if not (text.isascii() and text.isdigit()):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()):
+            return None
+    return int(text) if len(text) < 10 else None
 
 
 def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
