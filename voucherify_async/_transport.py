@@ -18,23 +18,29 @@ import contextlib
 import datetime as dt
 import email.utils
 import logging
-import math
-import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from . import _json
+from ._answers import (
+    UNKNOWN_HINT,
+    RetryMode,
+    describe,
+    header_int,
+    outcome_unknown,
+    parse_retry_after,
+    refusal,
+    request_id,
+    seconds_until_retry,
+)
 from ._config import MAX_SERVER_PAUSE, RETRY_MAX_TIME, retry_delays
 from ._encoding import ACCEPT_ENCODING, BodyDecodeError, BodyTooLarge, read_body
 from ._errors import (
-    APIError,
     ClientClosedError,
-    OutcomeUnknownError,
     RateLimitError,
     ResponseDecodeError,
     TransportError,
@@ -46,20 +52,11 @@ __all__ = ["Transport"]
 
 logger: Final = logging.getLogger("voucherify_async")
 
-#: Statuses worth another attempt; every other non-2xx status is final.
-RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 #: The largest 2xx body we read, in bytes, once decoded (a 10 MB body is fine; a bomb is not).
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 #: How much of an error (non-2xx) body we read, in bytes: enough for any error object.
 MAX_ERROR_BODY_BYTES: Final = 64 * 1024
-#: ``X-Rate-Limit-Retry`` values above this many epoch seconds (year 2286) are milliseconds.
-_EPOCH_MS_THRESHOLD: Final = 1e10
 
-_REQUEST_ID = re.compile(rb'"request_id"\s*:\s*"([^"\\]{1,128})"')
-
-#: How a call may be retried: ``"transient"`` retries any transient failure (GET);
-#: ``"unsent"`` only failures that certainly did not reach the server (starting an action).
-RetryMode = Literal["transient", "unsent"]
 
 # Transport failures that no retry can mend: a certificate that does not verify, a bad URL.
 _FINAL: Final = (aiohttp.ClientSSLError, aiohttp.InvalidURL)
@@ -257,7 +254,7 @@ class Transport:
         returns, to await: no coroutine of its own on the path of every poll)."""
         return self.request("GET", url, path=path, patient=patient)
 
-    async def request(
+    def request(
         self,
         method: str,
         url: URL,
@@ -267,7 +264,7 @@ class Transport:
         data: Callable[[], Any] | None = None,
         headers: Mapping[str, str] | None = None,
         patient: bool = False,
-    ) -> tuple[int, bytes]:
+    ) -> Coroutine[Any, Any, tuple[int, bytes]]:
         """Send *method* to *url* (already encoded); return the status and body of its 2xx.
 
         *path* names the request in logs and errors. *data* builds the request body for each
@@ -278,35 +275,13 @@ class Transport:
         client for as long as the server asks; a pause longer than this call may wait
         (``RETRY_MAX_TIME``) raises :class:`RateLimitError` with ``retry_at`` at once, unless
         *patient* (a handle's poll, which has deadlines of its own) waits it out.
-        """
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is None or running is not self._loop or self._closed:
-            self.check_loop()  # the first call, or a typed error
-        task = asyncio.current_task()
-        calls = self._calls
-        if task is None or task in calls:  # a call inside a call (a hook): no tracking
-            return await self._retrying(method, url, path, retry, data, headers, patient)
-        calls[task] = task.cancelling()
-        try:
-            return await self._retrying(method, url, path, retry, data, headers, patient)
-        except asyncio.CancelledError:
-            if task in self._cancelled_by_close and task.uncancel() <= calls[task]:
-                raise ClientClosedError(
-                    f"{method} {path}: the VoucherifyClient was closed while the request was "
-                    "waiting or in flight" + _UNKNOWN_HINT.get(retry, "")
-                ) from None
-            raise
-        finally:
-            del calls[task]
-            if self._cancelled_by_close:
-                self._cancelled_by_close.discard(task)
-            if self._idle is not None and not calls:
-                self._idle.set()
 
-    async def _retrying(
+        Returns the call's coroutine, to await (one coroutine per call, not one per layer:
+        this is the path of every poll).
+        """
+        return self._call(method, url, path, retry, data, headers, patient)
+
+    async def _call(
         self,
         method: str,
         url: URL,
@@ -316,82 +291,106 @@ class Transport:
         headers: Mapping[str, str] | None,
         patient: bool,
     ) -> tuple[int, bytes]:
-        session = self._session
-        if session is None or not self._owns_session:
-            session = self._get_session()
-        request_headers = self._headers
-        if headers is not None:
-            request_headers = request_headers.copy()
-            request_headers.update(headers)
-        label = f"{method} {path}"
-        delays = None
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            server_wait = 0.0
-            try:
-                max_wait = (
-                    None
-                    if patient
-                    else RETRY_MAX_TIME
-                    if attempt == 1
-                    else RETRY_MAX_TIME - (time.monotonic() - started)
-                )
-                status, body, response_headers, sent = await self._attempt(
-                    session, method, url, request_headers, data, max_wait
-                )
-            except _Abort as abort:
-                raise abort.error from abort.error.__cause__
-            except ServerPause as pause:
-                raise self._pause_error(label, pause.until) from None
-            except _FINAL as exc:
-                raise TransportError(f"{label} failed: {_describe(exc)}", permanent=True) from exc
-            except _NOT_SENT as exc:
-                error: Exception = TransportError(f"{label} failed: {_describe(exc)}")
-                error.__cause__ = exc
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                error = TransportError(f"{label} failed: {_describe(exc)}")
-                error.__cause__ = exc
-                if retry == "unsent":
-                    raise _outcome_unknown(label, method, path, started, exc) from exc
-            else:
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug(
-                        "%s -> %d in %.1f ms (attempt %d, request_id %s)",
-                        label, status, (time.monotonic() - sent) * 1000, attempt,
-                        _request_id(body),
-                    )  # fmt: skip
-                if 200 <= status < 300:
-                    return status, body
-                retry_after = _retry_after(response_headers)
-                error = _api_error(status, body, retry_after, response_headers)
-                if status not in RETRYABLE_STATUSES:
+        """:meth:`request`: the call registered for :meth:`close`, around its attempts."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is None or running is not self._loop or self._closed:
+            self.check_loop()  # the first call, or a typed error
+        task = asyncio.current_task()
+        calls = self._calls
+        # A call inside a call (a hook) is not tracked: the outer one is.
+        tracked = task if task is not None and task not in calls else None
+        if tracked is not None:
+            calls[tracked] = tracked.cancelling()
+        try:
+            session = self._session
+            if session is None or not self._owns_session:
+                session = self._get_session()
+            request_headers = self._headers
+            if headers is not None:
+                request_headers = request_headers.copy()
+                request_headers.update(headers)
+            label = f"{method} {path}"
+            delays = None
+            started = time.monotonic()
+            attempt = 0
+            while True:
+                attempt += 1
+                server_wait = 0.0
+                try:
+                    max_wait = (
+                        None
+                        if patient
+                        else RETRY_MAX_TIME
+                        if attempt == 1
+                        else RETRY_MAX_TIME - (time.monotonic() - started)
+                    )
+                    status, body, response_headers, sent = await self._attempt(
+                        session, method, url, request_headers, data, max_wait
+                    )
+                except _Abort as abort:
+                    raise abort.error from abort.error.__cause__
+                except ServerPause as pause:
+                    raise self._pause_error(label, pause.until) from None
+                except _FINAL as exc:
+                    raise TransportError(
+                        f"{label} failed: {describe(exc)}", permanent=True
+                    ) from exc
+                except _NOT_SENT as exc:
+                    error: Exception = TransportError(f"{label} failed: {describe(exc)}")
+                    error.__cause__ = exc
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    error = TransportError(f"{label} failed: {describe(exc)}")
+                    error.__cause__ = exc
+                    if retry == "unsent":
+                        raise outcome_unknown(label, method, path, started, exc) from exc
+                else:
+                    if logger.isEnabledFor(logging.DEBUG):
+                        logger.debug(
+                            "%s -> %d in %.1f ms (attempt %d, request_id %s)",
+                            label, status, (time.monotonic() - sent) * 1000, attempt,
+                            request_id(body),
+                        )  # fmt: skip
+                    if 200 <= status < 300:
+                        return status, body
+                    error, server_wait = refusal(
+                        status, body, response_headers, retry, label, method, path, started
+                    )
+                if attempt > self._max_retries:
                     raise error
-                if status == 429:
-                    server_wait = (
-                        retry_after
-                        if retry_after is not None
-                        else _seconds_until_retry(response_headers)
-                    ) or 0.0
-                elif retry == "unsent":
-                    # A 5xx answer: the server (or a gateway) got the request.
-                    raise _outcome_unknown(label, method, path, started, error) from error
-                elif status == 503 and retry_after is not None:
-                    server_wait = retry_after
-            if attempt > self._max_retries:
-                raise error
-            if delays is None:
-                delays = retry_delays()
-            wait = max(next(delays), server_wait)
-            if time.monotonic() - started + wait > RETRY_MAX_TIME:
-                raise error
-            # A TransportError's text starts with the label already; an APIError's has none.
-            text = str(error)
-            if not text.startswith(label):
-                text = f"{label}: {text}"
-            logger.warning("%s; retry %d of %d in %.2f s", text, attempt, self._max_retries, wait)
-            await asyncio.sleep(wait)
+                if delays is None:
+                    delays = retry_delays()
+                wait = max(next(delays), server_wait)
+                if time.monotonic() - started + wait > RETRY_MAX_TIME:
+                    raise error
+                # A TransportError's text starts with the label already; an APIError's has none.
+                text = str(error)
+                if not text.startswith(label):
+                    text = f"{label}: {text}"
+                logger.warning(
+                    "%s; retry %d of %d in %.2f s", text, attempt, self._max_retries, wait
+                )
+                await asyncio.sleep(wait)
+        except asyncio.CancelledError:
+            if (
+                tracked is not None
+                and tracked in self._cancelled_by_close
+                and tracked.uncancel() <= calls[tracked]
+            ):
+                raise ClientClosedError(
+                    f"{method} {path}: the VoucherifyClient was closed while the request was "
+                    "waiting or in flight" + UNKNOWN_HINT.get(retry, "")
+                ) from None
+            raise
+        finally:
+            if tracked is not None:
+                del calls[tracked]
+                if self._cancelled_by_close:
+                    self._cancelled_by_close.discard(tracked)
+                if self._idle is not None and not calls:
+                    self._idle.set()
 
     async def _attempt(
         self,
@@ -462,19 +461,19 @@ class Transport:
             return
         pause: float | None = None
         if status == 429:
-            pause = _retry_after(headers)
+            pause = parse_retry_after(headers)
             if pause is None:
-                pause = _seconds_until_retry(headers)
-        allowed = _header_int(remaining)
+                pause = seconds_until_retry(headers)
+        allowed = header_int(remaining)
         if allowed is not None:
             limit_text = headers.get("X-Rate-Limit-Limit")
             last_text, limit = self._last_limit
             if limit_text != last_text:  # the limit rarely changes: parse it when it does
-                limit = _header_int(limit_text)
+                limit = header_int(limit_text)
                 self._last_limit = (limit_text, limit)
             self._gate.observe_allowance(allowed, limit)
             if allowed == 0:
-                until_retry = _seconds_until_retry(headers)
+                until_retry = seconds_until_retry(headers)
                 if until_retry is not None and (pause is None or until_retry > pause):
                     pause = until_retry
         if not pause:
@@ -505,27 +504,6 @@ class Transport:
         )
 
 
-_UNKNOWN_HINT: Final = {
-    "unsent": "; it may have reached the server: find the action with client.async_actions.list()",
-}
-
-
-def _outcome_unknown(
-    label: str, method: str, path: str, started: float, cause: BaseException
-) -> OutcomeUnknownError:
-    sent_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.monotonic() - started)
-    reason = _describe(cause) if not isinstance(cause, APIError) else str(cause)
-    return OutcomeUnknownError(
-        f"{label}: the request may have reached the server, and its answer was lost "
-        f"({reason}); it is not retried, as that could start the action twice. Look for an "
-        f"action created after {sent_at.isoformat(timespec='seconds')} in "
-        "client.async_actions.list() before trying again",
-        method=method,
-        path=path,
-        sent_at=sent_at,
-    )
-
-
 def _abandon_session(session: aiohttp.ClientSession) -> None:
     """Drop a session whose loop is gone: close its sockets without that loop."""
     connector = session.connector
@@ -539,101 +517,3 @@ def _abandon_session(session: aiohttp.ClientSession) -> None:
         with contextlib.suppress(RuntimeError):
             connector._close()
     session.detach()
-
-
-def _api_error(
-    status: int, body: bytes, retry_after: float | None, headers: CIMultiDictProxy[str]
-) -> APIError:
-    payload: Any = None
-    if body.lstrip()[:1] == b"{":
-        try:
-            payload = _json.loads(body)
-        except (ValueError, TypeError):
-            payload = None
-    if 300 <= status < 400 and not (isinstance(payload, dict) and payload.get("message")):
-        location = headers.get("Location")
-        where = f" to {location[:200]}" if location else " without a Location"
-        payload = {"message": f"redirect{where} (redirects are not followed: check base_url)"}
-    error = APIError.from_response(status, body, payload, retry_after=retry_after)
-    if isinstance(error, RateLimitError):
-        wait = retry_after if retry_after is not None else _seconds_until_retry(headers)
-        if wait is not None:
-            error.retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
-            error.args = (error._describe(),)
-    return error
-
-
-def _header_int(value: str | None) -> int | None:
-    """A header's non-negative integer value, or None when absent or not one."""
-    if value is None:
-        return None
-    text = value
-    if not (text.isascii() and text.isdigit()):
-        text = value.strip()
-        if not (text.isascii() and text.isdigit()):
-            return None
-    return int(text) if len(text) < 10 else None
-
-
-def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
-    """``Retry-After`` in seconds: delta-seconds or an HTTP date; None when absent or bad."""
-    value = headers.get("Retry-After")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        seconds = when.timestamp() - time.time()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def _seconds_until_retry(headers: CIMultiDictProxy[str]) -> float | None:
-    """Seconds until ``X-Rate-Limit-Retry`` (Unix epoch seconds); None when absent or past.
-
-    A value too large for seconds is read as milliseconds (a common mistake); one that is
-    not a number, or in the past, is ignored.
-    """
-    value = headers.get("X-Rate-Limit-Retry")
-    if value is None:
-        return None
-    try:
-        epoch = float(value.strip())
-    except ValueError:
-        return None
-    if not math.isfinite(epoch):
-        return None
-    if epoch > _EPOCH_MS_THRESHOLD:
-        epoch /= 1000.0
-    seconds = epoch - time.time()
-    return seconds if seconds > 0 else None
-
-
-def _request_id(body: bytes) -> str | None:
-    match = _REQUEST_ID.search(body, 0, 4096)
-    return match.group(1).decode("ascii", "replace") if match else None
-
-
-def _describe(exc: BaseException) -> str:
-    """What happened, in words, for a transport failure."""
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"the server's TLS certificate does not verify ({exc.certificate_error})"
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return f"TLS failed: {exc}"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        # We never raise for status: this is aiohttp's parser refusing what the server sent.
-        return f"the server's response could not be parsed ({exc.message})"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return f"the response body was cut off or malformed ({exc})"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
