@@ -383,6 +383,7 @@ def test_demo_through_entry_point() -> None:
     assert "FAILED" in result.stdout
 
 
+@pytest.mark.slow
 @posix_only
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 async def test_emulator_command_serves_until_stopped(stop: signal.Signals) -> None:
