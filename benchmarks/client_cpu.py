@@ -189,6 +189,9 @@ def run(config: Config) -> list[Table]:
         "(rotating order), and a ratio is taken within its round (paired): the median and the "
         "range over the rounds are shown. CPU is this process's (the client side only); "
         f"a {len(body)}-byte VOUCHERS.IMPORT body; the emulator in another process.",
+        "Every GET asks for the same id, as a handle's polls do: the baseline builds its URL "
+        "once, and the client builds an id's URL once too (it keeps its last 1,024 ids), so a "
+        "first get() of an id costs one URL more than shown.",
         "Decoding excluded: client transport / raw bytes-only = "
         f"{statistics.median(no_decode):.2f}x (paired median, "
         f"{min(no_decode):.2f}-{max(no_decode):.2f}x; "
