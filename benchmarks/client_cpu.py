@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -160,12 +161,14 @@ def paired_ratios(samples: dict[str, list[Sample]], name: str, base: str) -> lis
 def run(config: Config) -> list[Table]:
     """Measure every variant *config.rounds* times against one emulator process."""
     samples: dict[str, list[Sample]] = {name: [] for name in VARIANTS}
+    load_before = os.getloadavg()[0]
     with emulator_process() as (base_url, action_id):
         body = asyncio.run(_fetch_body(base_url, action_id))
         for round_ in range(config.rounds):
             order = VARIANTS[round_ % len(VARIANTS) :] + VARIANTS[: round_ % len(VARIANTS)]
             for name in order:
                 samples[name].append(_variant(name, base_url, action_id, config))
+    load_after = os.getloadavg()[0]
     cpu = {name: statistics.median(s.cpu_us for s in samples[name]) for name in VARIANTS}
     rate = {name: statistics.median(s.rate for s in samples[name]) for name in VARIANTS}
     paired = {name: paired_ratios(samples, name, VARIANTS[0]) for name in VARIANTS}
@@ -202,7 +205,9 @@ def run(config: Config) -> list[Table]:
         f"{alone / cpu[VARIANTS[3]] * 100:.0f} % of a full get.",
         f"Headline: client.async_actions.get / raw aiohttp + json.loads, client CPU per request "
         f"= {statistics.median(headline):.2f}x (median of {len(headline)} paired round(s); "
-        f"lowest {min(headline):.2f}x, highest {max(headline):.2f}x).",
+        f"lowest {min(headline):.2f}x, highest {max(headline):.2f}x); the machine's 1-minute "
+        f"load average was {load_before:.1f} before and {load_after:.1f} after (on a busy "
+        "machine, compare several runs: their headlines differ more than their rounds say).",
     )
     title = f"Client CPU per request ({config.requests:,} GETs, concurrency {config.concurrency})"
     columns = ("variant", "CPU us/request", "x baseline", "range over rounds", "requests/s")
