@@ -18,7 +18,11 @@ the same round, so a machine that slows down between rounds slows both sides of 
 The table shows the median of those per-round ratios and their range (lowest-highest over
 the rounds), so the spread is in sight next to the headline.
 
-Usage: ``python benchmarks/client_cpu.py [--quick]``
+``--instructions`` counts instructions per GET instead, with valgrind (callgrind): the
+baseline and the full get, each as a run of 2,200 GETs minus one of 200. Slow (minutes), but
+a machine's load barely moves it, where CPU time varies by tens of percent between runs.
+
+Usage: ``python benchmarks/client_cpu.py [--quick | --instructions]``
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
+import subprocess
 import sys
 import time
 import timeit
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
 
@@ -223,10 +230,60 @@ async def _fetch_body(base_url: str, action_id: str) -> bytes:
         return await response.read()
 
 
+#: ``--instructions``: GETs per measured run; the difference of two runs is the figure.
+INSTRUCTION_RUNS: Final = (200, 2200)
+
+
+def instructions(base_url: str, action_id: str, name: str) -> float:
+    """Instructions this process executes per GET through *name*, counted by valgrind
+    (callgrind): a run of 2,200 GETs minus one of 200 (start-up, imports and the warm-up
+    cancel out), over 2,000. Deterministic to about 1 %, whatever else the machine runs."""
+    counts = []
+    for n in INSTRUCTION_RUNS:
+        result = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+             sys.executable, __file__, "--one", name, base_url, action_id, str(n)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        found = re.search(r"Collected : (\d+)", result.stderr)
+        if found is None:
+            raise RuntimeError(f"no instruction count from valgrind: {result.stderr[-300:]}")
+        counts.append(int(found.group(1)))
+    return (counts[1] - counts[0]) / (INSTRUCTION_RUNS[1] - INSTRUCTION_RUNS[0])
+
+
+def instruction_ratios() -> str:
+    """The baseline's and the full get's instructions per GET, and their ratio."""
+    with emulator_process() as (base_url, action_id), ThreadPoolExecutor(2) as pool:
+        # The two variants side by side (valgrind runs one thread at a time).
+        base, full = pool.map(
+            lambda name: instructions(base_url, action_id, name), (VARIANTS[0], VARIANTS[3])
+        )
+    return (
+        f"instructions per GET (valgrind callgrind, concurrency 20): {VARIANTS[0]} {base:,.0f}; "
+        f"{VARIANTS[3]} {full:,.0f}; ratio {full / base:.3f}x"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="client CPU per request")
     parser.add_argument("--quick", action="store_true", help="2,000 GETs in two rounds")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per GET with valgrind instead (minutes; a busy machine's "
+        "noise does not reach them)",
+    )
+    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)  # one variant, for valgrind
     args = parser.parse_args(argv)
+    if args.one:
+        name, base_url, action_id, n = args.one
+        config = Config(requests=int(n), concurrency=20, rounds=1, warmup=INSTRUCTION_RUNS[0])
+        _variant(name, base_url, action_id, config)
+        return
+    if args.instructions:
+        print(instruction_ratios())
+        return
     for table in run(QUICK if args.quick else FULL):
         print(table.text())
 
