@@ -252,7 +252,7 @@ class Transport:
     ) -> Coroutine[Any, Any, tuple[int, bytes]]:
         """GET *url*, retrying transient failures: see :meth:`request` (whose coroutine this
         returns, to await: no coroutine of its own on the path of every poll)."""
-        return self.request("GET", url, path=path, patient=patient)
+        return self._call("GET", url, path, "transient", None, None, patient)
 
     def request(
         self,
@@ -298,7 +298,7 @@ class Transport:
             running = None
         if running is None or running is not self._loop or self._closed:
             self.check_loop()  # the first call, or a typed error
-        task = asyncio.current_task()
+        task = asyncio.current_task(running)
         calls = self._calls
         # A call inside a call (a hook) is not tracked: the outer one is.
         tracked = task if task is not None and task not in calls else None
@@ -464,7 +464,15 @@ class Transport:
             pause = parse_retry_after(headers)
             if pause is None:
                 pause = seconds_until_retry(headers)
-        allowed = header_int(remaining)
+        if (
+            remaining is not None
+            and remaining.isascii()
+            and remaining.isdigit()
+            and len(remaining) < 10
+        ):
+            allowed: int | None = int(remaining)  # the usual form, without a call
+        else:
+            allowed = header_int(remaining)
         if allowed is not None:
             limit_text = headers.get("X-Rate-Limit-Limit")
             last_text, limit = self._last_limit
