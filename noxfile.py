@@ -155,6 +155,8 @@ def soak(session: nox.Session) -> None:
         "python",
         "-m",
         "pytest",
+        "-m",
+        "slow",
         "tests/reliability/test_soak.py",
         *session.posargs,
         env={"VOUCHERIFY_SOAK": "1"},

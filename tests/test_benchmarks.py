@@ -167,6 +167,7 @@ def test_otel_overhead_table() -> None:
     assert not is_instrumented()  # every variant switched it off again
 
 
+@pytest.mark.slow
 def test_polling_tables() -> None:
     """Polling yields a short-job table, a long-job table and the targets, all jobs seen;
     then the zoo and its held-out shapes (two duration ranges each), the saturated budget and
@@ -193,6 +194,7 @@ def test_polling_tables() -> None:
     assert {row[2] for row in issue.rows} <= {"met", "MISSED"}
 
 
+@pytest.mark.slow
 def test_zoo_plot(tmp_path: Path) -> None:
     """The zoo's plot is an SVG with a point per poller per shape (when matplotlib is here)."""
     pytest.importorskip("matplotlib")
@@ -271,6 +273,7 @@ def test_percentile_interpolates() -> None:
 
 
 @pytest.mark.slow  # spawns worker processes and redis-server: about half a minute
+@pytest.mark.slow
 def test_redis_budget_table() -> None:
     """Every Redis setup resolves every handle in every process and keeps the budget."""
     from _redis_server import redis_server_binary

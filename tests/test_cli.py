@@ -366,6 +366,7 @@ def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
 # --- emulator and demo ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_demo_through_entry_point() -> None:
     """``voucherify-async demo --jobs 5`` ends with the summary and exits 0 despite its failure."""
     result = subprocess.run(
@@ -384,6 +385,7 @@ def test_demo_through_entry_point() -> None:
     assert "FAILED" in result.stdout
 
 
+@pytest.mark.slow
 @posix_only
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 async def test_emulator_command_serves_until_stopped(stop: signal.Signals) -> None:

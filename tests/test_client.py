@@ -31,6 +31,7 @@ from voucherify_async import (
     VoucherifyClient,
     instrumentation,
 )
+from voucherify_async._actions import TARGETS_KEPT
 from voucherify_async.testing import (
     Body,
     Delay,
@@ -355,6 +356,29 @@ async def test_empty_id_is_value_error_before_any_request(
     with pytest.raises(ValueError, match="valid text"):
         await client.async_actions.get("aa_\ud800")
     assert emulator.requests == []
+
+
+async def test_an_ids_url_is_built_once_and_the_kept_ones_are_bounded(
+    emulator: VoucherifyEmulator, client: VoucherifyClient
+) -> None:
+    """A second get() of an id asks the same path (its URL kept); a str subclass works; the
+    URLs kept stay within TARGETS_KEPT ids, and a bad id is still a typed error."""
+
+    class Id(str):
+        pass
+
+    action_id = emulator.add_action(duration=0)
+    for asked in (action_id, action_id, Id(action_id)):
+        assert (await client.async_actions.get(asked)).id == action_id
+    assert [r.raw_path for r in emulator.requests] == [f"/v1/async-actions/{action_id}"] * 3
+    actions = client.async_actions
+    for n in range(TARGETS_KEPT + 10):
+        actions._target(f"aa_{n}")
+    assert len(actions._targets) == TARGETS_KEPT
+    assert "aa_0" not in actions._targets and f"aa_{TARGETS_KEPT + 9}" in actions._targets
+    with pytest.raises(InvalidArgumentTypeError):
+        await actions.get(["aa_1"])  # type: ignore[arg-type]
+    assert len(emulator.requests) == 3
 
 
 async def test_list_and_limits(emulator: VoucherifyEmulator, client: VoucherifyClient) -> None:

@@ -147,6 +147,7 @@ def test_job_file_block_is_valid() -> None:
     assert any(spec.not_found for spec in specs)
 
 
+@pytest.mark.slow
 def test_test_blocks_pass_with_the_pages_configuration(tmp_path: Path) -> None:
     """The page's test functions pass in a project configured as the page says, warning-free."""
     (config,) = blocks(TESTING, "toml")

@@ -1061,6 +1061,7 @@ def test_plugin_import_is_cheap() -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_plugin_without_pytest_asyncio(tmp_path: Any) -> None:
     """Without pytest-asyncio the plugin still imports, and its fixtures fail clearly."""
     fake = tmp_path / "pytest_asyncio"

@@ -39,6 +39,11 @@ _MILLISECOND: Final = dt.timedelta(milliseconds=1)
 #: Items of the warm-start page (``PollPolicy.warm_start``): the API's largest, so one
 #: request teaches as many types' durations as it can.
 WARM_START_PAGE: Final = 100
+
+#: How many ids' request targets (path, URL) a client keeps: a poll asks the same id again
+#: and again, and building a URL costs more than the rest of a GET's own work. Past this
+#: many ids the oldest is dropped (a few hundred bytes each).
+TARGETS_KEPT: Final = 1024
 #: Pages in a row that bring no new action before :meth:`AsyncActions.iterate` gives up.
 #: An honest server needs at most two (re-asking a millisecond, then stepping past it).
 MAX_STALE_PAGES: Final = 3
@@ -121,6 +126,7 @@ class AsyncActions(StartActions):
             None if learning is None else learning.session(self._durations, account=account)
         )
         self._loading: asyncio.Task[None] | None = None
+        self._targets: dict[str, tuple[str, URL]] = {}  # action id -> (path, URL)
 
     @property
     def durations(self) -> DurationStats:
@@ -165,21 +171,39 @@ class AsyncActions(StartActions):
         after retries. When the server has paused the client for longer than a call waits
         (two minutes), it raises :class:`RateLimitError` with ``retry_at`` at once.
         """
-        return (await self._get(action_id, patient=False))[0]
+        path, url = self._target(action_id)
+        status, body = await self._transport.get(url, path=path)
+        return self._decoded(action_id, status, body)
 
     async def _poll(self, action_id: str) -> AsyncAction:
         """A handle's GET: it waits out server pauses (the handle has deadlines of its own)."""
-        return (await self._get(action_id, patient=True))[0]
+        path, url = self._target(action_id)
+        status, body = await self._transport.get(url, path=path, patient=True)
+        return self._decoded(action_id, status, body)
 
     async def _poll_raw(self, action_id: str) -> tuple[AsyncAction, bytes]:
         """A handle's GET with the body it came from (shared polls publish it)."""
-        return await self._get(action_id, patient=True)
+        path, url = self._target(action_id)
+        status, body = await self._transport.get(url, path=path, patient=True)
+        return self._decoded(action_id, status, body), body
 
-    async def _get(self, action_id: str, *, patient: bool) -> tuple[AsyncAction, bytes]:
+    def _target(self, action_id: str) -> tuple[str, URL]:
+        """The path and URL of *action_id* (checked, encoded); a typed error for a bad id."""
+        targets = self._targets
+        if type(action_id) is str:  # a plain str hashes and compares as itself: cacheable
+            target = targets.get(action_id)
+            if target is not None:
+                return target
         path = action_path(action_id)
-        transport = self._transport
-        url = URL(transport.root + path, encoded=True)
-        status, body = await transport.get(url, path=path, patient=patient)
+        target = (path, URL(self._transport.root + path, encoded=True))
+        if type(action_id) is str:
+            if len(targets) >= TARGETS_KEPT:
+                del targets[next(iter(targets))]  # the oldest added
+            targets[action_id] = target
+        return target
+
+    def _decoded(self, action_id: str, status: int, body: bytes) -> AsyncAction:
+        """The action in *body*, which must be *action_id*'s; learned from when terminal."""
         action = decode_async_action(body, status=status)
         if action.id != action_id:
             raise ResponseDecodeError(
@@ -190,7 +214,7 @@ class AsyncActions(StartActions):
             )
         if self._durations.learn(action) and self._learning is not None:
             self._learning.learned()
-        return action, body
+        return action
 
     async def list(
         self, limit: int = 50, end_date: dt.datetime | dt.date | str | None = None

@@ -50,7 +50,14 @@ async def read_body(response: aiohttp.ClientResponse, limit: int, *, truncate: b
     *truncate*: keep the first *limit* bytes and stop reading (error pages); otherwise a body
     whose decoded size passes *limit* raises :class:`BodyTooLarge`.
     """
-    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    declared = response.headers.get("Content-Encoding")
+    if declared is None:
+        length = response.content_length
+        if length is not None and length <= limit:
+            # Nothing to inflate, and a declared size within the cap (aiohttp reads no more
+            # than Content-Length): one read, as a plain aiohttp caller does it.
+            return await response.read()
+    encoding = "" if declared is None else declared.strip().lower()
     inflater = _inflater(encoding)
     raw_deflate = False
     out: list[bytes] = []

@@ -267,7 +267,8 @@ class LocalGate(RequestGate):
             self._server_limit = limit
         # The requests in flight besides this one may not be counted in `remaining` yet.
         self._allowance = max(0, remaining) - (self._in_flight - 1)
-        self._reschedule()
+        if self._queue or self._timer is not None:  # else there is nothing to reschedule
+            self._reschedule()
 
     def usage(self) -> tuple[BudgetUsage, ...]:
         """This client's own budget (``requests_per_minute``) and the server's, as known now."""
@@ -314,10 +315,11 @@ class LocalGate(RequestGate):
         limit = None if max_wait is None else now + max_wait
         if limit is not None and self._pause_until > limit:
             raise ServerPause(self._pause_until)
-        key = admission_key(now, due())
+        when = due()
+        key = now if when is None else admission_key(now, when)
         # A deferrable poll (a first poll) waits for its due time while the budget is short.
         held = key > now and deferrable() and self._budget_short(now)
-        if not held and not self._queue and self._admissible(now):
+        if not held and not self._queue and self._next_admission_in(now) == 0.0:
             return self._admit(now)
         future: asyncio.Future[Admission] = asyncio.get_running_loop().create_future()
         self._arrivals += 1
@@ -344,7 +346,8 @@ class LocalGate(RequestGate):
             now = self._clock()
             frees = now if answered else max(now, admission.admitted_at + self._unanswered_hold)
             self._insert_finished(frees)
-        self._reschedule()
+        if self._queue or self._timer is not None:  # else there is nothing to reschedule
+            self._reschedule()
 
     def _give_back(self, admission: Admission) -> None:
         """Undo an admission whose request was never sent: the slot is free at once."""
@@ -370,9 +373,6 @@ class LocalGate(RequestGate):
         if self._limit is not None:
             self._pending += 1
         return Admission(now)
-
-    def _admissible(self, now: float) -> bool:
-        return self._next_admission_in(now) == 0.0
 
     def _next_admission_in(self, now: float) -> float | None:
         """0 when a request may start now; seconds until one may; None until a release."""
@@ -400,7 +400,7 @@ class LocalGate(RequestGate):
         """Not closed, nobody waiting, a request admitted at once, and the budget (if any)
         not short by the admission's measure (:data:`HOLD_WHEN_FREE_BELOW` of its slots free)."""
         now = self._clock()
-        if self._closed or self._queue or not self._admissible(now):
+        if self._closed or self._queue or self._next_admission_in(now) != 0.0:
             return False
         return not self._budget_short(now)
 

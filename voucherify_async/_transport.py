@@ -20,28 +20,36 @@ import email.utils
 import errno
 import logging
 import math
-import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Literal
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Final
 
 import aiohttp
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from . import _json, instrumentation
+from . import instrumentation
+from ._answers import (
+    UNKNOWN_HINT,
+    RetryMode,
+    describe,
+    header_int,
+    outcome_unknown,
+    parse_retry_after,
+    refusal,
+    request_id,
+    seconds_until_retry,
+)
 from ._config import MAX_SERVER_PAUSE, RETRY_MAX_TIME, retry_delays
 from ._encoding import ACCEPT_ENCODING, BodyDecodeError, BodyTooLarge, read_body
 from ._errors import (
-    APIError,
     ClientClosedError,
-    OutcomeUnknownError,
     RateLimitError,
     ResponseDecodeError,
     TransportError,
     WrongEventLoopError,
 )
-from ._headers import secrets_of, server_now
+from ._headers import secrets_of
 from ._pacing import Admission, RequestGate, ServerPause
 from ._routes import route_template
 
@@ -49,39 +57,27 @@ __all__ = ["Transport"]
 
 logger: Final = logging.getLogger("voucherify_async")
 
-#: Statuses worth another attempt; every other non-2xx status is final.
+#: The largest 2xx body we read, in bytes, once decoded (a 10 MB body is fine; a bomb is not).
+MAX_BODY_BYTES: Final = 32 * 1024 * 1024
+#: How much of an error (non-2xx) body we read, in bytes: enough for any error object.
+MAX_ERROR_BODY_BYTES: Final = 64 * 1024
 #: The pause (seconds) after ``X-Rate-Limit-Remaining: 0`` that says nothing of when the limit
 #: renews (no ``X-Rate-Limit-Retry`` or ``Retry-After``): the API's plans count per minute, so
 #: a minute covers their window wherever in it we are (a Sandbox's hourly limit answers its
 #: next request with a 429 that says when). Shorter risks a request over the limit, which
 #: "blocks access to the API"; longer only delays.
 UNKNOWN_RENEWAL_PAUSE: Final = 60.0
-
-RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
-#: The largest 2xx body we read, in bytes, once decoded (a 10 MB body is fine; a bomb is not).
-MAX_BODY_BYTES: Final = 32 * 1024 * 1024
-#: How much of an error (non-2xx) body we read, in bytes: enough for any error object.
-MAX_ERROR_BODY_BYTES: Final = 64 * 1024
-#: ``X-Rate-Limit-Retry`` values above this many epoch seconds (year 2286) are milliseconds.
-_EPOCH_MS_THRESHOLD: Final = 1e10
 #: The server offset is the lower median of the offsets the last this many successful
 #: answers' Date headers gave: one skewed Date (or a few, up to half) cannot move it out
 #: of the range the sane ones span. More samples follow a clock step later; nine answers
 #: are a few seconds of polling.
 OFFSET_SAMPLES: Final = 9
 
-_REQUEST_ID = re.compile(rb'"request_id"\s*:\s*"([^"\\]{1,128})"')
-
-#: How a call may be retried: ``"transient"`` retries any transient failure (GET);
-#: ``"unsent"`` only failures that certainly did not reach the server (starting an action).
-RetryMode = Literal["transient", "unsent"]
 
 # Transport failures that no retry can mend: a certificate that does not verify, a bad URL.
 _FINAL: Final = (aiohttp.ClientSSLError, aiohttp.InvalidURL)
 # Failures before a single byte was sent: the connection was never made.
 _NOT_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-
-
 # errno values of a connection the peer ended: reset, or closed under a write.
 _PEER_CLOSED_ERRNOS: Final = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 
@@ -100,32 +96,35 @@ class _Abort(Exception):
         self.error = error
 
 
-class _SendOnce:
+class _NotResent(aiohttp.ClientConnectionError):
+    """Carries a failure of the first send past aiohttp's resend (see :func:`_send_once`)."""
+
+    def __init__(self, error: aiohttp.ClientError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+async def _send_once(
+    request: aiohttp.ClientRequest,
+    handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
+) -> aiohttp.ClientResponse:
     """An aiohttp middleware that refuses aiohttp's own silent resend of a request.
 
     aiohttp sends an idempotent request a second time when a kept-alive connection drops
-    after sending. That second request never passed our gate, so the budget could not see it;
-    with this middleware the drop surfaces as an error and our retry (through the gate)
-    decides.
+    after sending (it catches ``ClientOSError`` and ``ServerDisconnectedError`` from the
+    send). That second request never passed our gate, so the budget could not see it: here
+    those failures leave wrapped in :class:`_NotResent`, which aiohttp passes on without a
+    resend, and :meth:`Transport._attempt` unwraps them, so our retry (through the gate)
+    decides. Stateless, so one tuple of it serves every request.
     """
+    try:
+        return await handler(request)
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise _NotResent(exc) from None
 
-    __slots__ = ("error",)
 
-    def __init__(self) -> None:
-        self.error: BaseException | None = None
-
-    async def __call__(
-        self,
-        request: aiohttp.ClientRequest,
-        handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
-    ) -> aiohttp.ClientResponse:
-        if self.error is not None:
-            raise self.error
-        try:
-            return await handler(request)
-        except BaseException as exc:
-            self.error = exc
-            raise
+#: The middlewares of every request (given per request, so a borrowed session gets it too).
+_MIDDLEWARES: Final = (_send_once,)
 
 
 class Transport:
@@ -147,7 +146,8 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.root = str(URL(base_url))  # encoded once, so paths can be appended as text
-        self._headers = {**headers, "Accept-Encoding": ACCEPT_ENCODING}
+        # A CIMultiDict, which aiohttp takes as it is (a dict it would convert per request).
+        self._headers = CIMultiDict({**headers, "Accept-Encoding": ACCEPT_ENCODING})
         self._secrets = secrets_of(headers)
         self._timeout = timeout
         self._max_retries = max_retries
@@ -173,6 +173,7 @@ class Transport:
         self._sent = 0
         self._allowance_from = 0
         self._dropping: asyncio.Task[None] | None = None  # see _drop_dead_session
+        self._last_limit: tuple[str | None, int | None] = (None, None)  # X-Rate-Limit-Limit
 
     @property
     def server_offset(self) -> float | None:
@@ -188,11 +189,10 @@ class Transport:
         """
         return self._server_offset
 
-    def _note_date(self, headers: CIMultiDictProxy[str], arrived: float) -> None:
-        value = headers.get("Date")
-        if not value or value == self._last_date:
-            # The same whole second, arriving later, can only give a lower bound: nothing new.
-            # (Every response has a Date; parsing it costs more than the rest of this.)
+    def _note_date(self, value: str | None, arrived: float) -> None:
+        """Learn from a response's ``Date`` *value* that differs from the last one seen (the
+        same whole second, arriving later, can only give a lower bound: nothing new)."""
+        if not value:
             return
         self._last_date = value
         try:
@@ -308,11 +308,14 @@ class Transport:
             # connector closed and touches none of that loop's transports.
             await session.close()
 
-    async def get(self, url: URL, *, path: str, patient: bool = False) -> tuple[int, bytes]:
-        """GET *url*, retrying transient failures: see :meth:`request`."""
-        return await self.request("GET", url, path=path, patient=patient)
+    def get(
+        self, url: URL, *, path: str, patient: bool = False
+    ) -> Coroutine[Any, Any, tuple[int, bytes]]:
+        """GET *url*, retrying transient failures: see :meth:`request` (whose coroutine this
+        returns, to await: no coroutine of its own on the path of every poll)."""
+        return self._call("GET", url, path, "transient", None, None, patient)
 
-    async def request(
+    def request(
         self,
         method: str,
         url: URL,
@@ -322,7 +325,7 @@ class Transport:
         data: Callable[[], Any] | None = None,
         headers: Mapping[str, str] | None = None,
         patient: bool = False,
-    ) -> tuple[int, bytes]:
+    ) -> Coroutine[Any, Any, tuple[int, bytes]]:
         """Send *method* to *url* (already encoded); return the status and body of its 2xx.
 
         *path* names the request in logs and errors. *data* builds the request body for each
@@ -333,37 +336,13 @@ class Transport:
         client for as long as the server asks; a pause longer than this call may wait
         (``RETRY_MAX_TIME``) raises :class:`RateLimitError` with ``retry_at`` at once, unless
         *patient* (a handle's poll, which has deadlines of its own) waits it out.
-        """
-        self.check_loop()
-        task = asyncio.current_task()
-        if task is None or task in self._calls:  # a call inside a call (a hook): no tracking
-            return await self._retrying(method, url, path, retry, data, headers, patient)
-        self._calls[task] = task.cancelling()
-        try:
-            return await self._retrying(method, url, path, retry, data, headers, patient)
-        except asyncio.CancelledError:
-            if task in self._cancelled_by_close and task.uncancel() <= self._calls[task]:
-                closed = ClientClosedError(
-                    f"{method} {path}: the VoucherifyClient was closed while the request was "
-                    "waiting or in flight" + _UNKNOWN_HINT.get(retry, "")
-                )
-                sent = self._cut_in_flight.get(task)
-                if retry == "unsent" and sent is not None:
-                    # Cut while in flight: the server may have read it (start's own rule).
-                    raise _outcome_unknown(
-                        f"{method} {path}", method, path, sent, closed
-                    ) from closed
-                raise closed from None
-            raise
-        finally:
-            del self._calls[task]
-            self._cancelled_by_close.discard(task)
-            if self._cut_in_flight:
-                self._cut_in_flight.pop(task, None)
-            if self._idle is not None and not self._calls:
-                self._idle.set()
 
-    async def _retrying(
+        Returns the call's coroutine, to await (one coroutine per call, not one per layer:
+        this is the path of every poll).
+        """
+        return self._call(method, url, path, retry, data, headers, patient)
+
+    async def _call(
         self,
         method: str,
         url: URL,
@@ -373,104 +352,143 @@ class Transport:
         headers: Mapping[str, str] | None,
         patient: bool,
     ) -> tuple[int, bytes]:
-        session = self._get_session()
-        request_headers = self._headers if headers is None else {**self._headers, **headers}
-        label = f"{method} {path}"
-        delays = None
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            server_wait = 0.0
-            try:
-                max_wait = None if patient else RETRY_MAX_TIME - (time.monotonic() - started)
-                status, body, response_headers, elapsed = await self._attempt(
-                    session, method, url, request_headers, data, max_wait, path, attempt
-                )
-            except _Abort as abort:
-                raise abort.error from abort.error.__cause__
-            except ServerPause as pause:
-                raise self._pause_error(label, pause.until) from None
-            except _FINAL as exc:
-                raise TransportError(f"{label} failed: {_describe(exc)}", permanent=True) from exc
-            except _NOT_SENT as exc:
-                error: Exception = TransportError(
-                    f"{label} failed: {_describe(exc)}{self._never_answered_hint()}"
-                )
-                error.__cause__ = exc
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                error = TransportError(f"{label} failed: {_describe(exc)}")
-                error.__cause__ = exc
-                if retry == "unsent":
-                    raise _outcome_unknown(label, method, path, started, exc) from exc
-            else:
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug(
-                        "%s -> %d in %.1f ms (attempt %d, request_id %s)",
-                        label, status, elapsed * 1000, attempt, _request_id(body),
-                    )  # fmt: skip
-                if 200 <= status < 300:
-                    return status, body
-                retry_after = _retry_after(response_headers)
-                error = _api_error(status, self._scrub(body), retry_after, response_headers)
-                if status not in RETRYABLE_STATUSES:
+        """:meth:`request`: the call registered for :meth:`close`, around its attempts."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is None or running is not self._loop or self._closed:
+            self.check_loop()  # the first call, or a typed error
+        task = asyncio.current_task(running)
+        calls = self._calls
+        # A call inside a call (a hook) is not tracked: the outer one is.
+        tracked = task if task is not None and task not in calls else None
+        if tracked is not None:
+            calls[tracked] = tracked.cancelling()
+        try:
+            session = self._session
+            if session is None or not self._owns_session:
+                session = self._get_session()
+            request_headers = self._headers
+            if headers is not None:
+                request_headers = request_headers.copy()
+                request_headers.update(headers)
+            label = f"{method} {path}"
+            delays = None
+            started = time.monotonic()
+            attempt = 0
+            while True:
+                attempt += 1
+                server_wait = 0.0
+                try:
+                    max_wait = (
+                        None
+                        if patient
+                        else RETRY_MAX_TIME
+                        if attempt == 1
+                        else RETRY_MAX_TIME - (time.monotonic() - started)
+                    )
+                    status, body, response_headers, sent = await self._attempt(
+                        session, method, url, request_headers, data, max_wait, path, attempt
+                    )
+                except _Abort as abort:
+                    raise abort.error from abort.error.__cause__
+                except ServerPause as pause:
+                    raise self._pause_error(label, pause.until) from None
+                except _FINAL as exc:
+                    raise TransportError(
+                        f"{label} failed: {describe(exc)}", permanent=True
+                    ) from exc
+                except _NOT_SENT as exc:
+                    error: Exception = TransportError(
+                        f"{label} failed: {describe(exc)}{self._never_answered_hint()}"
+                    )
+                    error.__cause__ = exc
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    error = TransportError(f"{label} failed: {describe(exc)}")
+                    error.__cause__ = exc
+                    if retry == "unsent":
+                        raise outcome_unknown(label, method, path, started, exc) from exc
+                else:
+                    if logger.isEnabledFor(logging.DEBUG):
+                        logger.debug(
+                            "%s -> %d in %.1f ms (attempt %d, request_id %s)",
+                            label, status, (time.monotonic() - sent) * 1000, attempt,
+                            request_id(body),
+                        )  # fmt: skip
+                    if 200 <= status < 300:
+                        return status, body
+                    error, server_wait = refusal(
+                        status,
+                        self._scrub(body),
+                        response_headers,
+                        retry,
+                        label,
+                        method,
+                        path,
+                        started,
+                    )
+                if attempt > self._max_retries:
                     raise error
-                if status == 429:
-                    server_wait = (
-                        retry_after
-                        if retry_after is not None
-                        else _seconds_until_retry(response_headers)
-                    ) or 0.0
-                elif retry == "unsent":
-                    # A 5xx answer: the server (or a gateway) got the request.
-                    raise _outcome_unknown(label, method, path, started, error) from error
-                elif status == 503 and retry_after is not None:
-                    server_wait = retry_after
-            if attempt > self._max_retries:
-                raise error
-            if delays is None:
-                delays = retry_delays()
-            wait = max(next(delays), server_wait)
-            if time.monotonic() - started + wait > RETRY_MAX_TIME:
-                raise error
-            # A TransportError's text starts with the label already; an APIError's has none.
-            text = str(error)
-            if not text.startswith(label):
-                text = f"{label}: {text}"
-            logger.warning("%s; retry %d of %d in %.2f s", text, attempt, self._max_retries, wait)
-            await asyncio.sleep(wait)
-
-    def _scrub(self, body: bytes) -> bytes:
-        """An error page without this client's tokens (a proxy may echo request headers)."""
-        for secret in self._secrets:
-            body = body.replace(secret, b"[token]")
-        return body
-
-    def _never_answered_hint(self) -> str:
-        """For a failed connection: a note when no response ever came from this host."""
-        if self._last_date is not None:  # every response so far had a Date
-            return ""
-        return (
-            f"; no response from {URL(self.root).origin()} since this client started "
-            "(is base_url right, and the server up?)"
-        )
+                if delays is None:
+                    delays = retry_delays()
+                wait = max(next(delays), server_wait)
+                if time.monotonic() - started + wait > RETRY_MAX_TIME:
+                    raise error
+                # A TransportError's text starts with the label already; an APIError's has none.
+                text = str(error)
+                if not text.startswith(label):
+                    text = f"{label}: {text}"
+                logger.warning(
+                    "%s; retry %d of %d in %.2f s", text, attempt, self._max_retries, wait
+                )
+                await asyncio.sleep(wait)
+        except asyncio.CancelledError:
+            if (
+                tracked is not None
+                and tracked in self._cancelled_by_close
+                and tracked.uncancel() <= calls[tracked]
+            ):
+                closed = ClientClosedError(
+                    f"{method} {path}: the VoucherifyClient was closed while the request was "
+                    "waiting or in flight" + UNKNOWN_HINT.get(retry, "")
+                )
+                sent_at = self._cut_in_flight.get(tracked)
+                if retry == "unsent" and sent_at is not None:
+                    # Cut while in flight: the server may have read it (start's own rule).
+                    raise outcome_unknown(
+                        f"{method} {path}", method, path, sent_at, closed
+                    ) from closed
+                raise closed from None
+            raise
+        finally:
+            if tracked is not None:
+                del calls[tracked]
+                if self._cancelled_by_close:
+                    self._cancelled_by_close.discard(tracked)
+                if self._cut_in_flight:
+                    self._cut_in_flight.pop(tracked, None)
+                if self._idle is not None and not calls:
+                    self._idle.set()
 
     async def _attempt(
         self,
         session: aiohttp.ClientSession,
         method: str,
         url: URL,
-        headers: Mapping[str, str],
+        headers: CIMultiDict[str],
         data: Callable[[], Any] | None,
         max_wait: float | None,
         path: str = "",
         attempt: int = 1,
     ) -> tuple[int, bytes, CIMultiDictProxy[str], float]:
+        """One attempt: the status, body and headers of the response, and when it was sent
+        (monotonic); the gate's admission is held from before the send to the headers."""
         gate = self._gate
         hooks = instrumentation.on_request  # empty unless someone observes requests
         asked = time.monotonic() if hooks else 0.0
         admission: Admission = await gate.acquire(
-            max_wait=None if max_wait is None else max(0.0, max_wait)
+            max_wait=max_wait if max_wait is None or max_wait > 0.0 else 0.0
         )
         finishers = None
         if hooks:
@@ -494,16 +512,35 @@ class Transport:
                     timeout=self._timeout,
                     allow_redirects=False,
                     auto_decompress=False,
-                    middlewares=(_SendOnce(),),
+                    middlewares=_MIDDLEWARES,
                 )
                 async with context as response:
                     answered = True
                     status = response.status
-                    if 200 <= response.status < 300:
-                        self._note_date(response.headers, time.monotonic())
-                    self._obey_rate_headers(response.headers, response.status, number)
-                    body = await self._read(response)
-                    return response.status, body, response.headers, time.monotonic() - sent
+                    response_headers = response.headers
+                    success = 200 <= status < 300
+                    if success:  # error pages, often from other machines, never count
+                        date = response_headers.get("Date")
+                        if date != self._last_date:
+                            self._note_date(date, time.monotonic())
+                    self._obey_rate_headers(response_headers, status, number)
+                    try:
+                        # An error page of any size is still an APIError: keep only its start.
+                        body = await read_body(
+                            response,
+                            MAX_BODY_BYTES if success else MAX_ERROR_BODY_BYTES,
+                            truncate=not success,
+                        )
+                    except BodyTooLarge as exc:
+                        raise _Abort(ResponseDecodeError(str(exc), status=status)) from None
+                    except BodyDecodeError as exc:
+                        if success:
+                            raise _Abort(ResponseDecodeError(str(exc), status=status)) from None
+                        body = b""  # an undecodable error page still says its status
+                    return status, body, response_headers, sent
+            except _NotResent as wrapped:
+                answered = answered or _server_closed(wrapped.error)  # as below
+                raise wrapped.error from wrapped.error.__cause__
             except RuntimeError as exc:
                 if session.closed:
                     raise ClientClosedError("the aiohttp session was closed") from exc
@@ -525,19 +562,20 @@ class Transport:
                 outcome = instrumentation.RequestOutcome(status, error, time.monotonic() - sent)
                 instrumentation.finish_scoped(finishers, outcome)
 
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        status = response.status
-        success = 200 <= status < 300
-        try:
-            # An error page of any size is still an APIError: keep only its start.
-            limit = MAX_BODY_BYTES if success else MAX_ERROR_BODY_BYTES
-            return await read_body(response, limit, truncate=not success)
-        except BodyTooLarge as exc:
-            raise _Abort(ResponseDecodeError(str(exc), status=status)) from None
-        except BodyDecodeError as exc:
-            if not success:
-                return b""  # an undecodable error page still says its status
-            raise _Abort(ResponseDecodeError(str(exc), status=status)) from None
+    def _scrub(self, body: bytes) -> bytes:
+        """An error page without this client's tokens (a proxy may echo request headers)."""
+        for secret in self._secrets:
+            body = body.replace(secret, b"[token]")
+        return body
+
+    def _never_answered_hint(self) -> str:
+        """For a failed connection: a note when no response ever came from this host."""
+        if self._last_date is not None:  # every response so far had a Date
+            return ""
+        return (
+            f"; no response from {URL(self.root).origin()} since this client started "
+            "(is base_url right, and the server up?)"
+        )
 
     def _obey_rate_headers(self, headers: CIMultiDictProxy[str], status: int, number: int) -> None:
         """Pause the whole client as the server asks: a 429's ``Retry-After`` (or
@@ -546,23 +584,39 @@ class Transport:
         *number* is the attempt's place in sending order: a ``Remaining`` in the answer to an
         attempt sent before the one that set the allowance is older news (the server counted
         less then), so it never raises the allowance."""
+        remaining = headers.get("X-Rate-Limit-Remaining")
+        if remaining is None and status != 429:
+            return
         pause: float | None = None
         if status == 429:
-            pause = _retry_after(headers)
+            pause = parse_retry_after(headers)
             if pause is None:
-                pause = _seconds_until_retry(headers)
-        remaining = headers.get("X-Rate-Limit-Remaining")
-        allowed = _header_int(remaining)
-        if allowed is not None and number > self._allowance_from:
-            self._allowance_from = number
-            self._gate.observe_allowance(allowed, _header_int(headers.get("X-Rate-Limit-Limit")))
-        if remaining is not None and remaining.strip() == "0":
-            until_retry = _seconds_until_retry(headers)
-            if until_retry is None and pause is None and "X-Rate-Limit-Retry" not in headers:
-                # Spent, and no word on when it renews: the next request would exceed it.
-                until_retry = UNKNOWN_RENEWAL_PAUSE
-            if until_retry is not None and (pause is None or until_retry > pause):
-                pause = until_retry
+                pause = seconds_until_retry(headers)
+        if (
+            remaining is not None
+            and remaining.isascii()
+            and remaining.isdigit()
+            and len(remaining) < 10
+        ):
+            allowed: int | None = int(remaining)  # the usual form, without a call
+        else:
+            allowed = header_int(remaining)
+        if allowed is not None:
+            if number > self._allowance_from:
+                self._allowance_from = number
+                limit_text = headers.get("X-Rate-Limit-Limit")
+                last_text, limit = self._last_limit
+                if limit_text != last_text:  # the limit rarely changes: parse it when it does
+                    limit = header_int(limit_text)
+                    self._last_limit = (limit_text, limit)
+                self._gate.observe_allowance(allowed, limit)
+            if allowed == 0:
+                until_retry = seconds_until_retry(headers)
+                if until_retry is None and pause is None and "X-Rate-Limit-Retry" not in headers:
+                    # Spent, and no word on when it renews: the next request would exceed it.
+                    until_retry = UNKNOWN_RENEWAL_PAUSE
+                if until_retry is not None and (pause is None or until_retry > pause):
+                    pause = until_retry
         if not pause:
             return
         if pause > MAX_SERVER_PAUSE:
@@ -594,124 +648,3 @@ class Transport:
                 f"longer than one call waits ({RETRY_MAX_TIME:.0f} s)"
             ),
         )
-
-
-_UNKNOWN_HINT: Final = {
-    "unsent": "; it may have reached the server: find the action with client.async_actions.list()",
-}
-
-
-def _outcome_unknown(
-    label: str, method: str, path: str, started: float, cause: BaseException
-) -> OutcomeUnknownError:
-    sent_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.monotonic() - started)
-    reason = _describe(cause) if not isinstance(cause, APIError) else str(cause)
-    return OutcomeUnknownError(
-        f"{label}: the request may have reached the server, and its answer was lost "
-        f"({reason}); it is not retried, as that could start the action twice. Look for an "
-        f"action created after {sent_at.isoformat(timespec='seconds')} in "
-        "client.async_actions.list() before trying again",
-        method=method,
-        path=path,
-        sent_at=sent_at,
-    )
-
-
-def _api_error(
-    status: int, body: bytes, retry_after: float | None, headers: CIMultiDictProxy[str]
-) -> APIError:
-    payload: Any = None
-    if body.lstrip()[:1] == b"{":
-        try:
-            payload = _json.loads(body)
-        except (ValueError, TypeError):
-            payload = None
-    if 300 <= status < 400 and not (isinstance(payload, dict) and payload.get("message")):
-        location = headers.get("Location")
-        where = f" to {location[:200]}" if location else " without a Location"
-        payload = {"message": f"redirect{where} (redirects are not followed: check base_url)"}
-    if retry_after is not None:  # the client's own pause stops there (and 1e20 s overflows)
-        retry_after = min(retry_after, MAX_SERVER_PAUSE)
-    error = APIError.from_response(status, body, payload, retry_after=retry_after)
-    if isinstance(error, RateLimitError):
-        wait = retry_after if retry_after is not None else _seconds_until_retry(headers)
-        if wait is not None:
-            wait = min(wait, MAX_SERVER_PAUSE)
-            error.retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=wait)
-            error.args = (error._describe(),)
-    return error
-
-
-def _header_int(value: str | None) -> int | None:
-    """A header's non-negative integer value, or None when absent or not one."""
-    if value is None:
-        return None
-    text = value.strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
-
-
-def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
-    """``Retry-After`` in seconds: delta-seconds or an HTTP date; None when absent or bad."""
-    value = headers.get("Retry-After")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        try:
-            seconds = when.timestamp() - server_now(headers)
-        except OverflowError:
-            return None
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def _seconds_until_retry(headers: CIMultiDictProxy[str]) -> float | None:
-    """Seconds until ``X-Rate-Limit-Retry`` (Unix epoch seconds); None when absent or past.
-
-    A value too large for seconds is read as milliseconds (a common mistake); one that is
-    not a number, or in the past, is ignored.
-    """
-    value = headers.get("X-Rate-Limit-Retry")
-    if value is None:
-        return None
-    try:
-        epoch = float(value.strip())
-    except ValueError:
-        return None
-    if not math.isfinite(epoch):
-        return None
-    if epoch > _EPOCH_MS_THRESHOLD:
-        epoch /= 1000.0
-    seconds = epoch - server_now(headers)
-    return seconds if seconds > 0 else None
-
-
-def _request_id(body: bytes) -> str | None:
-    match = _REQUEST_ID.search(body, 0, 4096)
-    return match.group(1).decode("ascii", "replace") if match else None
-
-
-def _describe(exc: BaseException) -> str:
-    """What happened, in words, for a transport failure."""
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"the server's TLS certificate does not verify ({exc.certificate_error})"
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return f"TLS failed: {exc}"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        # We never raise for status: this is aiohttp's parser refusing what the server sent.
-        return f"the server's response could not be parsed ({exc.message})"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return f"the response body was cut off or malformed ({exc})"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

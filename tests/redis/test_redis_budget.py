@@ -64,6 +64,7 @@ async def test_gates_share_the_limit_and_wait_for_the_earliest_slot(r: Any) -> N
         await b.aclose()
 
 
+@pytest.mark.slow
 async def test_unanswered_slot_is_held_past_the_hold(r: Any) -> None:
     """A request without a response frees a window after admitted + hold (LocalGate's rule)."""
     g = gate(r, hold=5.0)
@@ -78,6 +79,7 @@ async def test_unanswered_slot_is_held_past_the_hold(r: Any) -> None:
         await g.aclose()
 
 
+@pytest.mark.slow
 async def test_lease_covers_a_request_that_is_never_released(r: Any) -> None:
     """Until released, a slot may reach the server until admitted + hold (and counts a
     window after)."""
@@ -143,6 +145,7 @@ async def test_cancelled_waiter_leaves_the_queue(r: Any) -> None:
         await g.aclose()
 
 
+@pytest.mark.slow
 async def test_scripts_survive_a_script_flush(r: Any) -> None:
     """Scripts are called by SHA; NOSCRIPT (a flushed or restarted server) loads them again."""
     g = gate(r)
@@ -161,6 +164,7 @@ async def _use_then_lose(r: Any, g: Any) -> None:
     await r.flushdb()
 
 
+@pytest.mark.slow
 async def test_lost_state_holds_the_budget_for_a_lease(r: Any) -> None:
     """After Redis loses the budget's keys, nothing is admitted for one lease."""
     g = gate(r, hold=1.0)
@@ -217,6 +221,7 @@ async def test_oauth_needs_a_key(r: Any) -> None:
         VoucherifyClient(oauth_token="tok", budget=RedisBudget(r))
 
 
+@pytest.mark.slow
 async def test_keys_name_the_account_never_the_token(r: Any, emulator: VoucherifyEmulator) -> None:
     action_id = emulator.add_action(duration=0.0)
     async with VoucherifyClient(

@@ -191,7 +191,7 @@ def run_lifecycle() -> tuple[str, bool]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "junit.xml"
         subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "",
              f"--junitxml={report}", *(str(HERE / name) for name in LIFECYCLE_FILES)],
             cwd=ROOT, check=False, capture_output=True,
         )  # fmt: skip
@@ -284,7 +284,8 @@ A handle is a hang if it has not ended {hang:.0f} s after its job. RSS is read f
 handles have started. The emulator forgets each finished job and its request log as the run goes,
 so that the RSS measures the client, not the emulator's records.
 
-The CI run is what `pytest` runs; the full one runs with `VOUCHERIFY_SOAK=1 pytest
+The CI run is what `pytest -m slow` runs (the soak is marked `slow`, so the default `pytest`
+leaves it out; `.ci/run` runs both); the full one runs with `VOUCHERIFY_SOAK=1 pytest -m slow
 tests/reliability/test_soak.py` (or `nox -s soak`).
 
 {table}

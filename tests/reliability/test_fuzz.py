@@ -20,6 +20,7 @@ import pickle
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
+import pytest
 from _seed import actions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -186,6 +187,7 @@ def check_action(action: AsyncAction) -> None:
 # --- the decoder --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @DECODER
 @given(bodies)
 def test_decoder_raises_only_response_decode_error(body: bytes) -> None:
@@ -198,6 +200,7 @@ def test_decoder_raises_only_response_decode_error(body: bytes) -> None:
         check_action(action)
 
 
+@pytest.mark.slow
 @DECODER
 @given(mutated() | garbage)
 def test_structuring_parsed_json_raises_only_response_decode_error(payload: Any) -> None:
@@ -210,6 +213,7 @@ def test_structuring_parsed_json_raises_only_response_decode_error(payload: Any)
         check_action(action)
 
 
+@pytest.mark.slow
 @DECODER
 @given(mutated())
 def test_a_mutated_action_that_decodes_round_trips(payload: Any) -> None:
