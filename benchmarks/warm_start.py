@@ -45,12 +45,7 @@ from voucherify_async import PollPolicy
 from voucherify_async._polling.durations import DurationStats
 
 STARTS: Final = ("fixed", "expo", "no warm start", "warm start", "not on page", "given", "warm")
-OFF: Final = PollPolicy(warm_start=False)
-
-
-def _listed(shape: sr.Shape, durations: tuple[float, float], listed: int) -> dict[str, list[float]]:
-    """What the list page teaches of *shape*'s type: its *listed* latest jobs' durations."""
-    return {shape.type: [e.end for e in sr.history(shape, listed, durations)]}
+OFF: Final = oos.NO_WARM_START
 
 
 def poll(
@@ -71,13 +66,12 @@ def poll(
     elif start == "no warm start":
         policy = OFF
     elif start == "warm start":
-        page = _listed(shape, durations, listed)
-        warm_up = lambda learned: learned.update(page)  # noqa: E731
+        warm_up = oos.warm_up(oos.listed(shape, durations, listed))
     elif start == "not on page":
-        warm_up = lambda learned: learned.update({})  # noqa: E731
+        warm_up = oos.warm_up({})
     elif start == "given":
         assert stats is not None
-        stats.update(_listed(shape, durations, listed))
+        stats.update(oos.listed(shape, durations, listed))
     else:
         stats = warm
     gets, answered, _ = zoo.poll(
@@ -151,7 +145,9 @@ def run(config: oos.Config, listed: int) -> tuple[Table, Table]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--listed", type=int, default=10, help="jobs of the type on the page")
+    parser.add_argument(
+        "--listed", type=int, default=oos.LISTED, help="jobs of the type on the page"
+    )
     args = parser.parse_args(argv)
     for table in run(oos.QUICK if args.quick else oos.FULL, args.listed):
         print(table.text(), end="\n\n")
