@@ -68,7 +68,7 @@ async def test_redis_round_trip_is_not_a_budget_wait(
     telemetry = Telemetry()
     instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
     try:
-        budget = RedisBudget(r, limit=100, key="otel-round-trip")
+        budget = RedisBudget(r, limit=100, key="otel-round-trip", hold_after_restart=False)
         async with VoucherifyClient(
             APP_ID, APP_TOKEN, base_url=emulator.base_url, budget=budget
         ) as client:
