@@ -97,7 +97,7 @@ def constraints(session: nox.Session) -> None:
     Run it on purpose (a new ruff, mypy or Sphinx release, a new optional dependency), then
     run ``nox -s lint mypy docs`` and fix what the new versions find, in the same commit.
     """
-    session.install("-e", ".[test,docs,cli,speed,redis]", "ruff", "mypy")
+    session.install("-e", ".[test,docs,cli,speed,redis,otel]", "ruff", "mypy")
     frozen = session.run("python", "-m", "pip", "freeze", "--exclude-editable", silent=True)
     assert isinstance(frozen, str)
     lines = sorted(
@@ -124,7 +124,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def mypy(session: nox.Session) -> None:
     """mypy --strict over the package and the public typing pins, at the pinned versions."""
-    session.install("-c", str(CONSTRAINTS), "-e", ".[test,speed,redis]", "mypy")
+    session.install("-c", str(CONSTRAINTS), "-e", ".[test,speed,redis,otel]", "mypy")
     session.run("mypy", "voucherify_async")
     session.run("mypy", "--strict", "tests/typing/api.py")
 
