@@ -216,6 +216,41 @@ async def test_unreachable_redis_is_a_typed_error_after_the_bound(
         await r.aclose()
 
 
+async def test_callers_waiting_behind_an_outage_end_together() -> None:
+    """Six callers of one process ask at once while nothing listens: each gets
+    BudgetUnavailableError about unavailable_timeout after it asked, not one timeout after
+    the one before it (the five waiting behind the one asking Redis used to end in turn)."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    timeout = 1.0
+    r = aioredis.Redis(
+        host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
+    g = gate(r, unavailable_timeout=timeout)
+    loop = asyncio.get_running_loop()
+    ends: list[float] = []
+
+    async def ask() -> BaseException | None:
+        try:
+            await g.acquire()
+        except BudgetUnavailableError as exc:
+            ends.append(loop.time())
+            return exc
+        return None
+
+    try:
+        started = loop.time()
+        outcomes = await asyncio.wait_for(asyncio.gather(*(ask() for _ in range(6))), 60)
+        assert all(isinstance(o, BudgetUnavailableError) for o in outcomes)
+        # In turn, the last would end six timeouts in; together, all end within about one
+        # (the bound leaves room for a loaded machine, and is half the old behaviour's).
+        assert max(ends) - started < 3 * timeout
+    finally:
+        await g.aclose()
+        await r.aclose()
+
+
 async def test_oauth_needs_a_key(r: Any) -> None:
     with pytest.raises(ConfigurationError, match="key="):
         VoucherifyClient(oauth_token="tok", budget=RedisBudget(r))

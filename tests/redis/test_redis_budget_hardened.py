@@ -157,6 +157,40 @@ async def test_an_empty_restart_holds_the_budget_for_a_newcomer(tmp_path: Path) 
         server.stop()
 
 
+async def test_a_flush_holds_the_budget_for_a_newcomer(r: Any) -> None:
+    """Item 1: the budget's keys are flushed (or evicted) while its requests still count, and
+    a process new to the budget asks first. The server says it flushed keys since it started:
+    the newcomer waits a lease from its call instead of being admitted at once."""
+    old = gate(r, limit=3)
+    try:
+        await use(old, 3)
+        await r.flushall()
+        flushed = await redis_ms(r)
+        newcomer = gate(r, limit=3, hold_after_restart=True)
+        try:
+            adm = await asyncio.wait_for(newcomer.acquire(), 30)
+            assert adm.token.admitted_ms >= flushed + (1.0 + WINDOW) * 1000
+            newcomer.release(adm, answered=True)
+        finally:
+            await newcomer.aclose()
+    finally:
+        await old.aclose()
+
+
+def test_braces_in_a_key_or_prefix_never_split_its_hash_slot() -> None:
+    """On a Cluster every key of a budget, poll set or store must share one slot: braces in
+    the user's key or prefix (an empty tag hashes whole keys) cannot split them."""
+    from redis.crc import key_slot
+
+    from voucherify_async.redis._scripts import key_base
+
+    for prefix, name in [("voucherify-async", "}abc"), ("{}", "x"), ("p{", "}"), ("", "{x}")]:
+        for kind in ("budget", "poll", "learn"):
+            base = key_base(prefix, kind, name)
+            slots = {key_slot(f"{base}:{part}".encode()) for part in ("slots", "queue", "aa_1")}
+            assert len(slots) == 1, (prefix, name, kind)
+
+
 def test_hold_after_restart_must_be_a_bool() -> None:
     """A non-bool is a typed error, not a truthy surprise."""
     with pytest.raises(TypeError, match="hold_after_restart"):

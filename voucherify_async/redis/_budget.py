@@ -49,7 +49,9 @@ When Redis is unreachable or refuses writes
 Fail safe: nothing is sent without a slot. A caller keeps trying (a refused write, such as
 ``READONLY`` after a failover or ``OOM`` under ``maxmemory``, is an outage like a lost
 connection), logs one WARNING per outage, and gets :class:`BudgetUnavailableError` once
-*unavailable_timeout* seconds (default 30) pass without Redis. A slot already taken keeps its
+*unavailable_timeout* seconds (default 30; or one *operation_timeout*, if longer, when Redis
+hangs rather than refuses) pass without Redis since it asked, whether it was the one asking
+Redis or waited behind it. A slot already taken keeps its
 lease, so it is never counted short. When Redis comes back, callers carry on.
 
 When Redis loses state
@@ -86,7 +88,7 @@ from voucherify_async._errors import ClientClosedError, InvalidArgumentTypeError
 from voucherify_async._pacing import Admission, LocalGate, RequestGate, ServerPause, gate_work
 from voucherify_async.instrumentation import BudgetUsage
 
-from ._scripts import Scripts, as_int, as_text
+from ._scripts import Scripts, as_int, as_text, key_base
 
 __all__ = ["BudgetUnavailableError", "RedisBudget"]
 
@@ -145,17 +147,21 @@ class RedisBudget:
         (never a token). With an OAuth token there is no such name: pass one.
     :param prefix: The start of every Redis key and channel (default ``"voucherify-async"``).
     :param unavailable_timeout: Seconds a caller keeps trying an unreachable Redis (or one
-        refusing writes) before :class:`BudgetUnavailableError` (default 30).
+        refusing writes) before :class:`BudgetUnavailableError` (default 30), counted from the
+        later of its own call and the outage's start; a call to a hanging Redis ends no sooner
+        than *operation_timeout*.
     :param heartbeat: The longest a waiting process sleeps before asking Redis again, in
         seconds (default 2); a process that stops asking for three heartbeats leaves the queue.
     :param operation_timeout: Seconds one Redis call may take before it counts as a failure
         (default 5).
-    :param hold_after_restart: When the budget has no state in Redis and the server has been
-        up for less than one lease (the longest request timeout in use plus the window), hold
-        the budget until a lease after the server started (default ``True``): an empty restart
-        forgets the requests that still count at the API, and a process new to the budget
-        cannot tell it from a new budget. ``False`` trusts a new server (tests that start a
-        fresh ``redis-server``); a restart is then caught only by processes that knew the
+    :param hold_after_restart: When the budget has no state in Redis and the server shows it
+        may have lost it, hold the budget for one lease (the longest request timeout in use
+        plus the window; default ``True``): a process new to the budget cannot tell a lost
+        state from a new budget, but the server can say that it has been up for less than a
+        lease (an empty restart: held until a lease after it started) or that it evicted or
+        flushed keys since it started (held a lease from now). So a brand-new budget on such a
+        server also waits one lease. ``False`` trusts a missing state (tests that start or flush
+        their own ``redis-server``); a loss is then caught only by processes that knew the
         state.
     """
 
@@ -235,7 +241,7 @@ class RedisGate(RequestGate):
         self._local = LocalGate(
             concurrency=concurrency, limit=None, unanswered_hold=unanswered_hold, clock=self._clock
         )
-        base = f"{budget.prefix}:budget:{{{name}}}"
+        base = key_base(budget.prefix, "budget", name)
         self._keys = [f"{base}:{part}" for part in ("slots", "queue", "alive", "pause", "confs")]
         self._channel = f"{base}:freed"
         self._scripts = Scripts(self._redis, "budget", "budget_leave", "budget_pause")
@@ -264,6 +270,10 @@ class RedisGate(RequestGate):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._outage_logged = False
         self._mismatch_logged = False
+        # When the current outage began (the send of the first call that failed), for every
+        # caller of this process: each gives up unavailable_timeout after the later of that
+        # and its own arrival, whether it is the contender or waits behind it.
+        self._failing_since: float | None = None
         self._closed = False
         # Slots of the whole fleet in use as of this gate's last acquire (None before it).
         self._fleet_used: int | None = None
@@ -348,9 +358,11 @@ class RedisGate(RequestGate):
     async def _take_slot(self, local: Admission, deadline: float | None) -> _Slot:
         if self._contend is None:
             self._contend = asyncio.Lock()
+        entered = self._clock()
         self._contenders += 1
         try:
-            async with self._contend:  # one contender per process; the rest wait here, FIFO
+            await self._wait_turn(self._contend, entered)
+            try:  # one contender per process; the rest wait in _wait_turn, FIFO
                 # The previous contender may have queued this one in Redis already, and said
                 # when its turn comes.
                 member, turn = self._queued or (f"{self._me}:{next(self._serial)}", None)
@@ -359,14 +371,38 @@ class RedisGate(RequestGate):
                     self._queued_timer.cancel()
                     self._queued_timer = None
                 try:
-                    return await self._contend_for(member, local, deadline, turn)
+                    return await self._contend_for(member, local, deadline, turn, entered)
                 except BaseException:
                     # Leave the queue (and give back a slot the script may have granted as
                     # the call was cancelled): nothing was sent.
                     self._spawn(self._leave(member))
                     raise
+            finally:
+                self._contend.release()
         finally:
             self._contenders -= 1
+
+    async def _wait_turn(self, lock: asyncio.Lock, entered: float) -> None:
+        """Take *lock* (the contender's place), or raise :class:`BudgetUnavailableError` once
+        Redis has been unavailable for ``unavailable_timeout`` since this caller came: callers
+        waiting behind a contender that cannot reach Redis end on time too, not one timeout
+        after another."""
+        while True:
+            timeout = self._budget.unavailable_timeout
+            if self._failing_since is not None:
+                left = max(self._failing_since, entered) + timeout - self._clock()
+                if left <= 0:
+                    raise BudgetUnavailableError(
+                        f"the shared request budget in Redis was unavailable for {timeout:.1f} s "
+                        "while this request waited; the request was not sent, as it could "
+                        "not be counted"
+                    )
+                timeout = left
+            try:
+                await asyncio.wait_for(lock.acquire(), timeout)
+                return
+            except TimeoutError:
+                continue  # look at the outage again
 
     def _unclaimed(self) -> None:
         """The queued next contender's turn came and no caller took it: leave the queue
@@ -378,9 +414,13 @@ class RedisGate(RequestGate):
             self._schedule()  # the releases it would have carried
 
     async def _contend_for(
-        self, member: str, local: Admission, deadline: float | None, turn: float | None
+        self,
+        member: str,
+        local: Admission,
+        deadline: float | None,
+        turn: float | None,
+        entered: float,
     ) -> _Slot:
-        failing_since: float | None = None
         backoff = 0.05
         if turn is not None and turn > self._clock():
             # Queued by the previous contender, whose call said when this one's turn comes:
@@ -410,19 +450,14 @@ class RedisGate(RequestGate):
             waiting = self._contenders > 1 or self._local.waiting > 0
             follower = f"{self._me}:{next(self._serial)}" if waiting else ""
             measured = time.monotonic() if instrumentation.on_request else 0.0
+            asked = self._clock()
             try:
                 reply = await self._script_call(member, follower)
             except UNREACHABLE as exc:
                 now = self._clock()
-                if failing_since is None:
-                    failing_since = now
-                waited = now - failing_since
-                if waited >= self._budget.unavailable_timeout:
-                    raise BudgetUnavailableError(
-                        f"the shared request budget in Redis was unavailable for {waited:.1f} s "
-                        f"({type(exc).__name__}: {exc}); the request was not sent, as it could "
-                        "not be counted"
-                    ) from exc
+                if self._failing_since is None:
+                    self._failing_since = asked  # unavailable since this call was sent
+                waited = now - max(self._failing_since, entered)
                 if not self._outage_logged:
                     self._outage_logged = True
                     logger.warning(
@@ -430,13 +465,19 @@ class RedisGate(RequestGate):
                         "(%s: %s); requests wait for it, up to %.0f s each",
                         type(exc).__name__, exc, self._budget.unavailable_timeout,
                     )  # fmt: skip
+                if waited >= self._budget.unavailable_timeout:
+                    raise BudgetUnavailableError(
+                        f"the shared request budget in Redis was unavailable for {waited:.1f} s "
+                        f"({type(exc).__name__}: {exc}); the request was not sent, as it could "
+                        "not be counted"
+                    ) from exc
                 await self._sleep(wake, backoff)
                 backoff = min(backoff * 2, 1.0)
                 continue
             if self._outage_logged:
                 self._outage_logged = False
                 logger.warning("the shared request budget in Redis is reachable again")
-            failing_since, backoff = None, 0.05
+            self._failing_since, backoff = None, 0.05
             if measured:  # the round trip is the gate's work, not a wait for a slot
                 gate_work.set(gate_work.get() + time.monotonic() - measured)
             admitted, wait_ms, now_ms = as_int(reply[0]), as_int(reply[1]), as_int(reply[2])

@@ -31,7 +31,7 @@ import redis.asyncio
 from voucherify_async._durations import DurationStats
 
 from ._budget import UNREACHABLE
-from ._scripts import Scripts, as_text
+from ._scripts import Scripts, as_text, key_base
 
 __all__ = ["RedisLearning", "RedisLearningSession"]
 
@@ -117,8 +117,7 @@ class RedisLearningSession:
         self._learning = learning
         self._redis = learning.redis
         self._stats = stats
-        tag = name.replace("{", "(").replace("}", ")")
-        base = f"{learning.prefix}:learn:{{{tag}}}"  # one hash tag: one slot on a Cluster
+        base = key_base(learning.prefix, "learn", name)  # one hash tag: one slot on a Cluster
         self._keys = [f"{base}:durations", f"{base}:time-left"]
         self._scripts = Scripts(self._redis, "learn_merge")
         # What the store already has of these statistics: a merge sends only what is newer.

@@ -58,7 +58,7 @@ from voucherify_async._models import AsyncAction
 from voucherify_async._shared import SharedPoller
 
 from ._budget import UNREACHABLE
-from ._scripts import Scripts, as_int, as_text
+from ._scripts import Scripts, as_int, as_text, key_base
 from ._stream import Entry, Reader, entry_key, field, is_handover
 
 __all__ = ["RedisPolling"]
@@ -207,7 +207,7 @@ class RedisPoller:
         self._get = get
         # Every key of the account shares one hash tag: one slot on a Redis Cluster, so that
         # one script renews every lease and one pipeline reads back every followed id.
-        self._base = f"{polling.prefix}:poll:{{{_tag(name)}}}"
+        self._base = key_base(polling.prefix, "poll", name)
         self._scripts = Scripts(
             self._redis, "poll_join", "poll_lead", "poll_publish", "poll_release", "poll_renew"
         )
@@ -524,8 +524,3 @@ def _entry(reply: Any) -> Entry | None:
         return None
     flat = reply[2]
     return as_text(reply[1]), {flat[i]: flat[i + 1] for i in range(0, len(flat) - 1, 2)}
-
-
-def _tag(name: str) -> str:
-    """*name* without braces, so that it is the whole hash tag of the account's keys."""
-    return name.replace("{", "(").replace("}", ")")

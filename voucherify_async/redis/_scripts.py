@@ -13,7 +13,7 @@ from typing import Any
 import redis.asyncio
 from redis.commands.core import AsyncScript
 
-__all__ = ["Scripts", "as_int", "as_text"]
+__all__ = ["Scripts", "as_int", "as_text", "key_base"]
 
 
 @functools.cache
@@ -43,3 +43,17 @@ def as_text(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return value.decode("utf-8")
     return str(value)
+
+
+def key_base(prefix: str, kind: str, name: str) -> str:
+    """``prefix:kind:{name}``, the start of every key of one budget, poll set or store.
+
+    The braces make *name* the keys' hash tag (one slot on a Redis Cluster, so a script may
+    name them all); braces inside *prefix* or *name* would end or start the tag elsewhere (an
+    empty tag hashes the whole key), so they become parentheses.
+    """
+    return f"{_brace_free(prefix)}:{kind}:{{{_brace_free(name)}}}"
+
+
+def _brace_free(text: str) -> str:
+    return text.replace("{", "(").replace("}", ")")

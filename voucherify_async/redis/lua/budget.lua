@@ -18,8 +18,9 @@
 -- ARGV[10] the id of this process's next contender ('' for none): when the caller is
 -- admitted, it joins the queue at once and the reply says how long it should sleep before
 -- it asks (its turn), instead of asking at once and being told to wait,
--- ARGV[11] '1' to treat a server up for less than one lease as one that may have restarted
--- empty (RedisBudget's hold_after_restart), '0' not,
+-- ARGV[11] '1' to treat missing state as lost where the server shows it may be: up for less
+-- than one lease (an empty restart), or an eviction or a flush since it started (RedisBudget's
+-- hold_after_restart), '0' not,
 -- ARGV[12] n releases, then n quadruples (slot id, '1' answered / '0' not, ms since it ended
 -- by the caller's clock, measured when the call was sent, when it was admitted in ms on
 -- Redis's clock); then m renewals, then m slot ids.
@@ -98,11 +99,26 @@ if not epoch then
   -- caller that knew it. A caller new to the budget cannot tell an empty restart from a new
   -- budget, but the server can: one up for less than a lease may have forgotten requests
   -- that still count at the API (they count until a lease after the restart at most).
+  -- Nor can it tell a flush or an eviction, but the server shows that one happened.
   lost = known ~= ''
-  if not lost and ARGV[11] == '1' and uptime_ms and uptime_ms < max_hold + eff_window then
-    lost = true
-    -- INFO counts whole seconds: the restart came at most uptime_ms before now.
-    restarted_at = now - uptime_ms
+  if not lost and ARGV[11] == '1' then
+    local shown = 0
+    local stats = redis.pcall('INFO', 'stats')
+    if type(stats) == 'string' then
+      shown = shown + (tonumber(string.match(stats, 'evicted_keys:(%d+)')) or 0)
+    end
+    local commands = redis.pcall('INFO', 'commandstats')
+    if type(commands) == 'string' then
+      shown = shown + (tonumber(string.match(commands, 'cmdstat_flushall:calls=(%d+)')) or 0)
+        + (tonumber(string.match(commands, 'cmdstat_flushdb:calls=(%d+)')) or 0)
+    end
+    if shown > 0 then
+      lost = true  -- when is unknown: hold from now
+    elseif uptime_ms and uptime_ms < max_hold + eff_window then
+      lost = true
+      -- INFO counts whole seconds: the restart came at most uptime_ms before now.
+      restarted_at = now - uptime_ms
+    end
   end
   renew = true
 elseif held_by ~= run_id then
