@@ -289,6 +289,9 @@ def worker_config(redis_url: str, emu: VoucherifyEmulator, action_id: str, **ext
         "action_id": action_id,
         "limit": LIMIT,
         "window": WINDOW,
+        # The emulator reads every request at once: an abandoned request's hold (and so the
+        # lease of a lost budget) may be the client's timeout instead of the 30 s floor.
+        "abandoned_hold": extra.get("timeout", 5.0),
         **extra,
     }
 

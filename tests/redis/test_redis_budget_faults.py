@@ -50,6 +50,7 @@ def config(redis_url: str, emu: VoucherifyEmulator, action_id: str, **extra: Any
         "window": WINDOW,
         "requests": REQUESTS,
         "timeout": 2.0,
+        "abandoned_hold": 2.0,  # the emulator reads every request at once: the timeout will do
         "operation_timeout": 1.0,
         **extra,
     }
