@@ -134,7 +134,7 @@ def test_short_jobs_with_learned_durations() -> None:
     for _ in range(200):
         duration = rng.uniform(0.1, 1.3)
         job = _job("linear", duration, enqueued=min(0.05 * duration, 0.5))
-        schedule = PollSchedule(policy, started=0.0, stats=stats)
+        schedule = PollSchedule(policy, started=0.0, stats=stats, known_start=True)
         t = schedule.first_delay("VOUCHERS.IMPORT")
         for count in range(1, 20):
             status, progress, _ = job.state(t * 1000)
@@ -419,7 +419,11 @@ def test_first_poll_waits_for_the_learned_median() -> None:
     stats = DurationStats()
     for i in range(9):
         stats.add("VOUCHERS.IMPORT", 0.1 * (i + 1))
-    assert PollSchedule(PollPolicy(), stats=stats).first_delay("VOUCHERS.IMPORT") == 0.5
+    started_here = PollSchedule(PollPolicy(), stats=stats, started=0.0, known_start=True)
+    assert started_here.first_delay("VOUCHERS.IMPORT") == 0.5
+    # Met by id: its age is unknown (it may be over), whatever was learned of any type.
+    assert PollSchedule(PollPolicy(), stats=stats).first_delay("VOUCHERS.IMPORT") == 0.0
+    assert PollSchedule(PollPolicy(), stats=stats).first_delay() == 0.0
     assert PollSchedule(PollPolicy(), stats=DurationStats()).first_delay() == 0.0
     off = PollPolicy(learn_durations=False)
     assert PollSchedule(off, stats=stats).first_delay() == 0.0
@@ -435,8 +439,8 @@ def test_first_poll_waits_for_the_learned_median() -> None:
     assert PollSchedule(patient, **mine).first_delay("ORDERS.IMPORT") == 300.0  # type: ignore[arg-type]
     unbounded = PollPolicy(max_lateness=None)
     assert PollSchedule(unbounded, **mine).first_delay("ORDERS.IMPORT") == 1.2  # type: ignore[arg-type]
-    # An action met elsewhere may have run for a while: no floor, 1.2 s at most.
-    assert PollSchedule(PollPolicy(), stats=stats).first_delay("ORDERS.IMPORT") == 1.2
+    # An action met elsewhere may have run for a while, or be over: polled at once.
+    assert PollSchedule(PollPolicy(), stats=stats).first_delay("ORDERS.IMPORT") == 0.0
     # A type not learned, or not known yet, gets no floor from the others: 1.2 s at most.
     assert PollSchedule(PollPolicy(), **mine).first_delay("SKUS.IMPORT_CSV") == 1.2  # type: ignore[arg-type]
     assert PollSchedule(PollPolicy(), **mine).first_delay() == 1.2  # type: ignore[arg-type]
@@ -584,3 +588,19 @@ def test_a_fresh_clients_first_poll_of_an_action_it_started_waits_initial_delay(
         )
     assert sum(r.gets for r in runs) / len(runs) <= 2.0
     assert sorted(r.lateness for r in runs)[int(0.95 * len(runs))] <= 0.8
+
+
+def test_a_requeued_action_is_bounded_from_its_last_queued_poll() -> None:
+    """An action seen running that goes back to ENQUEUED: the bound's reference is the poll
+    that saw it queued again (not the handle's start, nor when it first left the queue), so
+    the next gap is at most ``initial_delay``."""
+    policy = PollPolicy(jitter=0.0)
+    schedule = PollSchedule(policy, random.Random(0), started=0.0)
+    t = 0.0
+    for _ in range(6):  # running, no progress, for about six seconds
+        delay, _ = schedule.next_delay(t, True, None)
+        t += delay
+    delay, _ = schedule.next_delay(t, False, None, enqueued=True)  # queued again
+    assert delay <= policy.initial_delay + 1e-9
+    delay, _ = schedule.next_delay(t + delay, False, None, enqueued=True)
+    assert delay <= policy.initial_delay + 1e-9

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import logging
 import time
@@ -433,7 +434,11 @@ class AsyncActionHandle:
                 # client's one warm-start list() teaches it before the next plan.
                 pending = self._warm()
                 if pending is not None:
-                    await pending
+                    # At most min_delay, the shortest gap any plan makes: the next poll's
+                    # time counts from this poll, so a slow or failing page never lengthens
+                    # it (a page that comes later teaches the plans after).
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(pending, self._policy.min_delay)
             self._plan_next(now, snapshot, error)
         except asyncio.CancelledError:
             if not self._future.done():

@@ -121,6 +121,7 @@ class PollSchedule:
         "_left_queue",
         "_made_here",
         "_policy",
+        "_ran",
         "_rerun",
         "_rng",
         "_run",
@@ -147,6 +148,7 @@ class PollSchedule:
         #: Whether the work is known not to have begun at ``_since``.
         self._known = self._made_here = known_start and self._start is not None
         self._enqueued = False  # the newest snapshot said ENQUEUED
+        self._ran = False  # a snapshot said IN_PROGRESS (a later ENQUEUED is a re-queue)
         #: The first poll that saw the action past ENQUEUED after a poll saw it ENQUEUED: its
         #: work began between ``_since`` and this (None: not seen leave the queue).
         self._left_queue: float | None = None
@@ -166,16 +168,19 @@ class PollSchedule:
         and durations are learned (``policy.learn_durations``), the median duration of
         *action_type* (any type when None), at most ``FIRST_POLL_CAP * initial_delay`` or
         ``max_lateness`` times the learned floor (:meth:`floor`), whichever is later; with
-        learning on and nothing learned yet, ``initial_delay`` for an action this client
-        started (``known_start``: it is 0 s old), 0 for one met elsewhere."""
+        learning on and nothing learned yet, ``initial_delay``. All this for an action this
+        client started (``known_start``: it is 0 s old); 0 for one met elsewhere, whose age is
+        unknown (it may be over)."""
         policy, learned = self._policy, self._learned
         if policy.first_poll_after or learned is None:
             return own_delay(policy.first_poll_after)
+        if not self._made_here:
+            return 0.0  # met by id: its age is unknown, and it may be over
         median = learned.quantile(action_type, FIRST_POLL_QUANTILE)
         if median is None:
             # Nothing learned: an action this client just started is still young, and a GET at
-            # once would almost always see it unfinished; one met elsewhere may be over.
-            return own_delay(policy.initial_delay) if self._made_here else 0.0
+            # once would almost always see it unfinished.
+            return own_delay(policy.initial_delay)
         cap = FIRST_POLL_CAP * policy.initial_delay
         if policy.max_lateness is not None and self._made_here:
             cap = max(cap, policy.max_lateness * self.floor(action_type))
@@ -212,6 +217,8 @@ class PollSchedule:
         delay: float | None = None
         reason: PollReason = "backoff"
         was_enqueued, self._enqueued = self._enqueued, bool(enqueued) and not in_progress
+        if in_progress:
+            self._ran = True
         if was_enqueued and not self._enqueued:
             self._left_queue = now  # its work began between the last poll and this one
         if self._enqueued:
@@ -382,7 +389,9 @@ class PollSchedule:
     def _wait(self, now: float, action_type: str | None) -> tuple[float, float]:
         """The wait the bound counts (seconds since its reference) and the learned floor
         that applies to it (0 where the work is not known to have begun at the reference)."""
-        reference = self._start if self._enqueued else self._since
+        # While every poll saw it queued, from the handle's start; once one saw it running
+        # (a re-queue too), from the last poll that saw it ENQUEUED.
+        reference = self._start if self._enqueued and not self._ran else self._since
         if reference is None or self._start is None:
             return 0.0, 0.0
         wait = max(0.0, now - reference)
