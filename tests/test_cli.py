@@ -259,9 +259,10 @@ async def test_sigint_during_wait_exits_130(emu: VoucherifyEmulator) -> None:
         env=subprocess_env(),
     )
     try:
-        await emu.wait_for_requests(1, timeout=30, action_id=action_id)
+        # Generous hang detectors: a loaded machine starts a Python process slowly.
+        await emu.wait_for_requests(1, timeout=120, action_id=action_id)
         proc.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -218,7 +218,7 @@ async def test_emulator_command_with_jobs_log_and_credentials(tmp_path: Path) ->
     )  # fmt: skip
     try:
         assert proc.stdout is not None
-        first = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode()
+        first = (await asyncio.wait_for(proc.stdout.readline(), timeout=120)).decode()
         url = re.search(r"http://127\.0\.0\.1:\d+", first)
         assert url, first
         listed = [(await proc.stdout.readline()).decode() for _ in range(4)]
@@ -235,7 +235,7 @@ async def test_emulator_command_with_jobs_log_and_credentials(tmp_path: Path) ->
             "GET /v1/async-actions/aa_long -> 401",
         ]
         proc.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     finally:
         if proc.returncode is None:
             proc.kill()

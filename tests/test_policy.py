@@ -122,8 +122,8 @@ async def test_a_start_helper_tells_the_handle_its_type(
 ) -> None:
     """A handle from a start helper knows its type before its first GET: with 20-40 s
     learned for VOUCHERS.IMPORT, its first poll is planned 10 s (0.5 x the learned floor)
-    after the start; a handle from a bare id, type unknown, plans it 1.2 s after (the
-    median capped at 2 x initial_delay, another type's durations never widening it)."""
+    after the start; a handle from a bare id, whose type and age are unknown (it may be
+    over), polls at once whatever was learned."""
     durations = client.async_actions.durations
     for i in range(10):
         durations.add("VOUCHERS.IMPORT", 20.0 + 2 * i)
@@ -132,7 +132,6 @@ async def test_a_start_helper_tells_the_handle_its_type(
     assert started._timer is not None and started.started_at is not None
     assert started._timer.when() - started.started_at == pytest.approx(10.0)
     bare = client.async_actions.handle(emulator.add_action(type="VOUCHERS.IMPORT", duration=None))
-    assert bare._timer is not None
-    assert bare._timer.when() - loop.time() == pytest.approx(1.2, abs=0.1)
+    assert bare._timer is None or bare._timer.when() - loop.time() <= 0.01
     started.cancel()
     bare.cancel()

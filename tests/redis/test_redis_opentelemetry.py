@@ -76,11 +76,14 @@ async def test_redis_round_trip_is_not_a_budget_wait(
             await client.async_actions.get(action_id)
             proxy.hold()  # Redis answers no sooner than the release below
             slow = asyncio.ensure_future(client.async_actions.get(action_id))
-            await asyncio.sleep(0.005)  # latency put on the round trip, not a wait for it
+            await asyncio.sleep(0.1)  # latency put on the round trip, not a wait for it
             proxy.release()
             await slow
         assert emulator.count() == 2
-        assert telemetry.points("voucherify.budget.wait.duration") == []
+        # Nothing of the held round trip is a wait (a loaded machine may still show the
+        # gate's own few milliseconds as one: the threshold is 1 ms).
+        waits = telemetry.points("voucherify.budget.wait.duration")
+        assert sum(point.sum for point in waits) < 0.1
     finally:
         uninstrument()
         await r.aclose()
